@@ -1,0 +1,63 @@
+// swift-tools-version:6.2
+//
+// csmil: a daemon that scores whole-slide images with a CS-MIL model.
+// One slide flows Ingest → Inference → Notify; Daemon wires them together.
+
+import PackageDescription
+
+/// Our own targets treat every warning as an error (dependencies are not affected).
+let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
+
+let package = Package(
+    name: "csmil",
+    products: [
+        .executable(name: "csmil", targets: ["Daemon"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // Thin system-library targets: a module map, a shim.h with typed wrappers, pkg-config names.
+        .systemLibrary(name: "COpenSlide", pkgConfig: "openslide", providers: [.apt(["libopenslide-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+
+        // Watch folder, slide reading, tissue, tiles.
+        .target(
+            name: "Ingest",
+            dependencies: ["COpenSlide", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // Tensors, backbones, checkpoints, clustering, CS-MIL heads, training.
+        .target(
+            name: "Inference",
+            dependencies: ["COpenBLAS", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // Reports, webhook, outbox.
+        .target(
+            name: "Notify",
+            dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // The `csmil` executable: commands, configuration, job store, pipeline, systemd.
+        .executableTarget(
+            name: "Daemon",
+            dependencies: [
+                "Ingest", "Inference", "Notify", "CSystemd",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "DaemonTests",
+            dependencies: ["Daemon"],
+            swiftSettings: strict
+        ),
+    ]
+)
