@@ -1,0 +1,202 @@
+import Foundation
+import Logging
+
+extension Configuration {
+    /// Where the systemd unit and the documentation expect the configuration.
+    static let defaultPath = "/etc/csmil/csmil.toml"
+
+    /// The sections and keys a configuration file may contain.
+    static let schema: [(section: String, keys: [String])] = [
+        ("watch", ["directory", "settle_seconds", "polling"]),
+        ("output", ["directory"]),
+        ("state", ["directory"]),
+        ("model", ["directory"]),
+        (
+            "webhook",
+            [
+                "url", "secret_file", "format", "allow_http", "retry_initial_seconds", "retry_max_seconds",
+                "retry_window_hours",
+            ]
+        ),
+        ("log", ["level"]),
+    ]
+
+    /// Reads and validates the configuration file at `path`.
+    static func load(path: String) throws(ConfigurationError) -> Configuration {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            let reason =
+                FileManager.default.fileExists(atPath: path) ? "cannot be read as UTF-8 text" : "does not exist"
+            throw ConfigurationError(
+                file: path,
+                problems: [
+                    .init(
+                        code: .unreadable, key: nil, line: nil, message: "the configuration file \(reason)",
+                        fix: "pass --config with the path of a readable csmil.toml (see etc/csmil.toml)")
+                ])
+        }
+        return try parse(text, path: path)
+    }
+
+    /// Parses and validates configuration text; relative paths are resolved against the folder of `path`.
+    static func parse(_ text: String, path: String) throws(ConfigurationError) -> Configuration {
+        let root: TOMLTable
+        do {
+            root = try TOML.parse(text)
+        } catch {
+            throw ConfigurationError(
+                file: path,
+                problems: [
+                    .init(
+                        code: .syntax, key: nil, line: error.line, message: "column \(error.column): \(error.message)",
+                        fix: "correct the TOML syntax (https://toml.io/en/v1.0.0)")
+                ])
+        }
+        var reader = TOMLReader()
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        reader.rejectUnknownKeys(in: root, section: nil, known: schema.map(\.section))
+
+        var sections: [String: TOMLTable] = [:]
+        for (section, keys) in schema {
+            guard let table = reader.table(root, section) else { continue }
+            reader.rejectUnknownKeys(in: table, section: section, known: keys)
+            sections[section] = table
+        }
+        let empty = TOMLTable(line: 1, entries: [])
+        let watch = sections["watch"] ?? empty
+        let output = sections["output"] ?? empty
+        let state = sections["state"] ?? empty
+        let model = sections["model"] ?? empty
+        let webhook = sections["webhook"] ?? empty
+        let log = sections["log"] ?? empty
+
+        let watchDirectory = reader.directory(watch, section: "watch", base: base, default: nil)
+        let settle = reader.number(watch, "settle_seconds", section: "watch", default: 30)
+        if let settle, settle < 0 {
+            reader.invalid(
+                "watch.settle_seconds", line: TOMLReader.line(of: "settle_seconds", in: watch),
+                "must not be negative (is \(settle))", fix: "use the seconds a slide must stay unchanged, e.g. 30")
+        }
+        let polling = reader.choice(watch, "polling", section: "watch", default: PollingMode.auto)
+        let outputDirectory = reader.directory(output, section: "output", base: base, default: "/var/lib/csmil/reports")
+        let stateDirectory = reader.directory(state, section: "state", base: base, default: "/var/lib/csmil/state")
+        let modelDirectory = reader.directory(model, section: "model", base: base, default: nil)
+
+        var url = reader.string(webhook, "url", section: "webhook", default: "")
+        let secret = reader.string(webhook, "secret_file", section: "webhook", default: "")
+        let format = reader.choice(webhook, "format", section: "webhook", default: WebhookFormat.event)
+        let allowHTTP = reader.boolean(webhook, "allow_http", section: "webhook", default: false)
+        let retryInitial = reader.number(webhook, "retry_initial_seconds", section: "webhook", default: 5)
+        let retryMax = reader.number(webhook, "retry_max_seconds", section: "webhook", default: 3600)
+        let retryWindow = reader.number(webhook, "retry_window_hours", section: "webhook", default: 72)
+        let level = reader.choice(log, "level", section: "log", default: Logger.Level.info)
+
+        if let text = url, !text.isEmpty {
+            reader.checkWebhookURL(text, allowHTTP: allowHTTP ?? false, line: TOMLReader.line(of: "url", in: webhook))
+            if secret?.isEmpty ?? false {
+                reader.invalid(
+                    "webhook.secret_file", line: webhook.line, "is required when [webhook] url is set",
+                    fix: "point secret_file at a file holding \"whsec_\" + a base64 key (mode 0600), or set url = \"\"")
+            }
+        } else {
+            url = nil
+        }
+        for (key, value) in [
+            ("retry_initial_seconds", retryInitial), ("retry_max_seconds", retryMax),
+            ("retry_window_hours", retryWindow),
+        ] {
+            if let value, value <= 0 {
+                reader.invalid(
+                    "webhook.\(key)", line: TOMLReader.line(of: key, in: webhook),
+                    "must be greater than 0 (is \(value))",
+                    fix: "use a positive number (defaults: 5 s, 3600 s, 72 h)")
+            }
+        }
+        if let retryInitial, let retryMax, retryInitial > 0, retryMax < retryInitial {
+            reader.invalid(
+                "webhook.retry_max_seconds", line: TOMLReader.line(of: "retry_max_seconds", in: webhook),
+                "is smaller than retry_initial_seconds (\(retryMax) < \(retryInitial))",
+                fix: "make retry_max_seconds at least retry_initial_seconds")
+        }
+        if let watchDirectory {
+            for (section, directory, table) in [("output", outputDirectory, output), ("state", stateDirectory, state)] {
+                guard let directory else { continue }
+                if directory == watchDirectory || directory.hasPrefix(watchDirectory + "/") {
+                    reader.invalid(
+                        "\(section).directory", line: TOMLReader.line(of: "directory", in: table),
+                        "\(directory) is inside the watched folder \(watchDirectory), so csmil would watch its own files",
+                        fix: "put [\(section)] directory outside [watch] directory")
+                }
+            }
+        }
+
+        guard reader.problems.isEmpty, let watchDirectory, let settle, let polling, let outputDirectory,
+            let stateDirectory, let modelDirectory, let secret, let format, let allowHTTP, let retryInitial,
+            let retryMax, let retryWindow, let level
+        else {
+            throw ConfigurationError(file: path, problems: reader.problems)
+        }
+        return Configuration(
+            sourcePath: path,
+            watch: Watch(directory: watchDirectory, settleSeconds: settle, polling: polling),
+            output: Output(directory: outputDirectory),
+            state: State(directory: stateDirectory),
+            model: Model(directory: modelDirectory),
+            webhook: Webhook(
+                url: url, secretFile: secret.isEmpty ? nil : Self.resolve(secret, base: base), format: format,
+                allowHTTP: allowHTTP, retryInitialSeconds: retryInitial, retryMaxSeconds: retryMax,
+                retryWindowHours: retryWindow),
+            log: Log(level: level)
+        )
+    }
+
+    /// `path` made absolute against `base` and normalised ("a/../b" → "b").
+    static func resolve(_ path: String, base: String) -> String {
+        URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: base, isDirectory: true)).standardizedFileURL.path
+    }
+}
+
+extension TOMLReader {
+    /// The `directory` key of a section as an absolute path; empty strings are refused.
+    fileprivate mutating func directory(
+        _ table: TOMLTable, section: String, base: String, default fallback: String?
+    )
+        -> String?
+    {
+        guard let path = string(table, "directory", section: section, default: fallback) else { return nil }
+        guard !path.isEmpty else {
+            invalid(
+                "\(section).directory", line: TOMLReader.line(of: "directory", in: table), "is empty",
+                fix: "set it to a folder path")
+            return nil
+        }
+        return Configuration.resolve(path, base: base)
+    }
+
+    /// Refuses webhook URLs that cannot be delivered to safely.
+    fileprivate mutating func checkWebhookURL(_ text: String, allowHTTP: Bool, line: Int?) {
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+            let host = components.host, !host.isEmpty
+        else {
+            invalid("webhook.url", line: line, "\"\(text)\" is not an absolute URL", fix: "write https://host/path")
+            return
+        }
+        switch scheme {
+        case "https": break
+        case "http" where allowHTTP: break
+        case "http":
+            invalid(
+                "webhook.url", line: line, "plain http sends results unencrypted",
+                fix: "use https, or set allow_http = true for a loopback test receiver")
+        default:
+            invalid("webhook.url", line: line, "scheme \"\(scheme)\" is not supported", fix: "use an https:// URL")
+        }
+        if components.user != nil || components.password != nil {
+            invalid(
+                "webhook.url", line: line, "contains credentials, which would end up in logs",
+                fix: "remove user:password from the URL; deliveries are authenticated by the signature")
+        }
+    }
+}

@@ -1,0 +1,156 @@
+/// Reads typed values out of a parsed TOML document against a fixed schema, recording every
+/// problem (unknown key, wrong type, missing key, impossible value) with its key and line
+/// instead of stopping at the first one.
+struct TOMLReader {
+    private(set) var problems: [ConfigurationError.Problem] = []
+
+    /// Records a problem with a value that has the right type but cannot work.
+    mutating func invalid(_ key: String, line: Int?, _ message: String, fix: String) {
+        problems.append(.init(code: .invalidValue, key: key, line: line, message: message, fix: fix))
+    }
+
+    /// Reports each key of `table` that is not in `known`, suggesting the nearest known key.
+    mutating func rejectUnknownKeys(in table: TOMLTable, section: String?, known: [String]) {
+        for (key, node) in table.entries where !known.contains(key) {
+            let dotted = Self.join(section, key)
+            let place = section.map { "[\($0)]" } ?? "the top level"
+            var fix = "remove it or correct the spelling"
+            if let guess = Self.nearest(to: key, in: known) { fix += " (did you mean '\(guess)'?)" }
+            fix += "; keys known in \(place): \(known.joined(separator: ", "))"
+            problems.append(.init(code: .unknownKey, key: dotted, line: node.line, message: "unknown key", fix: fix))
+        }
+    }
+
+    /// The sub-table `key` of `table`; an empty table when absent, nil when it is not a table.
+    mutating func table(_ table: TOMLTable, _ key: String) -> TOMLTable? {
+        guard let node = table[key] else { return TOMLTable(line: table.line, entries: []) }
+        guard case .table(let sub) = node.value else {
+            wrongType(key, node, expected: "a table ([\(key)])")
+            return nil
+        }
+        return sub
+    }
+
+    /// A string value; `fallback` when absent (nil fallback: the key is required).
+    mutating func string(_ table: TOMLTable, _ key: String, section: String?, default fallback: String?) -> String? {
+        guard let node = present(table, key, section: section, hasDefault: fallback != nil) else { return fallback }
+        guard case .string(let value) = node.value else {
+            wrongType(Self.join(section, key), node, expected: "a string in double quotes")
+            return nil
+        }
+        return value
+    }
+
+    /// A number of seconds or hours: an integer or a float.
+    mutating func number(_ table: TOMLTable, _ key: String, section: String?, default fallback: Double?) -> Double? {
+        guard let node = present(table, key, section: section, hasDefault: fallback != nil) else { return fallback }
+        switch node.value {
+        case .integer(let value): return Double(value)
+        case .float(let value) where value.isFinite: return value
+        default:
+            wrongType(Self.join(section, key), node, expected: "a finite number")
+            return nil
+        }
+    }
+
+    /// An integer value.
+    mutating func integer(_ table: TOMLTable, _ key: String, section: String?, default fallback: Int64?) -> Int64? {
+        guard let node = present(table, key, section: section, hasDefault: fallback != nil) else { return fallback }
+        guard case .integer(let value) = node.value else {
+            wrongType(Self.join(section, key), node, expected: "an integer")
+            return nil
+        }
+        return value
+    }
+
+    /// A boolean value.
+    mutating func boolean(_ table: TOMLTable, _ key: String, section: String?, default fallback: Bool?) -> Bool? {
+        guard let node = present(table, key, section: section, hasDefault: fallback != nil) else { return fallback }
+        guard case .boolean(let value) = node.value else {
+            wrongType(Self.join(section, key), node, expected: "true or false")
+            return nil
+        }
+        return value
+    }
+
+    /// An array of strings.
+    mutating func strings(_ table: TOMLTable, _ key: String, section: String?, default fallback: [String]?) -> [String]?
+    {
+        guard let node = present(table, key, section: section, hasDefault: fallback != nil) else { return fallback }
+        guard case .array(let items) = node.value else {
+            wrongType(Self.join(section, key), node, expected: "an array of strings")
+            return nil
+        }
+        var values: [String] = []
+        for item in items {
+            guard case .string(let value) = item.value else {
+                wrongType(Self.join(section, key), item, expected: "an array of strings")
+                return nil
+            }
+            values.append(value)
+        }
+        return values
+    }
+
+    /// One of a fixed set of string values.
+    mutating func choice<Choice: RawRepresentable & CaseIterable>(
+        _ table: TOMLTable, _ key: String, section: String?, default fallback: Choice?
+    ) -> Choice? where Choice.RawValue == String {
+        let allowed = Choice.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+        guard let text = string(table, key, section: section, default: fallback?.rawValue) else { return nil }
+        guard let value = Choice(rawValue: text) else {
+            invalid(
+                Self.join(section, key), line: table[key]?.line, "\"\(text)\" is not one of \(allowed)",
+                fix: "set it to one of \(allowed)")
+            return nil
+        }
+        return value
+    }
+
+    /// The line of `key` in `table`, or of the table itself when the key is absent.
+    static func line(of key: String, in table: TOMLTable) -> Int? { table[key]?.line ?? table.line }
+
+    /// "section.key", or "key" at the top level.
+    static func join(_ section: String?, _ key: String) -> String { section.map { "\($0).\(key)" } ?? key }
+
+    private mutating func present(_ table: TOMLTable, _ key: String, section: String?, hasDefault: Bool) -> TOMLNode? {
+        if let node = table[key] { return node }
+        if !hasDefault {
+            let place = section.map { "[\($0)]" } ?? "the top level"
+            problems.append(
+                .init(
+                    code: .missingKey, key: Self.join(section, key), line: table.line,
+                    message: "required key is missing", fix: "add `\(key) = …` to \(place)"))
+        }
+        return nil
+    }
+
+    private mutating func wrongType(_ key: String, _ node: TOMLNode, expected: String) {
+        problems.append(
+            .init(
+                code: .wrongType, key: key, line: node.line, message: "is a \(node.value.typeName)",
+                fix: "write \(expected)"))
+    }
+
+    /// The known key closest to `key` by edit distance, if it is plausibly a typo of it.
+    static func nearest(to key: String, in known: [String]) -> String? {
+        let scored = known.map { ($0, editDistance(key, $0)) }.min { $0.1 < $1.1 }
+        guard let (best, distance) = scored, distance <= max(2, key.count / 3) else { return nil }
+        return best
+    }
+
+    /// Levenshtein distance over characters.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        if a.isEmpty { return b.count }
+        var previous = Array(0...b.count)
+        for i in 1...a.count {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...max(b.count, 1) where !b.isEmpty {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = b.isEmpty ? [i] : current
+        }
+        return previous[b.count]
+    }
+}
