@@ -1,0 +1,60 @@
+import Foundation
+
+/// Facts about the machine that no library reports by itself.
+enum SystemInfo {
+    /// The instruction-set extensions that matter for the numerics, in the order shown.
+    static let relevantCPUFlags = ["sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512_bf16", "amx_tile"]
+
+    /// The CPU model name and its flags, from /proc/cpuinfo text.
+    static func cpu(cpuinfo: String) -> (model: String?, flags: Set<String>) {
+        var model: String?
+        var flags: Set<String> = []
+        for line in cpuinfo.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2 else { continue }
+            let key = parts[0].trimmingCharacters(in: .whitespaces)
+            let value = parts[1].trimmingCharacters(in: .whitespaces)
+            if key == "model name", model == nil { model = value }
+            if key == "flags", flags.isEmpty { flags = Set(value.split(separator: " ").map(String.init)) }
+        }
+        return (model, flags)
+    }
+
+    /// The file a shared library was loaded from, found in /proc/self/maps by its name prefix
+    /// (e.g. "libsystemd.so"), with symbolic links resolved so the real version shows.
+    static func loadedLibrary(_ prefix: String, maps: String? = readProcFile("/proc/self/maps")) -> String? {
+        guard let maps else { return nil }
+        for line in maps.split(separator: "\n") {
+            guard let slash = line.firstIndex(of: "/") else { continue }
+            let path = String(line[slash...])
+            if URL(fileURLWithPath: path).lastPathComponent.hasPrefix(prefix) {
+                return URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+            }
+        }
+        return nil
+    }
+
+    /// The whole text of a /proc file. Such files report size 0 and arrive a page per read(2),
+    /// so they are read until end of file rather than by their size.
+    static func readProcFile(_ path: String) -> String? {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { break }
+            bytes.append(contentsOf: buffer[0..<count])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Free bytes for unprivileged users on the file system holding `path`.
+    static func freeBytes(at path: String) -> UInt64? {
+        var info = statvfs()
+        guard statvfs(path, &info) == 0 else { return nil }
+        return UInt64(info.f_bavail) * UInt64(info.f_frsize)
+    }
+}
