@@ -24,11 +24,12 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
 
         // Watch folder, slide reading, tissue, tiles.
         .target(
             name: "Ingest",
-            dependencies: ["COpenSlide", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["COpenSlide", "CPNG", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // Tensors, backbones, checkpoints, clustering, CS-MIL heads, training.
@@ -55,8 +56,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "InferenceTests",
+            dependencies: ["Inference"],
+            exclude: ["Fixtures"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "DaemonTests",
-            dependencies: ["Daemon"],
+            dependencies: ["Daemon", "Inference", "Ingest"],
             swiftSettings: strict
         ),
     ]

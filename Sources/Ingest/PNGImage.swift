@@ -1,0 +1,77 @@
+import CPNG
+
+/// An 8-bit RGB image read from or written to a PNG file through libpng's simplified API.
+public struct PNGImage: Sendable, Equatable {
+    public var width: Int
+    public var height: Int
+    /// Interleaved RGB, row-major, `width × height × 3` bytes.
+    public var pixels: [UInt8]
+
+    public init(width: Int, height: Int, pixels: [UInt8]) {
+        precondition(pixels.count == width * height * 3)
+        self.width = width
+        self.height = height
+        self.pixels = pixels
+    }
+
+    /// Reads a PNG of any colour type and bit depth as 8-bit RGB (alpha composited on white,
+    /// grey expanded), with `png_image_begin_read_from_file` / `png_image_finish_read`.
+    public init(contentsOfFile path: String) throws(ImageError) {
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        guard png_image_begin_read_from_file(&image, path) != 0 else {
+            throw ImageError(file: path, message: Self.message(&image), fix: "check that the file exists and is a PNG")
+        }
+        defer { png_image_free(&image) }
+        let limit = 16384
+        guard image.width > 0, image.height > 0, image.width <= limit, image.height <= limit else {
+            throw ImageError(
+                file: path, message: "is \(image.width)×\(image.height) pixels",
+                fix: "use tiles of at most \(limit)×\(limit) pixels")
+        }
+        image.format = UInt32(PNG_FORMAT_RGB)
+        let width = Int(image.width)
+        let height = Int(image.height)
+        var pixels = [UInt8](repeating: 255, count: width * height * 3)
+        var background = png_color(red: 255, green: 255, blue: 255)
+        let ok = pixels.withUnsafeMutableBytes { buffer in
+            png_image_finish_read(&image, &background, buffer.baseAddress, Int32(width * 3), nil)
+        }
+        guard ok != 0 else {
+            throw ImageError(file: path, message: Self.message(&image), fix: "re-export the PNG; it is damaged")
+        }
+        self.init(width: width, height: height, pixels: pixels)
+    }
+
+    /// Writes the image as an 8-bit RGB PNG (`png_image_write_to_file`).
+    public func write(to path: String) throws(ImageError) {
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        image.width = UInt32(width)
+        image.height = UInt32(height)
+        image.format = UInt32(PNG_FORMAT_RGB)
+        let ok = pixels.withUnsafeBytes { buffer in
+            png_image_write_to_file(&image, path, 0, buffer.baseAddress, Int32(width * 3), nil)
+        }
+        defer { png_image_free(&image) }
+        guard ok != 0 else {
+            throw ImageError(
+                file: path, message: Self.message(&image), fix: "check that the folder exists and is writable")
+        }
+    }
+
+    private static func message(_ image: inout png_image) -> String {
+        withUnsafeBytes(of: &image.message) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+}
+
+/// A PNG that could not be read or written.
+public struct ImageError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var file: String
+    public var message: String
+    public var fix: String
+
+    public var description: String { "\(file): \(message) — \(fix)" }
+}
