@@ -1,0 +1,345 @@
+import COpenBLAS
+
+/// A torchvision ResNet-18/34/50 backbone (v1.5, `fc` removed), inference only, on OpenBLAS.
+///
+/// Layout and fusion choices, all made here:
+/// - Activations are NHWC (batch, row, column, channel), so a 1×1 stride-1 convolution is one
+///   GEMM on the activation matrix as it lies in memory, and im2col copies contiguous
+///   channel runs.
+/// - BatchNorm is folded into each convolution at load (`w' = w·γ/√(σ²+ε)`,
+///   `b' = β − μ·γ/√(σ²+ε)`, computed in double precision); convolution weights are stored
+///   [Cout][kh][kw][Cin] to match the im2col column order.
+/// - Bias and the residual are written into the output before the GEMM, which then accumulates
+///   (β = 1); ReLU is one pass over the result. Nothing is allocated per batch: all buffers live
+///   in a `ResNetWorkspace`.
+public struct ResNet: Sendable {
+    /// One convolution with its BatchNorm folded in.
+    struct FoldedConvolution: Sendable {
+        var spec: ResNetLayout.Convolution
+        /// [Cout][kh][kw][Cin]
+        var weights: [Float]
+        /// [Cout]
+        var bias: [Float]
+        /// For 3×3 stride-1 convolutions: the Winograd-transformed weights U[16][Cout][Cin].
+        var winograd: [Float]?
+
+        var reduction: Int { spec.kernel * spec.kernel * spec.inChannels }
+
+        func outputSide(_ side: Int) -> Int { (side + 2 * spec.padding - spec.kernel) / spec.stride + 1 }
+    }
+
+    struct Block: Sendable {
+        var convolutions: [FoldedConvolution]
+        var downsample: FoldedConvolution?
+    }
+
+    public let architecture: Architecture
+    let stem: FoldedConvolution
+    let blocks: [Block]
+
+    /// Floating-point operations (2 × multiply-adds of a direct convolution) of one image.
+    public func floatingPointOperations(side: Int = Preprocessing.outputSide) -> Int {
+        2 * ResNetLayout(architecture).multiplyAdds(side: side)
+    }
+
+    /// D: the length of the feature vector of one image.
+    public var featureSize: Int { architecture.featureSize }
+
+    /// Builds the network from a backbone `state_dict` (torchvision names, as
+    /// `Checkpoint.loadBackbone` returns them). Every tensor is checked for presence and shape.
+    public init(architecture: Architecture, weights: StateDict, file: String = "<memory>") throws(CheckpointError) {
+        let layout = ResNetLayout(architecture)
+        try Checkpoint.check(weights, expected: layout.expectedTensors, file: file)
+        func fold(_ spec: ResNetLayout.Convolution) -> FoldedConvolution {
+            Self.fold(spec, weights: weights)
+        }
+        self.architecture = architecture
+        stem = fold(layout.stem)
+        blocks = layout.blocks.map {
+            Block(convolutions: $0.convolutions.map(fold), downsample: $0.downsample.map(fold))
+        }
+    }
+
+    /// Folds BatchNorm into a convolution and reorders its weights to [Cout][kh][kw][Cin].
+    static func fold(_ spec: ResNetLayout.Convolution, weights dict: StateDict) -> FoldedConvolution {
+        // Presence and shapes were checked by `Checkpoint.check`.
+        let weight = dict[spec.convName + ".weight"]!.values
+        let gamma = dict[spec.normName + ".weight"]!.values
+        let beta = dict[spec.normName + ".bias"]!.values
+        let mean = dict[spec.normName + ".running_mean"]!.values
+        let variance = dict[spec.normName + ".running_var"]!.values
+        let (cout, cin, k) = (spec.outChannels, spec.inChannels, spec.kernel)
+        var folded = [Float](repeating: 0, count: weight.count)
+        var bias = [Float](repeating: 0, count: cout)
+        for o in 0..<cout {
+            let scale = Double(gamma[o]) / (Double(variance[o]) + 1e-5).squareRoot()
+            bias[o] = Float(Double(beta[o]) - Double(mean[o]) * scale)
+            for i in 0..<cin {
+                for ky in 0..<k {
+                    for kx in 0..<k {
+                        let source = ((o * cin + i) * k + ky) * k + kx
+                        folded[((o * k + ky) * k + kx) * cin + i] = Float(Double(weight[source]) * scale)
+                    }
+                }
+            }
+        }
+        let winograd =
+            k == 3 && spec.stride == 1
+            ? Winograd.transformWeights(folded, outChannels: cout, inChannels: cin) : nil
+        return FoldedConvolution(spec: spec, weights: folded, bias: bias, winograd: winograd)
+    }
+
+    /// Embeds `count` normalised images (NHWC, `side`×`side`×3 each, as `Preprocessing`
+    /// makes them) into `count` × D features at `output`. `count` must not exceed the
+    /// workspace's batch size.
+    public func embed(
+        _ input: UnsafePointer<Float>, count: Int, side: Int = Preprocessing.outputSide,
+        into output: UnsafeMutablePointer<Float>, workspace: ResNetWorkspace
+    ) {
+        precondition(count <= workspace.batch && side == workspace.side, "workspace too small for this batch")
+        let buffers = workspace.activations
+        // Stem: conv 7×7/2 + ReLU into buffer 0, max-pool 3×3/2 into buffer 1.
+        var side = convolve(stem, input, count, side, buffers[0], residual: nil, relu: true, workspace)
+        side = Self.maxPool(buffers[0], count, side, stem.spec.outChannels, into: buffers[1])
+        var current = 1
+        for block in blocks {
+            let free = (0..<buffers.count).filter { $0 != current }
+            let x = UnsafePointer(buffers[current])
+            var identity = x
+            if let downsample = block.downsample {
+                _ = convolve(downsample, x, count, side, buffers[free[0]], residual: nil, relu: false, workspace)
+                identity = UnsafePointer(buffers[free[0]])
+            }
+            var previous = x
+            var blockSide = side
+            for (index, conv) in block.convolutions.enumerated() {
+                let last = index == block.convolutions.count - 1
+                let target = last ? buffers[free[1]] : buffers[free[2 + index % 2]]
+                blockSide = convolve(
+                    conv, previous, count, blockSide, target, residual: last ? identity : nil, relu: true, workspace)
+                previous = UnsafePointer(target)
+            }
+            side = blockSide
+            current = free[1]
+        }
+        Self.averagePool(buffers[current], count, side, featureSize, into: output)
+    }
+
+    /// One folded convolution over an NHWC batch; returns the output side.
+    private func convolve(
+        _ conv: FoldedConvolution, _ input: UnsafePointer<Float>, _ batch: Int, _ side: Int,
+        _ output: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?, relu: Bool,
+        _ workspace: ResNetWorkspace
+    ) -> Int {
+        let columns = workspace.columns
+        let outSide = conv.outputSide(side)
+        if let u = conv.winograd {
+            u.withUnsafeBufferPointer { u in
+                conv.bias.withUnsafeBufferPointer { bias in
+                    Winograd.convolve(
+                        input: input, batch: batch, side: side, inChannels: conv.spec.inChannels,
+                        outChannels: conv.spec.outChannels, u: u.baseAddress!, bias: bias.baseAddress!,
+                        residual: residual, relu: relu, output: output, scratch: columns,
+                        zeros: workspace.zeros, edges: workspace.edges)
+                }
+            }
+            return outSide
+        }
+        let rows = batch * outSide * outSide
+        let n = conv.spec.outChannels
+        let k = conv.reduction
+        // Output starts as bias (+ residual); the GEMM accumulates onto it.
+        conv.bias.withUnsafeBufferPointer { bias in
+            Parallel.ranges(rows) { range in
+                for row in range {
+                    let destination = output + row * n
+                    if let residual {
+                        let source = residual + row * n
+                        for j in 0..<n { destination[j] = source[j] + bias[j] }
+                    } else {
+                        destination.update(from: bias.baseAddress!, count: n)
+                    }
+                }
+            }
+        }
+        conv.weights.withUnsafeBufferPointer { weights in
+            if conv.spec.kernel == 1 && conv.spec.stride == 1 {
+                Self.gemm(rows, n, k, input, weights.baseAddress!, output)
+            } else {
+                let chunk = max(1, columns.count / k)
+                var start = 0
+                while start < rows {
+                    let count = min(chunk, rows - start)
+                    Parallel.ranges(count) { part in
+                        Self.im2col(
+                            conv.spec, input, side, outSide,
+                            rows: (start + part.lowerBound)..<(start + part.upperBound),
+                            into: columns.baseAddress! + part.lowerBound * k)
+                    }
+                    Self.gemm(count, n, k, columns.baseAddress!, weights.baseAddress!, output + start * n)
+                    start += count
+                }
+            }
+        }
+        if relu {
+            Parallel.ranges(rows) { range in
+                for index in (range.lowerBound * n)..<(range.upperBound * n) { output[index] = max(output[index], 0) }
+            }
+        }
+        return outSide
+    }
+
+    /// C[m×n] += A[m×k] · W[n×k]ᵀ (row-major), `cblas_sgemm`.
+    @inline(__always)
+    private static func gemm(
+        _ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+        _ c: UnsafeMutablePointer<Float>
+    ) {
+        cblas_sgemm(
+            CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), w, Int32(k), 1, c,
+            Int32(n))
+    }
+
+    /// Gathers the receptive fields of output rows `rows` into a [rows][kh][kw][Cin] matrix;
+    /// positions in the zero padding are zero.
+    private static func im2col(
+        _ spec: ResNetLayout.Convolution, _ input: UnsafePointer<Float>, _ side: Int, _ outSide: Int,
+        rows: Range<Int>, into columns: UnsafeMutablePointer<Float>
+    ) {
+        let (k, stride, padding, cin) = (spec.kernel, spec.stride, spec.padding, spec.inChannels)
+        let plane = outSide * outSide
+        var destination = columns
+        for row in rows {
+            let image = row / plane
+            let y = (row % plane) / outSide
+            let x = row % outSide
+            let base = input + image * side * side * cin
+            for ky in 0..<k {
+                let iy = y * stride - padding + ky
+                for kx in 0..<k {
+                    let ix = x * stride - padding + kx
+                    if iy >= 0 && iy < side && ix >= 0 && ix < side {
+                        destination.update(from: base + (iy * side + ix) * cin, count: cin)
+                    } else {
+                        destination.update(repeating: 0, count: cin)
+                    }
+                    destination += cin
+                }
+            }
+        }
+    }
+
+    /// 3×3 stride-2 max pooling with padding 1 (padding never wins); returns the output side.
+    private static func maxPool(
+        _ input: UnsafePointer<Float>, _ batch: Int, _ side: Int, _ channels: Int,
+        into output: UnsafeMutablePointer<Float>
+    ) -> Int {
+        let outSide = (side + 2 - 3) / 2 + 1
+        Parallel.ranges(batch * outSide, minimumPerWorker: 1) { range in
+            for row in range {
+                let image = row / outSide
+                let y = row % outSide
+                let source = input + image * side * side * channels
+                let destination = output + image * outSide * outSide * channels
+                for x in 0..<outSide {
+                    let out = destination + (y * outSide + x) * channels
+                    out.update(repeating: -.infinity, count: channels)
+                    for iy in max(0, 2 * y - 1)...min(side - 1, 2 * y + 1) {
+                        for ix in max(0, 2 * x - 1)...min(side - 1, 2 * x + 1) {
+                            let pixel = source + (iy * side + ix) * channels
+                            for c in 0..<channels { out[c] = max(out[c], pixel[c]) }
+                        }
+                    }
+                }
+            }
+        }
+        return outSide
+    }
+
+    /// Global average pooling: [batch][side²][channels] → [batch][channels].
+    private static func averagePool(
+        _ input: UnsafePointer<Float>, _ batch: Int, _ side: Int, _ channels: Int,
+        into output: UnsafeMutablePointer<Float>
+    ) {
+        let pixels = side * side
+        for image in 0..<batch {
+            let destination = output + image * channels
+            destination.update(repeating: 0, count: channels)
+            for pixel in 0..<pixels {
+                let source = input + (image * pixels + pixel) * channels
+                for c in 0..<channels { destination[c] += source[c] }
+            }
+            let scale = 1 / Float(pixels)
+            for c in 0..<channels { destination[c] *= scale }
+        }
+    }
+}
+
+/// The memory one thread needs to run a `ResNet` on batches of up to `batch` images: four
+/// activation buffers sized for the largest layer and an im2col buffer. Allocated once and
+/// reused for every batch.
+public final class ResNetWorkspace {
+    public let batch: Int
+    public let side: Int
+    let activations: [UnsafeMutablePointer<Float>]
+    /// im2col matrices, or Winograd's V and M matrices.
+    let columns: UnsafeMutableBufferPointer<Float>
+    /// Zeros standing in for the padding in Winograd input tiles.
+    let zeros: UnsafeMutablePointer<Float>
+    /// Winograd outputs of tiles that cross an odd image edge.
+    let edges: UnsafeMutablePointer<Float>
+
+    /// The im2col buffer is at most this many floats (64 MiB); larger GEMMs run in row chunks.
+    static let columnBudget = 1 << 24
+
+    public init(architecture: Architecture, batch: Int, side: Int = Preprocessing.outputSide) {
+        precondition(batch > 0 && side >= 32)
+        self.batch = batch
+        self.side = side
+        let layout = ResNetLayout(architecture)
+        var largest = 0
+        var largestColumns = 0
+        var widest = 0
+        var current = side
+        func visit(_ conv: ResNetLayout.Convolution, input: Int) -> Int {
+            let out = (input + 2 * conv.padding - conv.kernel) / conv.stride + 1
+            largest = max(largest, batch * out * out * conv.outChannels)
+            if conv.kernel == 3 && conv.stride == 1 {
+                let tiles = batch * ((out + 1) / 2) * ((out + 1) / 2)
+                let perTile = 16 * (conv.inChannels + conv.outChannels)
+                largestColumns = max(largestColumns, min(tiles * perTile, max(Self.columnBudget, perTile)))
+            } else if conv.kernel != 1 || conv.stride != 1 {
+                let k = conv.kernel * conv.kernel * conv.inChannels
+                largestColumns = max(largestColumns, min(batch * out * out * k, max(Self.columnBudget, k)))
+            }
+            widest = max(widest, conv.inChannels, conv.outChannels)
+            return out
+        }
+        current = visit(layout.stem, input: current)
+        current = (current + 2 - 3) / 2 + 1
+        for block in layout.blocks {
+            if let downsample = block.downsample { _ = visit(downsample, input: current) }
+            var blockSide = current
+            for conv in block.convolutions { blockSide = visit(conv, input: blockSide) }
+            current = blockSide
+        }
+        activations = (0..<5).map { _ in
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: largest)
+            buffer.initialize(repeating: 0, count: largest)
+            return buffer
+        }
+        columns = .allocate(capacity: max(largestColumns, 1))
+        columns.initialize(repeating: 0)
+        zeros = .allocate(capacity: widest)
+        zeros.initialize(repeating: 0, count: widest)
+        edges = .allocate(capacity: 4 * widest)
+        edges.initialize(repeating: 0, count: 4 * widest)
+    }
+
+    deinit {
+        for buffer in activations { buffer.deallocate() }
+        columns.deallocate()
+        zeros.deallocate()
+        edges.deallocate()
+    }
+}
