@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Inference
 
 /// `csmil bench`: throughput benchmarks, printed as one JSON line each.
@@ -13,7 +14,13 @@ struct BenchCommand: AsyncParsableCommand {
     struct Embed: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "embed",
-            abstract: "Backbone throughput on random weights and images; prints {\"images_per_second\": …}."
+            abstract: "Backbone throughput on seeded weights and images; prints {\"images_per_second\": …}.",
+            discussion: """
+                Runs the backbone on batches of normalised 256×256 images (the network alone, as ONNX \
+                Runtime is measured by tools/bench_embed_vs_onnxruntime.py) for --seconds after one \
+                warm-up batch. Threads: OpenBLAS's (OPENBLAS_NUM_THREADS) for GEMMs, one per core for \
+                the rest.
+                """
         )
 
         @Option(name: .long, help: "The architecture: resnet18, resnet34 or resnet50.")
@@ -27,8 +34,59 @@ struct BenchCommand: AsyncParsableCommand {
 
         @OptionGroup var global: GlobalOptions
 
+        func validate() throws {
+            guard batch >= 1 && batch <= 256 else { throw ValidationError("--batch must be between 1 and 256") }
+            guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
+        }
+
         func run() async throws {
-            throw NotImplementedYet(command: "bench embed", arrivesWith: "the inference issue")
+            let result = try Self.measure(arch: arch, batch: batch, seconds: seconds)
+            let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        }
+
+        /// Times the backbone; returns the JSON fields of the result line.
+        static func measure(arch: Architecture, batch: Int, seconds: Double) throws -> [String: Any] {
+            let network = try ResNet(architecture: arch, weights: SeededWeights.resnet(arch, seed: 1))
+            let workspace = ResNetWorkspace(architecture: arch, batch: batch)
+            let side = Preprocessing.outputSide
+            let plane = side * side * 3
+            let images = SeededWeights.images(count: batch, size: side, seed: 2)
+            var input = [Float](repeating: 0, count: batch * plane)
+            var features = [Float](repeating: 0, count: batch * network.featureSize)
+            images.withUnsafeBufferPointer { rgb in
+                input.withUnsafeMutableBufferPointer { out in
+                    for index in 0..<batch {
+                        Preprocessing.normalise(
+                            rgb: rgb.baseAddress! + index * plane, side: side, into: out.baseAddress! + index * plane)
+                    }
+                }
+            }
+            func runBatch() {
+                input.withUnsafeBufferPointer { input in
+                    features.withUnsafeMutableBufferPointer { out in
+                        network.embed(input.baseAddress!, count: batch, into: out.baseAddress!, workspace: workspace)
+                    }
+                }
+            }
+            runBatch()
+            let clock = ContinuousClock()
+            let start = clock.now
+            var imagesDone = 0
+            while clock.now - start < .milliseconds(Int(seconds * 1000)) || imagesDone == 0 {
+                runBatch()
+                imagesDone += batch
+            }
+            let elapsed = clock.now - start
+            let elapsedSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            let rate = Double(imagesDone) / elapsedSeconds
+            return [
+                "benchmark": "embed", "arch": arch.rawValue, "batch": batch, "side": side, "images": imagesDone,
+                "seconds": (elapsedSeconds * 1000).rounded() / 1000,
+                "images_per_second": (rate * 1000).rounded() / 1000,
+                "gflops_per_second": (rate * Double(network.floatingPointOperations()) / 1e9 * 10).rounded() / 10,
+                "blas_threads": BLASRuntime.threadCount, "blas_core": BLASRuntime.coreName,
+            ]
         }
     }
 }
