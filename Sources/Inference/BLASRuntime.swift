@@ -19,4 +19,15 @@ public enum BLASRuntime {
     public static func setThreadCount(_ count: Int) {
         openblas_set_num_threads(Int32(clamping: max(1, count)))
     }
+
+    /// Runs `body` with OpenBLAS limited to `count` threads, then restores the previous count.
+    /// The setting is process-wide: a GEMM started meanwhile on another thread also uses
+    /// `count` threads (slower, never wrong).
+    public static func withThreadCount<Result>(_ count: Int, _ body: () throws -> Result) rethrows -> Result {
+        let previous = threadCount
+        guard previous != count else { return try body() }
+        setThreadCount(count)
+        defer { setThreadCount(previous) }
+        return try body()
+    }
 }

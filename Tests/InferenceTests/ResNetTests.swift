@@ -110,6 +110,29 @@ struct ResNetTests {
         #expect(zip(one, all[1024..<1536]).allSatisfy { abs($0 - $1) <= 1e-5 * scale })
     }
 
+    @Test("splitting a batch across worker threads gives the features of one thread")
+    func dataParallelEmbedder() throws {
+        let network = try ResNet(architecture: .resnet18, weights: SeededWeights.resnet(.resnet18, seed: 3))
+        let images = SeededWeights.images(count: 5, size: 512, seed: 4)
+        func features(workers: Int) -> [Float] {
+            let embedder = Embedder(network: network, batchSize: 5, workers: workers)
+            var out = [Float](repeating: .nan, count: 5 * 512)
+            images.withUnsafeBufferPointer { rgb in
+                out.withUnsafeMutableBufferPointer { out in
+                    embedder.embed(count: 5, into: out.baseAddress!) { index, body in
+                        body(rgb.baseAddress! + index * 512 * 512 * 3, 512)
+                    }
+                }
+            }
+            return out
+        }
+        let single = features(workers: 1)
+        let split = features(workers: 2)
+        let scale = single.map(abs).max() ?? 1
+        #expect(split.allSatisfy { $0.isFinite })
+        #expect(zip(single, split).allSatisfy { abs($0 - $1) <= 1e-5 * scale })
+    }
+
     @Test("a 2× context is the mean of each 2×2 block, a 4× one the mean of the central 2×2 of each 4×4")
     func resizeSemantics() {
         for side in [512, 1024] {

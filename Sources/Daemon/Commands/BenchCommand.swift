@@ -16,10 +16,9 @@ struct BenchCommand: AsyncParsableCommand {
             commandName: "embed",
             abstract: "Backbone throughput on seeded weights and images; prints {\"images_per_second\": …}.",
             discussion: """
-                Runs the backbone on batches of normalised 256×256 images (the network alone, as ONNX \
-                Runtime is measured by tools/bench_embed_vs_onnxruntime.py) for --seconds after one \
-                warm-up batch. Threads: OpenBLAS's (OPENBLAS_NUM_THREADS) for GEMMs, one per core for \
-                the rest.
+                Runs the embedder the pipeline uses (normalisation of u8 256×256 tiles, then the \
+                backbone) on seeded weights and images for --seconds after one warm-up batch. \
+                tools/bench_embed_vs_onnxruntime.py runs it beside ONNX Runtime.
                 """
         )
 
@@ -32,40 +31,37 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(name: .long, help: "How long to measure, in seconds.")
         var seconds: Double = 20
 
+        @Option(name: .long, help: "Threads sharing each batch (default: one per core; 1 = OpenBLAS threads only).")
+        var workers: Int = Parallel.workers
+
         @OptionGroup var global: GlobalOptions
 
         func validate() throws {
             guard batch >= 1 && batch <= 256 else { throw ValidationError("--batch must be between 1 and 256") }
             guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
+            guard workers >= 1 && workers <= 64 else { throw ValidationError("--workers must be between 1 and 64") }
         }
 
         func run() async throws {
-            let result = try Self.measure(arch: arch, batch: batch, seconds: seconds)
+            let result = try Self.measure(arch: arch, batch: batch, seconds: seconds, workers: workers)
             let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         }
 
         /// Times the backbone; returns the JSON fields of the result line.
-        static func measure(arch: Architecture, batch: Int, seconds: Double) throws -> [String: Any] {
+        static func measure(arch: Architecture, batch: Int, seconds: Double, workers: Int) throws -> [String: Any] {
             let network = try ResNet(architecture: arch, weights: SeededWeights.resnet(arch, seed: 1))
-            let workspace = ResNetWorkspace(architecture: arch, batch: batch)
+            let embedder = Embedder(network: network, batchSize: batch, workers: workers)
             let side = Preprocessing.outputSide
             let plane = side * side * 3
             let images = SeededWeights.images(count: batch, size: side, seed: 2)
-            var input = [Float](repeating: 0, count: batch * plane)
             var features = [Float](repeating: 0, count: batch * network.featureSize)
-            images.withUnsafeBufferPointer { rgb in
-                input.withUnsafeMutableBufferPointer { out in
-                    for index in 0..<batch {
-                        Preprocessing.normalise(
-                            rgb: rgb.baseAddress! + index * plane, side: side, into: out.baseAddress! + index * plane)
-                    }
-                }
-            }
             func runBatch() {
-                input.withUnsafeBufferPointer { input in
+                images.withUnsafeBufferPointer { rgb in
                     features.withUnsafeMutableBufferPointer { out in
-                        network.embed(input.baseAddress!, count: batch, into: out.baseAddress!, workspace: workspace)
+                        embedder.embed(count: batch, into: out.baseAddress!) { index, body in
+                            body(rgb.baseAddress! + index * plane, side)
+                        }
                     }
                 }
             }
@@ -85,7 +81,7 @@ struct BenchCommand: AsyncParsableCommand {
                 "seconds": (elapsedSeconds * 1000).rounded() / 1000,
                 "images_per_second": (rate * 1000).rounded() / 1000,
                 "gflops_per_second": (rate * Double(network.floatingPointOperations()) / 1e9 * 10).rounded() / 10,
-                "blas_threads": BLASRuntime.threadCount, "blas_core": BLASRuntime.coreName,
+                "workers": embedder.workers, "blas_threads": BLASRuntime.threadCount, "blas_core": BLASRuntime.coreName,
             ]
         }
     }

@@ -2,15 +2,17 @@ import Foundation
 
 /// Splits memory-bound loops (Winograd transforms, im2col, bias and ReLU passes, pooling)
 /// across the machine's cores. GEMMs are not run through this: OpenBLAS has its own threads.
-enum Parallel {
+public enum Parallel {
     /// The number of threads used: one per core the process may run on, at most 16.
-    static let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 16))
+    public static let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 16))
 
-    /// Runs `body` over 0..<count split into contiguous ranges, one per worker thread, and
-    /// returns when all are done. Each range must write memory no other range touches. Small
-    /// counts (fewer than `minimumPerWorker` per worker) run on the calling thread.
-    static func ranges(_ count: Int, minimumPerWorker: Int = 16, _ body: (Range<Int>) -> Void) {
-        let parts = min(workers, count / max(1, minimumPerWorker))
+    /// Runs `body` over 0..<count split into contiguous ranges, one per thread (at most
+    /// `threads`), and returns when all are done. Each range must write memory no other range
+    /// touches. Small counts (fewer than `minimumPerWorker` per thread) run on the calling thread.
+    static func ranges(
+        _ count: Int, threads: Int = workers, minimumPerWorker: Int = 16, _ body: (Range<Int>) -> Void
+    ) {
+        let parts = min(threads, count / max(1, minimumPerWorker))
         guard parts > 1 else {
             body(0..<count)
             return

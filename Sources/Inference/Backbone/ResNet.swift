@@ -9,9 +9,9 @@ import COpenBLAS
 /// - BatchNorm is folded into each convolution at load (`w' = w·γ/√(σ²+ε)`,
 ///   `b' = β − μ·γ/√(σ²+ε)`, computed in double precision); convolution weights are stored
 ///   [Cout][kh][kw][Cin] to match the im2col column order.
-/// - Bias and the residual are written into the output before the GEMM, which then accumulates
-///   (β = 1); ReLU is one pass over the result. Nothing is allocated per batch: all buffers live
-///   in a `ResNetWorkspace`.
+/// - Bias, residual and ReLU are one pass over each GEMM's output (for Winograd layers they are
+///   part of the output transform). Nothing is allocated per batch: all buffers live in a
+///   `ResNetWorkspace`.
 public struct ResNet: Sendable {
     /// One convolution with its BatchNorm folded in.
     struct FoldedConvolution: Sendable {
@@ -100,7 +100,8 @@ public struct ResNet: Sendable {
         let buffers = workspace.activations
         // Stem: conv 7×7/2 + ReLU into buffer 0, max-pool 3×3/2 into buffer 1.
         var side = convolve(stem, input, count, side, buffers[0], residual: nil, relu: true, workspace)
-        side = Self.maxPool(buffers[0], count, side, stem.spec.outChannels, into: buffers[1])
+        side = Self.maxPool(
+            buffers[0], count, side, stem.spec.outChannels, into: buffers[1], threads: workspace.threads)
         var current = 1
         for block in blocks {
             let free = (0..<buffers.count).filter { $0 != current }
@@ -140,7 +141,7 @@ public struct ResNet: Sendable {
                         input: input, batch: batch, side: side, inChannels: conv.spec.inChannels,
                         outChannels: conv.spec.outChannels, u: u.baseAddress!, bias: bias.baseAddress!,
                         residual: residual, relu: relu, output: output, scratch: columns,
-                        zeros: workspace.zeros, edges: workspace.edges)
+                        zeros: workspace.zeros, edges: workspace.edges, threads: workspace.threads)
                 }
             }
             return outSide
@@ -148,20 +149,6 @@ public struct ResNet: Sendable {
         let rows = batch * outSide * outSide
         let n = conv.spec.outChannels
         let k = conv.reduction
-        // Output starts as bias (+ residual); the GEMM accumulates onto it.
-        conv.bias.withUnsafeBufferPointer { bias in
-            Parallel.ranges(rows) { range in
-                for row in range {
-                    let destination = output + row * n
-                    if let residual {
-                        let source = residual + row * n
-                        for j in 0..<n { destination[j] = source[j] + bias[j] }
-                    } else {
-                        destination.update(from: bias.baseAddress!, count: n)
-                    }
-                }
-            }
-        }
         conv.weights.withUnsafeBufferPointer { weights in
             if conv.spec.kernel == 1 && conv.spec.stride == 1 {
                 Self.gemm(rows, n, k, input, weights.baseAddress!, output)
@@ -170,7 +157,7 @@ public struct ResNet: Sendable {
                 var start = 0
                 while start < rows {
                     let count = min(chunk, rows - start)
-                    Parallel.ranges(count) { part in
+                    Parallel.ranges(count, threads: workspace.threads) { part in
                         Self.im2col(
                             conv.spec, input, side, outSide,
                             rows: (start + part.lowerBound)..<(start + part.upperBound),
@@ -181,22 +168,42 @@ public struct ResNet: Sendable {
                 }
             }
         }
-        if relu {
-            Parallel.ranges(rows) { range in
-                for index in (range.lowerBound * n)..<(range.upperBound * n) { output[index] = max(output[index], 0) }
-            }
+        // One pass adds the bias and the residual and applies ReLU.
+        conv.bias.withUnsafeBufferPointer { bias in
+            Self.epilogue(
+                output, rows: rows, channels: n, bias: bias.baseAddress!, residual: residual, relu: relu,
+                threads: workspace.threads)
         }
         return outSide
     }
 
-    /// C[m×n] += A[m×k] · W[n×k]ᵀ (row-major), `cblas_sgemm`.
+    /// `output[row][c] = max(output[row][c] + bias[c] + residual[row][c], 0 if relu)`, split across cores.
+    static func epilogue(
+        _ output: UnsafeMutablePointer<Float>, rows: Int, channels n: Int, bias: UnsafePointer<Float>,
+        residual: UnsafePointer<Float>?, relu: Bool, threads: Int
+    ) {
+        let floor: Float = relu ? 0 : -.infinity
+        Parallel.ranges(rows, threads: threads) { range in
+            for row in range {
+                let out = output + row * n
+                if let residual {
+                    let add = residual + row * n
+                    for c in 0..<n { out[c] = max(out[c] + bias[c] + add[c], floor) }
+                } else {
+                    for c in 0..<n { out[c] = max(out[c] + bias[c], floor) }
+                }
+            }
+        }
+    }
+
+    /// C[m×n] = A[m×k] · W[n×k]ᵀ (row-major), `cblas_sgemm`.
     @inline(__always)
     private static func gemm(
         _ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
         _ c: UnsafeMutablePointer<Float>
     ) {
         cblas_sgemm(
-            CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), w, Int32(k), 1, c,
+            CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), w, Int32(k), 0, c,
             Int32(n))
     }
 
@@ -214,17 +221,21 @@ public struct ResNet: Sendable {
             let y = (row % plane) / outSide
             let x = row % outSide
             let base = input + image * side * side * cin
+            let x0 = x * stride - padding
+            // Columns kx whose pixel lies inside the image: one contiguous run of NHWC memory.
+            let first = max(0, -x0)
+            let last = min(k, side - x0)
             for ky in 0..<k {
                 let iy = y * stride - padding + ky
-                for kx in 0..<k {
-                    let ix = x * stride - padding + kx
-                    if iy >= 0 && iy < side && ix >= 0 && ix < side {
-                        destination.update(from: base + (iy * side + ix) * cin, count: cin)
-                    } else {
-                        destination.update(repeating: 0, count: cin)
-                    }
-                    destination += cin
+                if iy < 0 || iy >= side || first >= last {
+                    destination.update(repeating: 0, count: k * cin)
+                } else {
+                    if first > 0 { destination.update(repeating: 0, count: first * cin) }
+                    (destination + first * cin).update(
+                        from: base + (iy * side + x0 + first) * cin, count: (last - first) * cin)
+                    if last < k { (destination + last * cin).update(repeating: 0, count: (k - last) * cin) }
                 }
+                destination += k * cin
             }
         }
     }
@@ -232,10 +243,10 @@ public struct ResNet: Sendable {
     /// 3×3 stride-2 max pooling with padding 1 (padding never wins); returns the output side.
     private static func maxPool(
         _ input: UnsafePointer<Float>, _ batch: Int, _ side: Int, _ channels: Int,
-        into output: UnsafeMutablePointer<Float>
+        into output: UnsafeMutablePointer<Float>, threads: Int
     ) -> Int {
         let outSide = (side + 2 - 3) / 2 + 1
-        Parallel.ranges(batch * outSide, minimumPerWorker: 1) { range in
+        Parallel.ranges(batch * outSide, threads: threads, minimumPerWorker: 1) { range in
             for row in range {
                 let image = row / outSide
                 let y = row % outSide
@@ -275,12 +286,15 @@ public struct ResNet: Sendable {
     }
 }
 
-/// The memory one thread needs to run a `ResNet` on batches of up to `batch` images: four
-/// activation buffers sized for the largest layer and an im2col buffer. Allocated once and
-/// reused for every batch.
+/// The memory one thread needs to run a `ResNet` on batches of up to `batch` images: five
+/// activation buffers sized for the largest layer and an im2col/Winograd buffer. Allocated once
+/// and reused for every batch.
 public final class ResNetWorkspace {
     public let batch: Int
     public let side: Int
+    /// How many threads the memory-bound passes (im2col, Winograd transforms, epilogues) use.
+    /// GEMMs use OpenBLAS's threads regardless.
+    public let threads: Int
     let activations: [UnsafeMutablePointer<Float>]
     /// im2col matrices, or Winograd's V and M matrices.
     let columns: UnsafeMutableBufferPointer<Float>
@@ -292,10 +306,13 @@ public final class ResNetWorkspace {
     /// The im2col buffer is at most this many floats (64 MiB); larger GEMMs run in row chunks.
     static let columnBudget = 1 << 24
 
-    public init(architecture: Architecture, batch: Int, side: Int = Preprocessing.outputSide) {
-        precondition(batch > 0 && side >= 32)
+    public init(
+        architecture: Architecture, batch: Int, side: Int = Preprocessing.outputSide, threads: Int = Parallel.workers
+    ) {
+        precondition(batch > 0 && side >= 32 && threads > 0)
         self.batch = batch
         self.side = side
+        self.threads = threads
         let layout = ResNetLayout(architecture)
         var largest = 0
         var largestColumns = 0

@@ -59,7 +59,7 @@ enum Winograd {
         input: UnsafePointer<Float>, batch: Int, side: Int, inChannels cin: Int, outChannels cout: Int,
         u: UnsafePointer<Float>, bias: UnsafePointer<Float>, residual: UnsafePointer<Float>?, relu: Bool,
         output: UnsafeMutablePointer<Float>, scratch: UnsafeMutableBufferPointer<Float>,
-        zeros: UnsafePointer<Float>, edges: UnsafeMutablePointer<Float>
+        zeros: UnsafePointer<Float>, edges: UnsafeMutablePointer<Float>, threads: Int
     ) {
         let tilesPerSide = (side + 1) / 2
         let tilesPerImage = tilesPerSide * tilesPerSide
@@ -70,7 +70,7 @@ enum Winograd {
         var first = 0
         while first < totalTiles {
             let count = min(chunk, totalTiles - first)
-            Parallel.ranges(count) { range in
+            Parallel.ranges(count, threads: threads) { range in
                 for local in range {
                     transformInput(
                         tile: first + local, slot: local, chunk: chunk, input: input, side: side,
@@ -83,7 +83,7 @@ enum Winograd {
                     v + xi * chunk * cin, Int32(cin), u + xi * cout * cin, Int32(cin), 0, m + xi * chunk * cout,
                     Int32(cout))
             }
-            Parallel.ranges(count) { range in
+            Parallel.ranges(count, threads: threads) { range in
                 for local in range {
                     transformOutput(
                         tile: first + local, slot: local, chunk: chunk, m: m, side: side, tilesPerSide: tilesPerSide,
@@ -118,13 +118,46 @@ enum Winograd {
         let (p30, p31, p32, p33) = (pixel(3, 0), pixel(3, 1), pixel(3, 2), pixel(3, 3))
         let s = chunk * cin
         let o = v + slot * cin
-        for c in 0..<cin {
+        // Eight channels at a time as SIMD vectors, then the remainder one by one.
+        var c = 0
+        while c + 8 <= cin {
+            func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+                UnsafeRawPointer(p + c).loadUnaligned(as: SIMD8<Float>.self)
+            }
+            func store(_ plane: Int, _ value: SIMD8<Float>) {
+                UnsafeMutableRawPointer(o + plane * s + c).storeBytes(of: value, as: SIMD8<Float>.self)
+            }
+            let d10 = load(p10), d11 = load(p11), d12 = load(p12), d13 = load(p13)
+            let d20 = load(p20), d21 = load(p21), d22 = load(p22), d23 = load(p23)
             // t = Bᵀ d: combine rows.
+            let t00 = load(p00) - d20, t01 = load(p01) - d21, t02 = load(p02) - d22, t03 = load(p03) - d23
+            let t10 = d10 + d20, t11 = d11 + d21, t12 = d12 + d22, t13 = d13 + d23
+            let t20 = d20 - d10, t21 = d21 - d11, t22 = d22 - d12, t23 = d23 - d13
+            let t30 = d10 - load(p30), t31 = d11 - load(p31), t32 = d12 - load(p32), t33 = d13 - load(p33)
+            // V = t B: combine columns.
+            store(0, t00 - t02)
+            store(1, t01 + t02)
+            store(2, t02 - t01)
+            store(3, t01 - t03)
+            store(4, t10 - t12)
+            store(5, t11 + t12)
+            store(6, t12 - t11)
+            store(7, t11 - t13)
+            store(8, t20 - t22)
+            store(9, t21 + t22)
+            store(10, t22 - t21)
+            store(11, t21 - t23)
+            store(12, t30 - t32)
+            store(13, t31 + t32)
+            store(14, t32 - t31)
+            store(15, t31 - t33)
+            c += 8
+        }
+        while c < cin {
             let t00 = p00[c] - p20[c], t01 = p01[c] - p21[c], t02 = p02[c] - p22[c], t03 = p03[c] - p23[c]
             let t10 = p10[c] + p20[c], t11 = p11[c] + p21[c], t12 = p12[c] + p22[c], t13 = p13[c] + p23[c]
             let t20 = p20[c] - p10[c], t21 = p21[c] - p11[c], t22 = p22[c] - p12[c], t23 = p23[c] - p13[c]
             let t30 = p10[c] - p30[c], t31 = p11[c] - p31[c], t32 = p12[c] - p32[c], t33 = p13[c] - p33[c]
-            // V = t B: combine columns.
             o[c] = t00 - t02
             o[s + c] = t01 + t02
             o[2 * s + c] = t02 - t01
@@ -141,6 +174,7 @@ enum Winograd {
             o[13 * s + c] = t31 + t32
             o[14 * s + c] = t32 - t31
             o[15 * s + c] = t31 - t33
+            c += 1
         }
     }
 
@@ -170,8 +204,46 @@ enum Winograd {
         let floor: Float = relu ? 0 : -.infinity
         let addResidual = complete && residual != nil
         let r = residual ?? UnsafePointer(scratch)
-        for c in 0..<cout {
+        @inline(__always) func row(_ plane: Int, _ c: Int) -> SIMD8<Float> {
+            UnsafeRawPointer(q + plane * s + c).loadUnaligned(as: SIMD8<Float>.self)
+        }
+        @inline(__always) func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+            UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+        }
+        @inline(__always) func store(_ p: UnsafeMutablePointer<Float>, _ value: SIMD8<Float>) {
+            UnsafeMutableRawPointer(p).storeBytes(of: value, as: SIMD8<Float>.self)
+        }
+        let lower = SIMD8<Float>(repeating: complete ? floor : -.infinity)
+        var c = 0
+        while c + 8 <= cout {
             // Aᵀ M: rows 0+1+2 and 1−2−3.
+            let a0 = row(0, c) + row(4, c) + row(8, c)
+            let a1 = row(1, c) + row(5, c) + row(9, c)
+            let a2 = row(2, c) + row(6, c) + row(10, c)
+            let a3 = row(3, c) + row(7, c) + row(11, c)
+            let b0 = row(4, c) - row(8, c) - row(12, c)
+            let b1 = row(5, c) - row(9, c) - row(13, c)
+            let b2 = row(6, c) - row(10, c) - row(14, c)
+            let b3 = row(7, c) - row(11, c) - row(15, c)
+            // (·) A: columns 0+1+2 and 1−2−3, plus bias and residual, then ReLU.
+            let beta = load(bias + c)
+            var y00 = a0 + a1 + a2 + beta
+            var y01 = a1 - a2 - a3 + beta
+            var y10 = b0 + b1 + b2 + beta
+            var y11 = b1 - b2 - b3 + beta
+            if addResidual {
+                y00 += load(r + o00 + c)
+                y01 += load(r + o01 + c)
+                y10 += load(r + o10 + c)
+                y11 += load(r + o11 + c)
+            }
+            store(d00 + c, pointwiseMax(y00, lower))
+            store(d01 + c, pointwiseMax(y01, lower))
+            store(d10 + c, pointwiseMax(y10, lower))
+            store(d11 + c, pointwiseMax(y11, lower))
+            c += 8
+        }
+        while c < cout {
             let a0 = q[c] + q[4 * s + c] + q[8 * s + c]
             let a1 = q[s + c] + q[5 * s + c] + q[9 * s + c]
             let a2 = q[2 * s + c] + q[6 * s + c] + q[10 * s + c]
@@ -180,7 +252,6 @@ enum Winograd {
             let b1 = q[5 * s + c] - q[9 * s + c] - q[13 * s + c]
             let b2 = q[6 * s + c] - q[10 * s + c] - q[14 * s + c]
             let b3 = q[7 * s + c] - q[11 * s + c] - q[15 * s + c]
-            // (·) A: columns 0+1+2 and 1−2−3, plus bias and residual, then ReLU.
             var y00 = a0 + a1 + a2 + bias[c]
             var y01 = a1 - a2 - a3 + bias[c]
             var y10 = b0 + b1 + b2 + bias[c]
@@ -195,6 +266,7 @@ enum Winograd {
             d01[c] = complete ? max(y01, floor) : y01
             d10[c] = complete ? max(y10, floor) : y10
             d11[c] = complete ? max(y11, floor) : y11
+            c += 1
         }
         guard !complete else { return }
         for (index, (dy, dx)) in [(0, 0), (0, 1), (1, 0), (1, 1)].enumerated() where y0 + dy < side && x0 + dx < side {
