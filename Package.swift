@@ -8,6 +8,10 @@ import PackageDescription
 /// Our own targets treat every warning as an error (dependencies are not affected).
 let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
 
+/// The numerics are optimised in debug builds too: unoptimised SIMD and pointer code is 20–50×
+/// slower, which would make the parity tests (whole ResNets) take minutes.
+let numeric: [SwiftSetting] = strict + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
 let package = Package(
     name: "csmil",
     products: [
@@ -36,7 +40,7 @@ let package = Package(
         .target(
             name: "Inference",
             dependencies: ["COpenBLAS", .product(name: "Logging", package: "swift-log")],
-            swiftSettings: strict
+            swiftSettings: numeric
         ),
         // Reports, webhook, outbox.
         .target(

@@ -322,8 +322,8 @@ public final class ResNetWorkspace {
             let out = (input + 2 * conv.padding - conv.kernel) / conv.stride + 1
             largest = max(largest, batch * out * out * conv.outChannels)
             if conv.kernel == 3 && conv.stride == 1 {
-                let tiles = batch * ((out + 1) / 2) * ((out + 1) / 2)
-                let perTile = 16 * (conv.inChannels + conv.outChannels)
+                let tiles = batch * Winograd.tiles(side: out)
+                let perTile = Winograd.scratchPerTile(inChannels: conv.inChannels, outChannels: conv.outChannels)
                 largestColumns = max(largestColumns, min(tiles * perTile, max(Self.columnBudget, perTile)))
             } else if conv.kernel != 1 || conv.stride != 1 {
                 let k = conv.kernel * conv.kernel * conv.inChannels
@@ -349,8 +349,8 @@ public final class ResNetWorkspace {
         columns.initialize(repeating: 0)
         zeros = .allocate(capacity: widest)
         zeros.initialize(repeating: 0, count: widest)
-        edges = .allocate(capacity: 4 * widest)
-        edges.initialize(repeating: 0, count: 4 * widest)
+        edges = .allocate(capacity: Winograd.block * Winograd.block * widest)
+        edges.initialize(repeating: 0, count: Winograd.block * Winograd.block * widest)
     }
 
     deinit {
