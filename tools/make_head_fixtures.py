@@ -11,6 +11,14 @@ Each fixture holds the state_dict and the bag inputs as float32 (little-endian, 
 expected outputs computed in float64 from those same float32 values (so the reference itself
 carries no rounding error), plus PyTorch's own float32 outputs for information.
 
+It also writes the D = 24 head in the published `.pth` layout, for
+Tests/InferenceTests/ModelTests.swift: `Fixtures/heads/head_d24.pth` is
+`torch.save({'state_dict': head.state_dict()}, …)` as the reference training script saves its heads,
+`head_d24_module.pth` the same head through `nn.DataParallel` ("module." names), and
+`head_d24_expected.json` the outputs of the head that `torch.load` reads back from that file, on two
+bags (one with two empty clusters, i.e. masked all-zero instances), so the Swift side can go from the
+file to the outputs the same way.
+
 Run with Debian's interpreter (python3-torch): /usr/bin/python3 tools/make_head_fixtures.py
 """
 
@@ -23,6 +31,7 @@ import torch
 import torch.nn as nn
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "Tests" / "InferenceTests" / "Fixtures"
+HEADS = OUT / "heads"
 
 
 class CSMILHead(nn.Module):
@@ -136,25 +145,13 @@ def fixture(name, feature_size, seed, bags):
     state = {k: f32(v.detach().float().numpy()) for k, v in head.state_dict().items()}
     out_bags = []
     for bag_name, sizes, clusters, mask in generated:
-        expected = run(head, clusters, mask, torch.float64)
-        single = run(head, clusters, mask, torch.float32)
-        head.to(torch.float32)
-        # [instance][scale][D], instances in cluster order, as the Swift head takes them.
-        features = np.concatenate([np.transpose(c[..., 0], (0, 2, 1)) for c in clusters])
-        out_bags.append(
-            {
-                "name": bag_name,
-                "cluster_sizes": sizes,
-                "features": f32(features),
-                "mask": [int(m) for m in mask],
-                "expected": {"probability": expected[0], "attention": expected[1], "scale_weights": expected[2]},
-                "torch_float32": {"probability": single[0], "attention": single[1], "scale_weights": single[2]},
-            }
-        )
-        attention = np.array(expected[1])
-        print(f"{name}/{bag_name}: N={len(mask)} p={expected[0]:.6f} max α={attention.max():.3f} "
-              f"r range [{np.min(expected[2]):.3f}, {np.max(expected[2]):.3f}] "
-              f"float32-vs-float64 |Δp|={abs(single[0] - expected[0]):.2e}")
+        record = bag_record(head, bag_name, sizes, clusters, mask)
+        out_bags.append(record)
+        expected = record["expected"]
+        print(f"{name}/{bag_name}: N={len(mask)} p={expected['probability']:.6f} "
+              f"max α={max(expected['attention']):.3f} "
+              f"r range [{np.min(expected['scale_weights']):.3f}, {np.max(expected['scale_weights']):.3f}] "
+              f"float32-vs-float64 |Δp|={precision(record):.2e}")
     document = {
         "generator": "tools/make_head_fixtures.py",
         "torch_version": torch.__version__,
@@ -163,11 +160,65 @@ def fixture(name, feature_size, seed, bags):
         "bags": out_bags,
     }
     (OUT / f"head_{name}.json").write_text(json.dumps(document, indent=1) + "\n")
+    return head.to(torch.float32)
+
+
+def bag_record(head, bag_name, sizes, clusters, mask):
+    """One bag's inputs and the head's outputs (float64 from the float32 weights, and PyTorch's own float32)."""
+    expected = run(head, clusters, mask, torch.float64)
+    single = run(head, clusters, mask, torch.float32)
+    head.to(torch.float32)
+    # [instance][scale][D], instances in cluster order, as the Swift head takes them.
+    features = np.concatenate([np.transpose(c[..., 0], (0, 2, 1)) for c in clusters])
+    return {
+        "name": bag_name,
+        "cluster_sizes": sizes,
+        "features": f32(features),
+        "mask": [int(m) for m in mask],
+        "expected": {"probability": expected[0], "attention": expected[1], "scale_weights": expected[2]},
+        "torch_float32": {"probability": single[0], "attention": single[1], "scale_weights": single[2]},
+    }
+
+
+def precision(record):
+    """|p(float32) − p(float64)| of one bag record: how far PyTorch's own float32 forward is off."""
+    return abs(record["torch_float32"]["probability"] - record["expected"]["probability"])
+
+
+def pth_fixture(head, feature_size, seed, bags):
+    """Saves `head` as the reference saves its heads, reads it back with torch.load into a fresh module,
+    and records that module's outputs on `bags`: the Swift test goes file → head → outputs too."""
+    HEADS.mkdir(parents=True, exist_ok=True)
+    path = HEADS / f"head_d{feature_size}.pth"
+    torch.save({"state_dict": head.state_dict()}, path)
+    parallel = nn.DataParallel(head).state_dict()
+    assert all(k.startswith("module.") for k in parallel)
+    torch.save({"state_dict": parallel}, HEADS / f"head_d{feature_size}_module.pth")
+
+    reloaded = CSMILHead(feature_size, cluster_num=8)
+    reloaded.load_state_dict(torch.load(path)["state_dict"])
+    reloaded.eval()
+    rng = np.random.default_rng(seed)
+    records = []
+    for bag_name, sizes in bags:
+        clusters, mask = make_bag(rng, feature_size, sizes)
+        record = bag_record(reloaded, bag_name, sizes, clusters, mask)
+        records.append(record)
+        print(f"{path.name}/{bag_name}: N={len(mask)} p={record['expected']['probability']:.6f} "
+              f"float32-vs-float64 |Δp|={precision(record):.2e}")
+    document = {
+        "generator": "tools/make_head_fixtures.py",
+        "torch_version": torch.__version__,
+        "feature_size": feature_size,
+        "files": [path.name, f"head_d{feature_size}_module.pth"],
+        "bags": records,
+    }
+    (HEADS / f"head_d{feature_size}_expected.json").write_text(json.dumps(document, indent=1) + "\n")
 
 
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
-    fixture(
+    head_d24 = fixture(
         "d24",
         24,
         seed=21,
@@ -184,6 +235,15 @@ def main():
         bags=[
             ("one_empty_cluster", [2, 1, 3, 0, 2, 1, 1, 2]),
             ("long_bag", [3, 2, 2, 3, 1, 2, 2, 1]),
+        ],
+    )
+    pth_fixture(
+        head_d24,
+        24,
+        seed=23,
+        bags=[
+            ("two_empty_clusters", [3, 0, 1, 2, 0, 4, 1, 2]),
+            ("all_clusters_full", [2, 1, 3, 1, 2, 2, 1, 3]),
         ],
     )
 
