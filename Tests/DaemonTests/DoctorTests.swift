@@ -1,4 +1,5 @@
 import Foundation
+import Inference
 import Testing
 
 @testable import Daemon
@@ -46,7 +47,7 @@ struct DoctorTests {
         for subject in [
             "config", "[watch] directory", "[output] directory", "[state] directory", "[model] directory",
             "model", "model backbone_20x", "model backbone_10x", "model backbone_5x", "model heads[0]",
-            "model heads[1]", "[webhook] url", "[webhook] secret_file",
+            "model heads[1]", "model weights", "[webhook] url", "[webhook] secret_file",
         ] {
             #expect(subjects.contains(subject), "missing check \(subject)")
         }
@@ -58,7 +59,8 @@ struct DoctorTests {
         defer { installation.cleanUp() }
         let findings = Doctor.model(directory: installation.model.path)
         for (role, name) in [
-            ("backbone_20x", "b20.pth"), ("heads[1]", "heads/1_model.pth"), ("backbone_5x", "b5.safetensors"),
+            ("backbone_20x", "b20.safetensors"), ("heads[1]", "heads/1_model.safetensors"),
+            ("backbone_5x", "b5.safetensors"),
         ] {
             let file = installation.model.appendingPathComponent(name).path
             let sum = try #require(try TestSupport.tool("sha256sum", [file]))
@@ -68,22 +70,47 @@ struct DoctorTests {
             #expect(finding.detail.contains("sha256:\(expected)"), "\(finding.detail)")
         }
         #expect(findings.first { $0.subject == "model backbone_5x" }?.detail.contains("safetensors") == true)
-        #expect(findings.first { $0.subject == "model backbone_20x" }?.detail.contains("torch.save zip") == true)
+        #expect(findings.first { $0.subject == "model weights" }?.severity == .ok)
     }
 
     @Test("a missing or unrecognisable model file is a problem naming the file")
     func badModelFiles() throws {
         let installation = try Installation()
         defer { installation.cleanUp() }
-        try FileManager.default.removeItem(at: installation.model.appendingPathComponent("heads/1_model.pth"))
-        try Data("#!/bin/sh\nrm -rf /\n".utf8).write(to: installation.model.appendingPathComponent("b10.pth"))
+        try FileManager.default.removeItem(at: installation.model.appendingPathComponent("heads/1_model.safetensors"))
+        try Data("#!/bin/sh\nrm -rf /\n".utf8).write(to: installation.model.appendingPathComponent("b10.safetensors"))
         let findings = Doctor.model(directory: installation.model.path)
         let missing = try #require(findings.first { $0.subject == "model heads[1]" })
         #expect(missing.severity == .problem)
-        #expect(missing.detail.contains("heads/1_model.pth does not exist"))
+        #expect(missing.detail.contains("heads/1_model.safetensors does not exist"))
         let garbage = try #require(findings.first { $0.subject == "model backbone_10x" })
         #expect(garbage.severity == .problem)
-        #expect(garbage.detail.contains("b10.pth is neither a torch.save zip"))
+        #expect(garbage.detail.contains("b10.safetensors is neither a torch.save zip"))
+        #expect(
+            !findings.contains { $0.subject == "model weights" }, "weights are loaded only when every file is there")
+    }
+
+    @Test("weights of another architecture, or a head of the wrong size, are problems naming the file")
+    func wrongWeights() throws {
+        let installation = try Installation()
+        defer { installation.cleanUp() }
+        try TestSupport.write(
+            Installation.modelText.replacingOccurrences(of: "resnet18", with: "resnet50"),
+            to: installation.model.appendingPathComponent("model.toml"))
+        let findings = Doctor.model(directory: installation.model.path)
+        let weights = try #require(findings.first { $0.subject == "model weights" })
+        #expect(weights.severity == .problem)
+        #expect(weights.detail.contains("safetensors"), "\(weights.detail)")
+        #expect(weights.fix?.isEmpty == false)
+    }
+
+    @Test("torch.save zips and safetensors files are told apart by their first bytes")
+    func weightFileFormats() throws {
+        let pth = TestSupport.packageRoot.appendingPathComponent("Tests/InferenceTests/Fixtures/heads/head_d24.pth")
+        #expect(WeightFileFormat(head: Array(try Data(contentsOf: pth).prefix(16))) == .torchZip)
+        let safetensors = CheckpointWriter.safetensors(SeededWeights.head(featureSize: 8, seed: 1))
+        #expect(WeightFileFormat(head: Array(safetensors.prefix(16))) == .safetensors)
+        #expect(WeightFileFormat(head: Array("#!/bin/sh\n".utf8)) == nil)
     }
 
     @Test("an invalid model.toml is reported with its key and line")

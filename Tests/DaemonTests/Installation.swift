@@ -1,8 +1,9 @@
 import Foundation
+import Inference
 
 /// A complete, valid csmil installation in a temporary folder: watch, output and state folders,
-/// a model directory whose files have the right container formats, a private webhook secret and
-/// a configuration file pointing at all of it. Tests break one part and look at what is reported.
+/// a model directory with real (seeded) weights, a private webhook secret and a configuration
+/// file pointing at all of it. Tests break one part and look at what is reported.
 struct Installation {
     let root: URL
     var config: URL { root.appendingPathComponent("csmil.toml") }
@@ -34,11 +35,26 @@ struct Installation {
         name = "test-model"
         architecture = "resnet18"
         threshold = 0.5
-        backbone_20x = "b20.pth"
-        backbone_10x = "b10.pth"
+        backbone_20x = "b20.safetensors"
+        backbone_10x = "b10.safetensors"
         backbone_5x = "b5.safetensors"
-        heads = ["heads/0_model.pth", "heads/1_model.pth"]
+        heads = ["heads/0_model.safetensors", "heads/1_model.safetensors"]
         """
+
+    /// Real weights for the model directory: seeded ResNet-18 backbones and D = 512 heads,
+    /// encoded once per test process and copied into each installation.
+    static let weightFiles: [(name: String, contents: Data)] = {
+        let backbones = [("b20.safetensors", 1), ("b10.safetensors", 2), ("b5.safetensors", 3)].map {
+            ($0.0, CheckpointWriter.safetensors(SeededWeights.resnet(.resnet18, seed: UInt64($0.1))))
+        }
+        let heads = (0..<2).map {
+            (
+                "heads/\($0)_model.safetensors",
+                CheckpointWriter.safetensors(SeededWeights.head(featureSize: 512, seed: UInt64($0)))
+            )
+        }
+        return backbones + heads
+    }()
 
     init() throws {
         root = try TestSupport.temporaryDirectory()
@@ -50,17 +66,12 @@ struct Installation {
         try TestSupport.write(
             "whsec_" + Data((0..<32).map { UInt8($0) }).base64EncodedString() + "\n", to: secret, mode: 0o600)
         try TestSupport.write(Self.modelText, to: model.appendingPathComponent("model.toml"))
-        let zipHead: [UInt8] = [0x50, 0x4B, 0x03, 0x04] + Array(repeating: 7, count: 60)
-        for name in ["b20.pth", "b10.pth", "heads/0_model.pth", "heads/1_model.pth"] {
+        for (name, contents) in Self.weightFiles {
             let url = model.appendingPathComponent(name)
             try FileManager.default.createDirectory(
                 at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try Data(zipHead + Array(name.utf8)).write(to: url)
+            try contents.write(to: url)
         }
-        let header = Array("{\"__metadata__\":{}}".utf8)
-        var length = UInt64(header.count).littleEndian
-        let safetensors = withUnsafeBytes(of: &length) { Array($0) } + header
-        try Data(safetensors).write(to: model.appendingPathComponent("b5.safetensors"))
     }
 
     func cleanUp() {

@@ -84,26 +84,8 @@ private enum SeededModel {
         return try Model(manifest: folder.manifest())
     }
 
-    /// A CS-MIL head's state_dict (spec §4 names and shapes): uniform in ±2/√fan_in, so attention and
-    /// scale weights vary between instances.
     static func headWeights(featureSize d: Int, seed: UInt64) -> StateDict {
-        let layers: [(name: String, out: Int, in: Int, convolution: Bool)] = [
-            ("embedding_net.0", 64, d, true), ("res_attention.0", 32, 64, true), ("res_attention.2", 1, 32, true),
-            ("attention.0", 32, 64, false), ("attention.2", 1, 32, false), ("fc6.0", 32, 64, false),
-            ("fc6.3", 1, 32, false),
-        ]
-        var generator = SeededGenerator(seed: seed)
-        var dict = StateDict()
-        for layer in layers {
-            let bound = 2 / Double(layer.in).squareRoot()
-            func values(_ count: Int) -> [Float] {
-                (0..<count).map { _ in Float((2 * generator.nextUniform() - 1) * bound) }
-            }
-            let shape = layer.convolution ? [layer.out, layer.in, 1, 1] : [layer.out, layer.in]
-            dict.set(layer.name + ".weight", Tensor(shape: shape, values: values(layer.out * layer.in)))
-            dict.set(layer.name + ".bias", Tensor(shape: [layer.out], values: values(layer.out)))
-        }
-        return dict
+        SeededWeights.head(featureSize: d, seed: seed)
     }
 
     /// The scorer a manifest with these settings should give, built by hand from the heads.

@@ -162,7 +162,23 @@ enum Doctor {
                 )
             }
         }
+        // Only when every file is there and readable: load them as the daemon will.
+        if !findings.contains(where: { $0.severity == .problem }) { findings.append(weights(manifest)) }
         return findings
+    }
+
+    /// Loads every weight file as the daemon will (restricted unpickler, shape checks against the
+    /// architecture), so a wrong, truncated or malicious file shows up here and not on the first slide.
+    static func weights(_ manifest: ModelManifest) -> Finding {
+        do {
+            let model = try Model(manifest: manifest)
+            return .ok(
+                "model weights",
+                "every tensor present with the shapes of \(manifest.architecture.rawValue) (D = \(model.featureSize)), "
+                    + "\(manifest.heads.count) head(s)")
+        } catch {
+            return .problem("model weights", error.message, fix: error.fix)
+        }
     }
 
     /// The webhook: either off, or an https URL with a well-formed secret file kept private.

@@ -45,28 +45,32 @@ public final class Embedder {
 
     /// Embeds up to `batchSize` images; `image(i)` hands image i's pixels (interleaved RGB)
     /// and side to the closure it is given. Writes `count` × D floats to `output`.
+    /// `network` (default: the embedder's own) may be any backbone of the same architecture,
+    /// so the three scales of a model share one set of workspaces.
     public func embed(
-        count: Int, into output: UnsafeMutablePointer<Float>,
+        count: Int, into output: UnsafeMutablePointer<Float>, network: ResNet? = nil,
         image: (Int, (UnsafePointer<UInt8>, Int) -> Void) -> Void
     ) {
         precondition(count <= batchSize)
+        let network = network ?? self.network
+        precondition(network.architecture == self.network.architecture, "a backbone of another architecture")
         for index in 0..<count {
             image(index) { pixels, side in
                 Preprocessing.normalise(rgb: pixels, side: side, into: input + index * Self.plane)
             }
         }
-        embedNormalised(count: count, into: output)
+        embedNormalised(count: count, into: output, network: network)
     }
 
     /// Embeds `count` images already normalised into the input buffer.
-    private func embedNormalised(count: Int, into output: UnsafeMutablePointer<Float>) {
+    private func embedNormalised(count: Int, into output: UnsafeMutablePointer<Float>, network: ResNet) {
         let parts = (count + share - 1) / share
         guard parts > 1 else {
             network.embed(input, count: count, into: output, workspace: workspaces[0])
             return
         }
         // Each part reads its own images and writes its own rows and workspace.
-        let (d, share, plane, network) = (featureSize, share, Self.plane, network)
+        let (d, share, plane) = (featureSize, share, Self.plane)
         let job = UncheckedSendable(value: (input: input, output: output, workspaces: workspaces))
         BLASRuntime.withThreadCount(1) {
             DispatchQueue.concurrentPerform(iterations: parts) { part in

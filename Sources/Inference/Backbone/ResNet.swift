@@ -16,7 +16,7 @@ public struct ResNet: Sendable {
     /// One convolution with its BatchNorm folded in.
     struct FoldedConvolution: Sendable {
         var spec: ResNetLayout.Convolution
-        /// [Cout][kh][kw][Cin]
+        /// [Cout][kh][kw][Cin]; empty for Winograd layers.
         var weights: [Float]
         /// [Cout]
         var bias: [Float]
@@ -86,7 +86,8 @@ public struct ResNet: Sendable {
         let winograd =
             k == 3 && spec.stride == 1
             ? Winograd.transformWeights(folded, outChannels: cout, inChannels: cin) : nil
-        return FoldedConvolution(spec: spec, weights: folded, bias: bias, winograd: winograd)
+        // A Winograd layer keeps only its transformed weights.
+        return FoldedConvolution(spec: spec, weights: winograd == nil ? folded : [], bias: bias, winograd: winograd)
     }
 
     /// Embeds `count` normalised images (NHWC, `side`×`side`×3 each, as `Preprocessing`

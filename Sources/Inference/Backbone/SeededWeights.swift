@@ -59,6 +59,29 @@ public enum SeededWeights {
         return dict
     }
 
+    /// A CS-MIL head `state_dict` (spec §4 names and shapes) for D = `featureSize`, uniform in
+    /// ±2/√fan_in from `SeededGenerator(seed:)`, so attention and scale weights vary between
+    /// instances. For tests and benchmarks; trained heads come from `csmil train`.
+    public static func head(featureSize d: Int, seed: UInt64) -> StateDict {
+        let layers: [(name: String, out: Int, in: Int, convolution: Bool)] = [
+            ("embedding_net.0", 64, d, true), ("res_attention.0", 32, 64, true), ("res_attention.2", 1, 32, true),
+            ("attention.0", 32, 64, false), ("attention.2", 1, 32, false), ("fc6.0", 32, 64, false),
+            ("fc6.3", 1, 32, false),
+        ]
+        var generator = SeededGenerator(seed: seed)
+        var dict = StateDict()
+        for layer in layers {
+            let bound = 2 / Double(layer.in).squareRoot()
+            func values(_ count: Int) -> [Float] {
+                (0..<count).map { _ in Float((2 * generator.nextUniform() - 1) * bound) }
+            }
+            let shape = layer.convolution ? [layer.out, layer.in, 1, 1] : [layer.out, layer.in]
+            dict.set(layer.name + ".weight", Tensor(shape: shape, values: values(layer.out * layer.in)))
+            dict.set(layer.name + ".bias", Tensor(shape: [layer.out], values: values(layer.out)))
+        }
+        return dict
+    }
+
     /// `count` RGB images of `size`×`size` u8 pixels (HWC, interleaved), deterministic in `seed`:
     /// byte j is the top 8 bits of output j of stream `seed`.
     public static func images(count: Int, size: Int, seed: UInt64) -> [UInt8] {

@@ -21,14 +21,17 @@ public struct TileTriplet {
 /// for the tile, `_10x` and `_5x` for the contexts), into the `[tile][scale][D]` features that
 /// `Model.score` and `SlideScorer` read.
 ///
-/// One `Embedder` per backbone, so all memory is allocated once: three input batches and network
-/// workspaces (for ResNet-50 about 25 MB of activations per image of `batchSize`, per backbone), and
-/// one batch of features. One triplet embedder belongs to one thread at a time.
+/// One `Embedder` serves the three backbones in turn (they share an architecture), so all memory
+/// is allocated once: one input batch, the network workspaces (for ResNet-50 about 25 MB of
+/// activations per image of `batchSize`) and one batch of features. One triplet embedder belongs
+/// to one thread at a time.
 public final class TripletEmbedder {
     /// Tiles per batch; `embed` takes any count and runs it in batches of this size.
     public let batchSize: Int
-    /// The embedders of scales 0, 1 and 2.
-    private let embedders: [Embedder]
+    /// The backbones of scales 0, 1 and 2.
+    private let backbones: [ResNet]
+    /// One embedder (one set of workspaces) serves the three backbones in turn.
+    private let embedder: Embedder
     /// One batch of one scale's features, `batchSize × D`, before they are interleaved.
     private let scratch: UnsafeMutablePointer<Float>
     /// The triplets of the batch in progress.
@@ -46,7 +49,8 @@ public final class TripletEmbedder {
             backbones.allSatisfy { $0.architecture == backbones[0].architecture }, "backbones of one architecture")
         precondition(batchSize > 0, "a batch holds at least one tile")
         self.batchSize = batchSize
-        embedders = backbones.map { Embedder(network: $0, batchSize: batchSize, workers: workers) }
+        self.backbones = backbones
+        embedder = Embedder(network: backbones[0], batchSize: batchSize, workers: workers)
         let count = batchSize * backbones[0].featureSize
         scratch = .allocate(capacity: count)
         scratch.initialize(repeating: 0, count: count)
@@ -56,7 +60,7 @@ public final class TripletEmbedder {
     deinit { scratch.deallocate() }
 
     /// D, the features per image.
-    public var featureSize: Int { embedders[0].featureSize }
+    public var featureSize: Int { embedder.featureSize }
 
     /// Embeds `count` tiles: `triplet(i)` gives tile i's three images (asked once per tile, in order),
     /// and `output` receives `count × 3 × D` floats, tile after tile, each tile's 20x features, then its
@@ -69,9 +73,9 @@ public final class TripletEmbedder {
             let rows = min(batchSize, count - start)
             triplets.removeAll(keepingCapacity: true)
             for i in 0..<rows { triplets.append(triplet(start + i)) }
-            for (scale, embedder) in embedders.enumerated() {
+            for (scale, backbone) in backbones.enumerated() {
                 let side = Self.sides[scale]
-                embedder.embed(count: rows, into: scratch) { i, normalise in
+                embedder.embed(count: rows, into: scratch, network: backbone) { i, normalise in
                     let images = triplets[i]
                     normalise(scale == 0 ? images.tile : scale == 1 ? images.context10x : images.context5x, side)
                 }
