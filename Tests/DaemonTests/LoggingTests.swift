@@ -8,7 +8,7 @@ import Testing
 struct LoggingTests {
     @Test("journal entries carry MESSAGE, PRIORITY and one upper-case field per metadata key")
     func journalFields() {
-        let fields = JournalLogHandler.fields(
+        let fields = JournalFields.fields(
             level: .warning, message: "slide failed",
             metadata: ["slide": "a.svs", "event_id": "evt_1", "stage": "ingest"],
             file: "Daemon/Pipeline.swift", function: "run()", line: 42)
@@ -23,7 +23,7 @@ struct LoggingTests {
 
     @Test("metadata cannot overwrite the journal's own fields")
     func reservedFields() {
-        let fields = JournalLogHandler.fields(
+        let fields = JournalFields.fields(
             level: .info, message: "real", metadata: ["message": "forged", "priority": "0"], file: "f", function: "g",
             line: 1)
         #expect(fields.filter { $0.hasPrefix("MESSAGE=") } == ["MESSAGE=real"])
@@ -37,17 +37,17 @@ struct LoggingTests {
             ("2fast", "FAST"), ("ü", nil), (String(repeating: "a", count: 80), String(repeating: "A", count: 64)),
         ])
     func fieldNames(key: String, expected: String?) {
-        #expect(JournalLogHandler.fieldName(key) == expected)
+        #expect(JournalFields.fieldName(key) == expected)
     }
 
     @Test("swift-log levels map to syslog priorities")
     func priorities() {
-        #expect(Logger.Level.allCases.map(JournalLogHandler.priority) == [7, 7, 6, 5, 4, 3, 2])
+        #expect(Logger.Level.allCases.map(JournalFields.priority) == [7, 7, 6, 5, 4, 3, 2])
     }
 
     @Test("stderr lines are one line each, with sorted key=value metadata, quoted when needed")
     func stderrFormat() {
-        let line = StderrLogHandler.format(
+        let line = StderrFormat.line(
             date: Date(timeIntervalSince1970: 0), level: .info, message: "slide settled",
             metadata: ["slide": "a b.svs", "stage": "watch", "note": "x=\"y\"\nz"])
         #expect(line == #"1970-01-01T00:00:00Z info slide settled note="x=\"y\"\nz" slide="a b.svs" stage=watch"#)

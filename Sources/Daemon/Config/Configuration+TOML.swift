@@ -23,37 +23,15 @@ extension Configuration {
 
     /// Reads and validates the configuration file at `path`.
     static func load(path: String) throws(ConfigurationError) -> Configuration {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            let reason =
-                FileManager.default.fileExists(atPath: path) ? "cannot be read as UTF-8 text" : "does not exist"
-            throw ConfigurationError(
-                file: path,
-                problems: [
-                    .init(
-                        code: .unreadable, key: nil, line: nil, message: "the configuration file \(reason)",
-                        fix: "pass --config with the path of a readable csmil.toml (see etc/csmil.toml)")
-                ])
-        }
+        let text = try TOMLReader.read(
+            path: path, what: "the configuration file",
+            fix: "pass --config with the path of a readable csmil.toml (see etc/csmil.toml)")
         return try parse(text, path: path)
     }
 
     /// Parses and validates configuration text; relative paths are resolved against the folder of `path`.
     static func parse(_ text: String, path: String) throws(ConfigurationError) -> Configuration {
-        let root: TOMLTable
-        do {
-            root = try TOML.parse(text)
-        } catch {
-            throw ConfigurationError(
-                file: path,
-                problems: [
-                    .init(
-                        code: .syntax, key: nil, line: error.line, message: "column \(error.column): \(error.message)",
-                        fix: "correct the TOML syntax (https://toml.io/en/v1.0.0)")
-                ])
-        }
+        let root = try TOMLReader.parse(text, path: path)
         var reader = TOMLReader()
         let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
         reader.rejectUnknownKeys(in: root, section: nil, known: schema.map(\.section))

@@ -11,37 +11,15 @@ extension ModelManifest {
     /// Reads and validates `model.toml` in `directory`; file paths are resolved against it.
     static func load(directory: String) throws(ConfigurationError) -> ModelManifest {
         let path = URL(fileURLWithPath: directory).appendingPathComponent("model.toml").path
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            let exists = FileManager.default.fileExists(atPath: path)
-            throw ConfigurationError(
-                file: path,
-                problems: [
-                    .init(
-                        code: .unreadable, key: nil, line: nil,
-                        message: exists ? "cannot be read as UTF-8 text" : "does not exist",
-                        fix: "point [model] directory at a model directory that holds model.toml (see README.md)")
-                ])
-        }
+        let text = try TOMLReader.read(
+            path: path, what: "the model description",
+            fix: "point [model] directory at a model directory that holds model.toml (see README.md)")
         return try parse(text, path: path)
     }
 
     /// Parses `model.toml` text; `path` names the file in errors and anchors relative paths.
     static func parse(_ text: String, path: String) throws(ConfigurationError) -> ModelManifest {
-        let root: TOMLTable
-        do {
-            root = try TOML.parse(text)
-        } catch {
-            throw ConfigurationError(
-                file: path,
-                problems: [
-                    .init(
-                        code: .syntax, key: nil, line: error.line, message: "column \(error.column): \(error.message)",
-                        fix: "correct the TOML syntax")
-                ])
-        }
+        let root = try TOMLReader.parse(text, path: path)
         let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var reader = TOMLReader()
         reader.rejectUnknownKeys(in: root, section: nil, known: keys)

@@ -1,8 +1,38 @@
+import Foundation
+
 /// Reads typed values out of a parsed TOML document against a fixed schema, recording every
 /// problem (unknown key, wrong type, missing key, impossible value) with its key and line
 /// instead of stopping at the first one.
 struct TOMLReader {
     private(set) var problems: [ConfigurationError.Problem] = []
+
+    /// The text of a TOML file; a missing or non-UTF-8 file is an `unreadable` error with `fix`.
+    static func read(path: String, what: String, fix: String) throws(ConfigurationError) -> String {
+        do {
+            return try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            let reason =
+                FileManager.default.fileExists(atPath: path) ? "cannot be read as UTF-8 text" : "does not exist"
+            throw ConfigurationError(
+                file: path,
+                problems: [.init(code: .unreadable, key: nil, line: nil, message: "\(what) \(reason)", fix: fix)])
+        }
+    }
+
+    /// The document's root table; a syntax error is a `syntax` error with its line and column.
+    static func parse(_ text: String, path: String) throws(ConfigurationError) -> TOMLTable {
+        do {
+            return try TOML.parse(text)
+        } catch {
+            throw ConfigurationError(
+                file: path,
+                problems: [
+                    .init(
+                        code: .syntax, key: nil, line: error.line, message: "column \(error.column): \(error.message)",
+                        fix: "correct the TOML syntax (https://toml.io/en/v1.0.0)")
+                ])
+        }
+    }
 
     /// Records a problem with a value that has the right type but cannot work.
     mutating func invalid(_ key: String, line: Int?, _ message: String, fix: String) {

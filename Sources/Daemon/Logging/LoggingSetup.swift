@@ -23,10 +23,7 @@ enum LoggingSetup {
     /// Installs the process-wide log handler. Call once, at the start of a command.
     static func bootstrap(level: Logger.Level, destination: LogDestination = .detect()) {
         LoggingSystem.bootstrap { label in
-            switch destination {
-            case .journal: JournalLogHandler(label: label, level: level)
-            case .stderr: StderrLogHandler(label: label, level: level)
-            }
+            CSMILLogHandler(label: label, level: level, sink: destination == .journal ? .journal : .stderr)
         }
     }
 }

@@ -2,42 +2,11 @@ import CSystemd
 import Foundation
 import Logging
 
-/// Sends each event to the systemd journal as a structured entry through the native protocol
+/// A structured journal entry for each event, sent through the native protocol
 /// (`sd_journal_sendv`): `MESSAGE`, `PRIORITY`, `SYSLOG_IDENTIFIER`, the code location, and one
 /// field per metadata key (`slide` → `SLIDE`, `event_id` → `EVENT_ID`), so
 /// `journalctl -u csmil SLIDE=a.svs` finds every line about one slide.
-struct JournalLogHandler: LogHandler {
-    var logLevel: Logger.Level
-    var metadata: Logger.Metadata = [:]
-    var metadataProvider: Logger.MetadataProvider?
-    let label: String
-
-    init(label: String, level: Logger.Level, metadataProvider: Logger.MetadataProvider? = nil) {
-        self.label = label
-        self.logLevel = level
-        self.metadataProvider = metadataProvider
-    }
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        var merged = metadata
-        if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
-        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
-        let fields = Self.fields(
-            level: event.level, message: event.message.description, metadata: merged, file: event.file,
-            function: event.function, line: event.line)
-        if Self.send(fields) < 0 {
-            // The journal socket is gone (journald restarting); do not lose the line.
-            let line = StderrLogHandler.format(
-                date: Date(), level: event.level, message: event.message.description, metadata: merged)
-            FileHandle.standardError.write(Data((line + "\n").utf8))
-        }
-    }
-
+enum JournalFields {
     /// The journal fields of one event, each "NAME=value".
     static func fields(
         level: Logger.Level, message: String, metadata: Logger.Metadata, file: String, function: String, line: UInt
@@ -81,7 +50,7 @@ struct JournalLogHandler: LogHandler {
 
     /// Hands the fields to journald; returns 0 or a negative errno. The fields are laid out in
     /// one buffer and described by one iovec each.
-    private static func send(_ fields: [String]) -> Int32 {
+    static func send(_ fields: [String]) -> Int32 {
         var bytes: [UInt8] = []
         var ranges: [Range<Int>] = []
         for field in fields {

@@ -1,0 +1,25 @@
+import Foundation
+import Logging
+
+/// The line written to standard error for one event: time, level, message, then `key=value`
+/// metadata, so a person at a terminal and `grep` can both read it.
+enum StderrFormat {
+    /// `2026-11-27T15:40:00Z info slide settled slide=a.svs stage=watch` (metadata sorted by key;
+    /// values with spaces, quotes or `=` are quoted).
+    static func line(date: Date, level: Logger.Level, message: String, metadata: Logger.Metadata) -> String {
+        var line = date.formatted(.iso8601) + " " + level.rawValue + " " + message
+        for key in metadata.keys.sorted() {
+            line += " " + key + "=" + quoted(metadata[key]!.description)
+        }
+        return line
+    }
+
+    private static func quoted(_ value: String) -> String {
+        guard value.isEmpty || value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }) else {
+            return value
+        }
+        let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+        return "\"" + escaped + "\""
+    }
+}
