@@ -51,6 +51,19 @@ enum SystemInfo {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// This process's peak resident set size: `VmHWM` of /proc/self/status. Not `getrusage`,
+    /// whose `ru_maxrss` survives `execve` and so reports the parent's peak for a freshly
+    /// spawned child (a `csmil` started by a large test runner would seem large).
+    static func peakResidentBytes(status: String? = readProcFile("/proc/self/status")) -> Int {
+        guard let status else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let kilobytes =
+                line.dropFirst(6).split(whereSeparator: { $0 == " " || $0 == "\t" }).first.flatMap { Int($0) } ?? 0
+            return kilobytes * 1024
+        }
+        return 0
+    }
+
     /// Free bytes for unprivileged users on the file system holding `path`.
     static func freeBytes(at path: String) -> UInt64? {
         var info = statvfs()

@@ -1,0 +1,41 @@
+/// A slide that could not be opened, read or measured: what happened, to which file, and what to do.
+public struct SlideError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A stable, machine-readable reason; reports and the job store record it.
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        /// The file does not exist or cannot be read (permissions, not a regular file).
+        public static let unreadable = Code(rawValue: "unreadable")
+        /// The file is empty or in no format OpenSlide recognises (for example a PNG renamed `.svs`).
+        public static let notASlide = Code(rawValue: "not_a_slide")
+        /// OpenSlide recognised the format but failed (damaged or truncated file); the message is OpenSlide's.
+        public static let openSlideError = Code(rawValue: "openslide_error")
+        /// The slide carries no usable resolution metadata and no `assume_mpp` was given.
+        public static let noResolution = Code(rawValue: "no_resolution")
+        /// The slide (or a requested region) is too small or has an impossible size.
+        public static let tooSmall = Code(rawValue: "too_small")
+        /// A caller asked for something the slide does not have (a level, an associated image, a region).
+        public static let invalidRequest = Code(rawValue: "invalid_request")
+    }
+
+    /// Why it failed.
+    public var code: Code
+    /// The slide file.
+    public var file: String
+    /// What happened.
+    public var message: String
+    /// What the user can do about it.
+    public var fix: String
+
+    /// Makes an error; `file` is the slide's path as the user gave it.
+    public init(code: Code, file: String, message: String, fix: String) {
+        self.code = code
+        self.file = file
+        self.message = message
+        self.fix = fix
+    }
+
+    public var description: String { "\(file): \(message) [\(code)] — \(fix)" }
+}
