@@ -74,6 +74,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "NotifyTests",
+            dependencies: ["Notify"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "DaemonTests",
             dependencies: ["Daemon", "Inference", "Ingest"],
             swiftSettings: strict

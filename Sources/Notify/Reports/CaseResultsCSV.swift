@@ -1,0 +1,100 @@
+import Foundation
+
+/// The reference pipeline's `case_results_merge.csv`, for drop-in comparison with its output.
+///
+/// Source: hrlblab/CS-MIL, `CS-MIL_Docker/src/run_inference.py`, function `Testing` (step 4). For each fold
+/// model (one head here) it builds a pandas frame with the columns `case_name, label, prob, acc` and one row
+/// `[case name, bag label, mean of the 200 bag probabilities, 1 - |label - (prob > 0.5)|]`, saves it as
+/// `case_results_<fold>.csv`, then concatenates the folds into `case_results_merge.csv` and appends a last row
+/// `['overall', 0, mean of the prob column, 0]`; `to_csv(index=False)` writes a header and no index.
+///
+/// So a slide gives one row per head plus the `overall` row. What the reference writes, reproduced here:
+/// - `case_name` is the slide's file name without its extension;
+/// - `label` is the slide's true class, which inference does not know: the reference's generated `data_list.csv`
+///   gives every slide class 0, so it is `0.0` (a float, from a tensor) unless the caller knows better;
+/// - `prob` is written as Python's `repr` of the float, which Swift's `Double.description` matches digit for
+///   digit; a head computed in `Float` should be passed as `Double(value)`, as torch's `.item()` does;
+/// - `acc` uses the reference's strict `prob > threshold` (the report's decision is `≥`, spec §5);
+/// - the `overall` row's `label` and `acc` are the integer `0`, as the reference assigns them.
+/// Fields are quoted as pandas' default `QUOTE_MINIMAL` does (only when they hold `,`, `"` or a line break).
+public struct CaseResultsCSV: Sendable, Equatable {
+    /// The reference's columns, in order.
+    public static let columns = ["case_name", "label", "prob", "acc"]
+
+    /// One line of the file, as the text of its four fields.
+    public struct Row: Sendable, Equatable {
+        /// `case_name`.
+        public var caseName: String
+        /// `label`.
+        public var label: String
+        /// `prob`.
+        public var probability: String
+        /// `acc`.
+        public var accuracy: String
+
+        /// Makes a row from the text of its fields.
+        public init(caseName: String, label: String, probability: String, accuracy: String) {
+            self.caseName = caseName
+            self.label = label
+            self.probability = probability
+            self.accuracy = accuracy
+        }
+    }
+
+    /// The data rows (heads, then `overall`), without the header.
+    public var rows: [Row]
+
+    /// Makes the file from rows.
+    public init(rows: [Row]) {
+        self.rows = rows
+    }
+
+    /// The reference's rows for one slide: one per head, then `overall` (no rows when there are no heads, as
+    /// for a slide without tissue or one that failed).
+    ///
+    /// - Parameters:
+    ///   - caseName: the slide's file name without extension (``caseName(forSlideName:)``).
+    ///   - headProbabilities: each head's probability (mean of its bag probabilities).
+    ///   - threshold: the decision threshold (the reference's 0.5).
+    ///   - label: the slide's true class when known; 0 as in the reference otherwise.
+    public init(caseName: String, headProbabilities: [Double], threshold: Double = 0.5, label: Double = 0) {
+        var rows: [Row] = []
+        for probability in headProbabilities {
+            let predicted: Double = probability > threshold ? 1 : 0
+            let accuracy = 1 - abs(label - predicted)
+            rows.append(
+                Row(
+                    caseName: caseName, label: label.description, probability: probability.description,
+                    accuracy: accuracy.description))
+        }
+        if !headProbabilities.isEmpty {
+            let mean = headProbabilities.reduce(0, +) / Double(headProbabilities.count)
+            rows.append(Row(caseName: "overall", label: "0", probability: mean.description, accuracy: "0"))
+        }
+        self.rows = rows
+    }
+
+    /// The reference's case name: the file name with its last extension removed (`a.b.svs` → `a.b`).
+    public static func caseName(forSlideName name: String) -> String {
+        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return name }
+        return String(name[..<dot])
+    }
+
+    /// The file's text: the header, then one line per row, each ending in `\n`.
+    public var text: String {
+        var text = Self.columns.joined(separator: ",") + "\n"
+        for row in rows {
+            text += [row.caseName, row.label, row.probability, row.accuracy].map(Self.quoted).joined(separator: ",")
+            text += "\n"
+        }
+        return text
+    }
+
+    /// A field as pandas' `QUOTE_MINIMAL` writes it.
+    static func quoted(_ field: String) -> String {
+        guard field.unicodeScalars.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else {
+            return field
+        }
+        return "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+}

@@ -1,0 +1,202 @@
+/// An 8-bit RGB image, rows top to bottom, three bytes per pixel, no padding.
+public struct RGBImage: Sendable, Equatable {
+    /// Width in pixels.
+    public var width: Int
+    /// Height in pixels.
+    public var height: Int
+    /// `width × height × 3` bytes.
+    public var pixels: [UInt8]
+
+    /// Makes an image; `pixels` must hold `width × height × 3` bytes.
+    public init(width: Int, height: Int, pixels: [UInt8]) {
+        precondition(width >= 0 && height >= 0 && pixels.count == width * height * 3, "RGB buffer size mismatch")
+        self.width = width
+        self.height = height
+        self.pixels = pixels
+    }
+
+    /// An image filled with one colour.
+    public init(width: Int, height: Int, filledWith colour: RGBColour) {
+        var pixels = [UInt8](repeating: 0, count: width * height * 3)
+        for index in stride(from: 0, to: pixels.count, by: 3) {
+            pixels[index] = colour.red
+            pixels[index + 1] = colour.green
+            pixels[index + 2] = colour.blue
+        }
+        self.init(width: width, height: height, pixels: pixels)
+    }
+
+    /// The colour at column `x`, row `y`.
+    public subscript(x: Int, y: Int) -> RGBColour {
+        get {
+            let index = (y * width + x) * 3
+            return RGBColour(red: pixels[index], green: pixels[index + 1], blue: pixels[index + 2])
+        }
+        set {
+            let index = (y * width + x) * 3
+            pixels[index] = newValue.red
+            pixels[index + 1] = newValue.green
+            pixels[index + 2] = newValue.blue
+        }
+    }
+}
+
+/// An 8-bit RGB colour.
+public struct RGBColour: Sendable, Equatable, Hashable {
+    /// Red, 0…255.
+    public var red: UInt8
+    /// Green, 0…255.
+    public var green: UInt8
+    /// Blue, 0…255.
+    public var blue: UInt8
+
+    /// Makes a colour.
+    public init(red: UInt8, green: UInt8, blue: UInt8) {
+        self.red = red
+        self.green = green
+        self.blue = blue
+    }
+
+    /// `self × (1 − alpha) + other × alpha`, per channel, rounded to nearest.
+    public func blended(with other: RGBColour, alpha: Float) -> RGBColour {
+        func mix(_ base: UInt8, _ top: UInt8) -> UInt8 {
+            let value = Float(base) * (1 - alpha) + Float(top) * alpha
+            return UInt8(max(0, min(255, value.rounded())))
+        }
+        return RGBColour(red: mix(red, other.red), green: mix(green, other.green), blue: mix(blue, other.blue))
+    }
+}
+
+/// Draws the attention heatmap of a slide over its thumbnail; the caller encodes the result as PNG.
+///
+/// Each tile that was drawn into a bag is filled with its attention's colour on the viridis colormap, blended
+/// over the thumbnail with ``alpha``. Attention is scaled linearly from the lowest (bottom of the colormap) to the
+/// highest (top) attention among the drawn tiles; when all are equal they take the top. A tile at least
+/// ``markerMinimumSize`` thumbnail pixels wide and high gets a solid square in its top-left corner, a third of its
+/// size, in the colour of its dominant scale (``scaleColours``: 20x red, 10x cyan, 5x magenta: none of them on
+/// viridis). Tiles never drawn are left as the thumbnail.
+///
+/// Below the thumbnail a legend strip ``legendHeight`` pixels high: on white, the colormap from low (left) to high
+/// over the left two thirds, then the three scale colours, 20x, 10x, 5x, left to right. It has no text (there is
+/// no font here): the report's documentation explains it.
+public struct HeatmapRenderer: Sendable {
+    /// The colours marking the dominant scale: 20x, 10x, 5x.
+    public static let scaleColours = [
+        RGBColour(red: 228, green: 26, blue: 28),
+        RGBColour(red: 0, green: 238, blue: 238),
+        RGBColour(red: 238, green: 0, blue: 238),
+    ]
+
+    /// Viridis (matplotlib's, by van der Walt and Smith) at ten evenly spaced points, 0 to 1; interpolated linearly.
+    static let viridis: [RGBColour] = [
+        RGBColour(red: 0x44, green: 0x01, blue: 0x54), RGBColour(red: 0x48, green: 0x28, blue: 0x78),
+        RGBColour(red: 0x3E, green: 0x4A, blue: 0x89), RGBColour(red: 0x31, green: 0x68, blue: 0x8E),
+        RGBColour(red: 0x26, green: 0x82, blue: 0x8E), RGBColour(red: 0x1F, green: 0x9E, blue: 0x89),
+        RGBColour(red: 0x35, green: 0xB7, blue: 0x79), RGBColour(red: 0x6D, green: 0xCD, blue: 0x59),
+        RGBColour(red: 0xB4, green: 0xDE, blue: 0x2C), RGBColour(red: 0xFD, green: 0xE7, blue: 0x25),
+    ]
+
+    /// Opacity of the attention colour over the thumbnail, 0…1.
+    public var alpha: Float
+    /// Height of the legend strip added below the thumbnail, in pixels (0 for none).
+    public var legendHeight: Int
+    /// The smallest tile, in thumbnail pixels on each side, that gets a dominant-scale marker.
+    public var markerMinimumSize: Int
+
+    /// Makes a renderer.
+    public init(alpha: Float = 0.5, legendHeight: Int = 16, markerMinimumSize: Int = 6) {
+        self.alpha = alpha
+        self.legendHeight = legendHeight
+        self.markerMinimumSize = markerMinimumSize
+    }
+
+    /// The colormap's colour at `position` (clamped to 0…1; NaN gives the bottom).
+    public static func colour(at position: Float) -> RGBColour {
+        let clamped = position.isNaN ? 0 : max(0, min(1, position))
+        let scaled = clamped * Float(viridis.count - 1)
+        let lower = min(Int(scaled), viridis.count - 2)
+        return viridis[lower].blended(with: viridis[lower + 1], alpha: scaled - Float(lower))
+    }
+
+    /// Renders the heatmap.
+    ///
+    /// - Parameters:
+    ///   - thumbnail: the slide's thumbnail, covering the whole level-0 image.
+    ///   - slideWidth: level-0 width in pixels.
+    ///   - slideHeight: level-0 height in pixels.
+    ///   - tiles: the tiles, with level-0 rectangles.
+    /// - Returns: an image as wide as the thumbnail and ``legendHeight`` pixels taller.
+    public func render(thumbnail: RGBImage, slideWidth: Int, slideHeight: Int, tiles: [TileRecord]) -> RGBImage {
+        let width = thumbnail.width
+        var image = RGBImage(
+            width: width, height: thumbnail.height + max(0, legendHeight),
+            filledWith: RGBColour(red: 255, green: 255, blue: 255))
+        image.pixels.replaceSubrange(0..<thumbnail.pixels.count, with: thumbnail.pixels)
+
+        let drawn = tiles.compactMap { $0.attention }.filter { $0.isFinite }
+        let low = drawn.min() ?? 0
+        let high = drawn.max() ?? 0
+        if slideWidth > 0, slideHeight > 0, width > 0, thumbnail.height > 0 {
+            let scaleX = Double(width) / Double(slideWidth)
+            let scaleY = Double(thumbnail.height) / Double(slideHeight)
+            for tile in tiles {
+                guard let attention = tile.attention, attention.isFinite else { continue }
+                let position = high > low ? (attention - low) / (high - low) : 1
+                paint(
+                    tile, colour: Self.colour(at: position), into: &image, thumbnailHeight: thumbnail.height,
+                    scaleX: scaleX, scaleY: scaleY)
+            }
+        }
+        drawLegend(into: &image, top: thumbnail.height)
+        return image
+    }
+
+    /// Fills a tile's thumbnail rectangle with its colour and adds its scale marker.
+    private func paint(
+        _ tile: TileRecord, colour: RGBColour, into image: inout RGBImage, thumbnailHeight: Int, scaleX: Double,
+        scaleY: Double
+    ) {
+        // Edges are floored, so neighbouring tiles share no pixel; a tile always covers at least one pixel.
+        let left = max(0, Int((Double(tile.x) * scaleX).rounded(.down)))
+        let top = max(0, Int((Double(tile.y) * scaleY).rounded(.down)))
+        let right = min(image.width, max(left + 1, Int((Double(tile.x + tile.width) * scaleX).rounded(.down))))
+        let bottom = min(thumbnailHeight, max(top + 1, Int((Double(tile.y + tile.height) * scaleY).rounded(.down))))
+        guard left < right, top < bottom else { return }
+        for y in top..<bottom {
+            for x in left..<right {
+                image[x, y] = image[x, y].blended(with: colour, alpha: alpha)
+            }
+        }
+        let size = min(right - left, bottom - top)
+        guard size >= markerMinimumSize, let scale = tile.dominantScale, scale < Self.scaleColours.count else {
+            return
+        }
+        let marker = max(1, size / 3)
+        for y in top..<(top + marker) {
+            for x in left..<(left + marker) { image[x, y] = Self.scaleColours[scale] }
+        }
+    }
+
+    /// The legend strip: colormap over the left two thirds, the three scale colours after it, a white margin.
+    private func drawLegend(into image: inout RGBImage, top: Int) {
+        let margin = legendHeight >= 6 ? 2 : 0
+        let stripTop = top + margin
+        let stripBottom = top + legendHeight - margin
+        guard stripTop < stripBottom, image.width > 2 * margin else { return }
+        let usable = image.width - 2 * margin
+        let rampWidth = usable * 2 / 3
+        for x in 0..<rampWidth {
+            let colour = Self.colour(at: rampWidth > 1 ? Float(x) / Float(rampWidth - 1) : 1)
+            for y in stripTop..<stripBottom { image[margin + x, y] = colour }
+        }
+        let swatchStart = margin + rampWidth + margin
+        let swatchWidth = (image.width - margin - swatchStart) / Self.scaleColours.count
+        guard swatchWidth > 0 else { return }
+        for (index, colour) in Self.scaleColours.enumerated() {
+            let left = swatchStart + index * swatchWidth
+            for x in left..<(left + swatchWidth - (swatchWidth > 2 ? 1 : 0)) {
+                for y in stripTop..<stripBottom { image[x, y] = colour }
+            }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import Testing
+
+@testable import Notify
+
+@Suite("attention heatmap")
+struct HeatmapRendererTests {
+    /// A 64 × 32 thumbnail of a 1024 × 512 slide: one thumbnail pixel per 16 level-0 pixels, a gradient.
+    let thumbnail: RGBImage = {
+        var image = RGBImage(width: 64, height: 32, filledWith: RGBColour(red: 0, green: 0, blue: 0))
+        for y in 0..<32 {
+            for x in 0..<64 { image[x, y] = RGBColour(red: UInt8(x * 3), green: UInt8(y * 5), blue: 200) }
+        }
+        return image
+    }()
+
+    func render(_ renderer: HeatmapRenderer = HeatmapRenderer()) -> RGBImage {
+        renderer.render(thumbnail: thumbnail, slideWidth: 1024, slideHeight: 512, tiles: Fixtures.tiles)
+    }
+
+    @Test("the image is the thumbnail's size plus the legend strip")
+    func size() {
+        let image = render()
+        #expect(image.width == 64 && image.height == 32 + 16)
+        #expect(image.pixels.count == 64 * 48 * 3)
+        #expect(render(HeatmapRenderer(legendHeight: 0)).height == 32)
+    }
+
+    @Test("a tile never drawn and the area outside tiles keep the thumbnail's pixels")
+    func undrawnUnchanged() {
+        let image = render()
+        // The undrawn tile covers level-0 (512…768, 256…512): thumbnail (32…48, 16…32).
+        for y in 16..<32 {
+            for x in 32..<48 { #expect(image[x, y] == thumbnail[x, y]) }
+        }
+        #expect(image[60, 5] == thumbnail[60, 5])
+    }
+
+    @Test("the highest attention takes the top of the colormap, the lowest the bottom")
+    func colours() {
+        let opaque = render(HeatmapRenderer(alpha: 1, markerMinimumSize: 100))
+        #expect(opaque[8, 8] == HeatmapRenderer.colour(at: 1))
+        #expect(opaque[8, 8] == RGBColour(red: 0xFD, green: 0xE7, blue: 0x25))
+        #expect(opaque[24, 8] == RGBColour(red: 0x44, green: 0x01, blue: 0x54))
+        let blended = render()
+        #expect(blended[10, 10] == thumbnail[10, 10].blended(with: HeatmapRenderer.colour(at: 1), alpha: 0.5))
+    }
+
+    @Test("the dominant scale marks the tile's top-left corner in the scale's colour")
+    func scaleMarkers() {
+        let image = render()
+        #expect(image[0, 0] == HeatmapRenderer.scaleColours[0])
+        #expect(image[16, 0] == HeatmapRenderer.scaleColours[2])
+        #expect(image[15, 15] != HeatmapRenderer.scaleColours[0])
+    }
+
+    @Test("the legend shows the colormap from bottom to top and the three scale colours")
+    func legend() {
+        let image = render()
+        let row = 32 + 8
+        #expect(image[2, row] == HeatmapRenderer.colour(at: 0))
+        let rampWidth = (64 - 4) * 2 / 3
+        #expect(image[2 + rampWidth - 1, row] == HeatmapRenderer.colour(at: 1))
+        let legendColours = Set((0..<64).map { image[$0, row] })
+        for colour in HeatmapRenderer.scaleColours { #expect(legendColours.contains(colour)) }
+        #expect(image[0, 32] == RGBColour(red: 255, green: 255, blue: 255))
+    }
+}
