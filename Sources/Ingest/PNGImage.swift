@@ -1,4 +1,5 @@
 import CPNG
+import Foundation
 
 /// An 8-bit RGB image read from or written to a PNG file through libpng's simplified API.
 public struct PNGImage: Sendable, Equatable {
@@ -58,6 +59,36 @@ public struct PNGImage: Sendable, Equatable {
             throw ImageError(
                 file: path, message: Self.message(&image), fix: "check that the folder exists and is writable")
         }
+    }
+
+    /// The image encoded as an 8-bit RGB PNG in memory (`png_image_write_to_memory`, called once to size the
+    /// buffer and once to fill it).
+    public func encoded() throws(ImageError) -> Data {
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        image.width = UInt32(width)
+        image.height = UInt32(height)
+        image.format = UInt32(PNG_FORMAT_RGB)
+        defer { png_image_free(&image) }
+        var size = 0
+        var ok = pixels.withUnsafeBytes { buffer in
+            png_image_write_to_memory(&image, nil, &size, 0, buffer.baseAddress, Int32(width * 3), nil)
+        }
+        guard ok != 0, size > 0 else {
+            throw ImageError(file: "<memory>", message: Self.message(&image), fix: "this is a bug in csmil")
+        }
+        var data = Data(count: size)
+        ok = data.withUnsafeMutableBytes { memory in
+            pixels.withUnsafeBytes { buffer in
+                png_image_write_to_memory(
+                    &image, memory.baseAddress, &size, 0, buffer.baseAddress, Int32(width * 3), nil)
+            }
+        }
+        guard ok != 0 else {
+            throw ImageError(file: "<memory>", message: Self.message(&image), fix: "this is a bug in csmil")
+        }
+        data.count = size
+        return data
     }
 
     private static func message(_ image: inout png_image) -> String {

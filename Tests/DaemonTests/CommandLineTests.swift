@@ -37,7 +37,7 @@ struct CommandLineTests {
     @Test(
         "commands whose issue has not landed refuse with 'not implemented yet' and a non-zero status",
         arguments: [
-            ["watch", "--config", "/etc/csmil/csmil.toml"], ["score", "a.svs"],
+            ["watch", "--config", "/etc/csmil/csmil.toml"],
             ["train"], ["status"], ["webhook-sink", "--port", "8080", "--secret-file", "s"],
         ])
     func notImplemented(arguments: [String]) throws {

@@ -1,4 +1,8 @@
 import ArgumentParser
+import Foundation
+import Inference
+import Logging
+import Notify
 
 /// `csmil score`: one-shot scoring of slides named on the command line.
 struct ScoreCommand: AsyncParsableCommand {
@@ -25,7 +29,136 @@ struct ScoreCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
+    func validate() throws {
+        guard !slides.isEmpty else { throw ValidationError("name at least one slide file") }
+    }
+
     func run() async throws {
-        throw NotImplementedYet(command: "score", arrivesWith: "the scoring issue")
+        guard !notify else {
+            throw ScoreError(
+                description: "csmil score --notify: webhook delivery arrives with the webhook issue and is not "
+                    + "implemented yet; nothing was done — run without --notify to write the reports only")
+        }
+        let configuration = try config.map { path throws(ConfigurationError) in try Configuration.load(path: path) }
+        let logger = global.bootstrapLogging(configured: configuration?.log.level)
+        guard let modelDirectory = model ?? configuration?.model.directory else {
+            throw ScoreError(
+                description: "csmil score: no model — pass --model DIR (a folder holding model.toml) or --config "
+                    + "with a [model] directory")
+        }
+        guard let outputDirectory = out ?? configuration?.output.directory else {
+            throw ScoreError(
+                description: "csmil score: no output folder — pass --out DIR or --config with an [output] directory")
+        }
+        let workDirectory = try Self.workDirectory(state: configuration?.state.directory)
+        let slides = self.slides
+        let anyFailed = try await Self.onOwnThread { () throws -> Bool in
+            let manifest = try ModelManifest.load(directory: modelDirectory)
+            let pipeline = SlidePipeline(
+                model: try Model(manifest: manifest), modelReport: try SlidePipeline.modelReport(for: manifest),
+                writer: ReportWriter(outputDirectory: outputDirectory), workDirectory: workDirectory, logger: logger)
+            var anyFailed = false
+            for slide in slides {
+                let outcome = pipeline.score(path: slide)
+                let line = SummaryLine(outcome)
+                anyFailed = anyFailed || line.failed
+                FileHandle.standardOutput.write(line.json() + Data("\n".utf8))
+            }
+            return anyFailed
+        }
+        if anyFailed { throw ExitCode(1) }
+    }
+
+    /// `<state>/work` when the configuration names a state folder, else a folder under the system's temporary
+    /// directory; created if missing.
+    static func workDirectory(state: String?) throws -> String {
+        let path =
+            state.map { $0 + "/work" }
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("csmil-work-\(getuid())").path
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw ScoreError(
+                description: "\(path): the work folder for feature spill files cannot be created (\(error)) — "
+                    + "check the [state] directory and its permissions")
+        }
+        return path
+    }
+
+    /// Runs blocking work (OpenSlide, BLAS) on a thread of its own, off Swift's cooperative pool.
+    static func onOwnThread<Result: Sendable>(
+        _ body: @escaping @Sendable () throws -> Result
+    ) async throws -> Result {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                continuation.resume(with: Swift.Result { try body() })
+            }
+            thread.name = "csmil-score"
+            thread.stackSize = 16 << 20
+            thread.start()
+        }
+    }
+}
+
+/// A usage or setup problem of `csmil score`, before any slide is touched.
+struct ScoreError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// The one JSON line printed per slide.
+struct SummaryLine: Encodable {
+    var slide: String
+    var status: String
+    var probability: Double?
+    var label: String?
+    var report: String?
+    var tiles: Int
+    var seconds: Double
+    var eventID: String
+    var error: SlideReport.Failure?
+
+    /// Whether the slide (or its report) failed.
+    var failed: Bool { status == SlideReport.Status.failed.rawValue }
+
+    init(_ outcome: SlidePipeline.Outcome) {
+        let report = outcome.report
+        slide = report.slide.path
+        status = report.status.rawValue
+        probability = report.result?.probability
+        label = report.result?.label
+        self.report = outcome.folder.map { $0 + "/" + ReportWriter.reportFileName }
+        tiles = report.tiles.count
+        seconds = (report.timing.seconds * 1000).rounded() / 1000
+        eventID = report.eventID
+        error = report.error
+        if let writeError = outcome.writeError {
+            status = SlideReport.Status.failed.rawValue
+            error = SlideReport.Failure(code: "report.write", message: writeError)
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case slide, status, probability, label, report, tiles, seconds, error
+        case eventID = "event_id"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(slide, forKey: .slide)
+        try container.encode(status, forKey: .status)
+        try container.encode(probability, forKey: .probability)
+        try container.encode(label, forKey: .label)
+        try container.encode(report, forKey: .report)
+        try container.encode(tiles, forKey: .tiles)
+        try container.encode(seconds, forKey: .seconds)
+        try container.encode(eventID, forKey: .eventID)
+        try container.encodeIfPresent(error, forKey: .error)
+    }
+
+    /// Compact JSON, keys sorted, slashes unescaped.
+    func json() -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(self)) ?? Data("{\"status\":\"failed\"}".utf8)
     }
 }

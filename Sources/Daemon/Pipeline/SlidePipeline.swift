@@ -1,0 +1,444 @@
+import Crypto
+import Foundation
+import Inference
+import Ingest
+import Logging
+import Notify
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Scores one slide end to end (model spec §2–§5, daemon spec "Reports") and writes its report folder:
+/// fingerprint → open → resolution → tissue mask → tile grid → tiles streamed by a reader thread through a bounded
+/// queue into the embedder → features spilled to `<work>/<fingerprint>.features` → memory-mapped → clustering, bags
+/// and heads → tile records, heatmap, report.
+///
+/// Every failure becomes a `failed` report with a code and a message naming the slide; nothing here crashes on bad
+/// input. Blocks for the whole slide (OpenSlide, BLAS): call it from a thread of your own.
+struct SlidePipeline: Sendable {
+    /// The model's spec §2 "Our choice" deviations from the reference that every scored slide uses.
+    static let deviations = ["centred_contexts", "no_tile_skipped", "white_padding", "uninverted_hsv_tissue"]
+
+    /// What happened to one slide.
+    struct Outcome: Sendable {
+        /// The report (also when it could not be written).
+        var report: SlideReport
+        /// The report folder; nil when writing it failed.
+        var folder: String?
+        /// Why the report could not be written, if it could not.
+        var writeError: String?
+    }
+
+    /// The model, loaded once.
+    let model: Model
+    /// The `model` object of every report: the manifest's name and architecture and each file's digest.
+    let modelReport: SlideReport.Model
+    /// Writes report folders under the output directory.
+    let writer: ReportWriter
+    /// Where spill files go while a slide is scored.
+    let workDirectory: String
+    let logger: Logger
+    /// Tiles per embedder batch.
+    var batchSize = 16
+    /// Batches the reader may have ready ahead of the embedder.
+    var queuedBatches = 2
+
+    /// The `model` object of a report: SHA-256 of each file the manifest names, keyed by its path in `model.toml`.
+    static func modelReport(for manifest: ModelManifest) throws -> SlideReport.Model {
+        var files: [String: String] = [:]
+        for file in manifest.files {
+            guard let handle = FileHandle(forReadingAtPath: file.resolvedPath) else {
+                throw PipelineError(
+                    code: "model.unreadable", message: "\(file.resolvedPath): cannot be read — check the model folder")
+            }
+            defer { try? handle.close() }
+            files[file.path] = "sha256:" + (try Doctor.sha256(of: handle)).digest
+        }
+        return SlideReport.Model(name: manifest.name, architecture: manifest.architecture.rawValue, files: files)
+    }
+
+    /// The slide's content fingerprint (daemon spec "Jobs and state"): `sha256:` + SHA-256 of the file size (8 bytes,
+    /// little-endian), its first 1 MiB and its last 1 MiB.
+    static func fingerprint(path: String) throws(SlideError) -> String {
+        let unreadable = { (reason: String) in
+            SlideError(
+                code: .unreadable, file: path, message: "cannot be read (\(reason))",
+                fix: "check that the file exists and that csmil may read it")
+        }
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw unreadable("cannot open it") }
+        defer { try? handle.close() }
+        do {
+            let size = try handle.seekToEnd()
+            var hasher = SHA256()
+            withUnsafeBytes(of: size.littleEndian) { hasher.update(bufferPointer: $0) }
+            let chunk: UInt64 = 1 << 20
+            try handle.seek(toOffset: 0)
+            hasher.update(data: try handle.read(upToCount: Int(chunk)) ?? Data())
+            try handle.seek(toOffset: size > chunk ? size - chunk : 0)
+            hasher.update(data: try handle.read(upToCount: Int(chunk)) ?? Data())
+            return "sha256:" + hex(hasher.finalize())
+        } catch {
+            throw unreadable("\(error.localizedDescription)")
+        }
+    }
+
+    /// The event id of a slide version (daemon spec "Reports"): `evt_` + 32 hex digits of SHA-256 of the fingerprint,
+    /// so re-scoring the same bytes gives the same id.
+    static func eventID(fingerprint: String) -> String {
+        "evt_" + String(hex(SHA256.hash(data: Data(fingerprint.utf8))).prefix(32))
+    }
+
+    static func hex<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+        bytes.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Scores the slide at `path` and writes its report folder; never throws.
+    func score(path: String) -> Outcome {
+        let started = Date()
+        let name = URL(fileURLWithPath: path).lastPathComponent
+        var progress = Progress(
+            slide: SlideReport.Slide(path: path, name: name, fingerprint: "unreadable:" + Self.pathDigest(path)),
+            eventID: "")
+        progress.eventID = Self.eventID(fingerprint: progress.slide.fingerprint)
+        var files: ReportFiles
+        do {
+            files = try run(path: path, progress: &progress, started: started)
+        } catch {
+            let failure = Self.failure(error)
+            logger.error(
+                "slide failed",
+                metadata: ["slide": "\(name)", "event_id": "\(progress.eventID)", "code": "\(failure.code)"])
+            let report = SlideReport(
+                eventID: progress.eventID, status: .failed, slide: progress.slide, model: modelReport,
+                tiles: .init(count: progress.tileCount), timing: timing(started, progress.stages), error: failure,
+                tissue: progress.tissue, resolution: progress.resolution, versions: Self.versions)
+            files = ReportFiles(report: report, tissueMaskPNG: progress.tissueMaskPNG)
+        }
+        do {
+            let folder = try writer.write(files)
+            return Outcome(report: files.report, folder: folder)
+        } catch {
+            logger.error("report not written", metadata: ["slide": "\(name)", "error": "\(error)"])
+            return Outcome(report: files.report, folder: nil, writeError: "\(error)")
+        }
+    }
+
+    /// What is known about the slide so far, for the failed report when a later stage fails.
+    struct Progress {
+        var slide: SlideReport.Slide
+        var eventID: String
+        var stages: [String: Double] = [:]
+        var tileCount = 0
+        var tissue: SlideReport.Tissue?
+        var resolution: SlideReport.Resolution?
+        var tissueMaskPNG: Data?
+    }
+
+    private func run(path: String, progress: inout Progress, started: Date) throws -> ReportFiles {
+        var clock = Date()
+        func lap(_ stage: String, _ progress: inout Progress) {
+            progress.stages[stage] = Date().timeIntervalSince(clock)
+            clock = Date()
+        }
+        let fingerprint = try Self.fingerprint(path: path)
+        progress.slide.fingerprint = fingerprint
+        progress.eventID = Self.eventID(fingerprint: fingerprint)
+        lap("fingerprint", &progress)
+
+        let slide = try Slide(path: path)
+        let (width, height) = slide.dimensions(level: 0)
+        progress.slide.vendor = slide.vendor
+        progress.slide.width = width
+        progress.slide.height = height
+        let resolution = try SlideResolution(slide: slide)
+        progress.slide.mpp = resolution.baseMPP
+        progress.slide.magnification = resolution.magnification
+        progress.resolution = SlideReport.Resolution(
+            level: resolution.readLevel, mpp: resolution.targetPixelMPP,
+            magnification: 10 / resolution.targetPixelMPP, source: resolution.source)
+        lap("open", &progress)
+
+        let mask = try TissueMask.compute(slide: slide, resolution: resolution)
+        progress.tissue = SlideReport.Tissue(
+            areaMM2: mask.tissueArea, fraction: Double(mask.tissuePixelCount) / Double(max(mask.pixels.count, 1)))
+        progress.tissueMaskPNG = try mask.png().encoded()
+        let grid = TileGrid(slide: slide, resolution: resolution, mask: mask)
+        progress.tileCount = grid.tiles.count
+        lap("tissue", &progress)
+
+        guard !grid.tiles.isEmpty else {
+            logger.info("no tissue", metadata: ["slide": "\(progress.slide.name)", "event_id": "\(progress.eventID)"])
+            let report = SlideReport(
+                eventID: progress.eventID, status: .noTissue, slide: progress.slide, model: modelReport,
+                tiles: .init(count: 0, size: TileGrid.tileSize), timing: timing(started, progress.stages),
+                tissue: progress.tissue, resolution: progress.resolution, versions: Self.versions,
+                deviations: Self.deviations)
+            return ReportFiles(report: report, tissueMaskPNG: progress.tissueMaskPNG)
+        }
+
+        let stream = try TileStream(slide: slide, resolution: resolution, grid: grid)
+        let spillPath = workDirectory + "/" + fingerprint.replacingOccurrences(of: "sha256:", with: "") + ".features"
+        defer { unlink(spillPath) }
+        try embed(stream: stream, spillPath: spillPath)
+        lap("embed", &progress)
+
+        let spill = try MappedFeatures(path: spillPath, floats: grid.tiles.count * 3 * model.featureSize)
+        let scoring = model.score(features: spill.buffer, tileCount: grid.tiles.count)
+        spill.unmap()
+        lap("score", &progress)
+        guard let score = scoring.score else {
+            throw PipelineError(
+                code: "internal", message: "\(path): the model gave no score for \(grid.tiles.count) tiles")
+        }
+
+        let records = grid.tiles.enumerated().map { index, tile in
+            TileRecord(
+                x: Int(tile.level0.x.rounded()), y: Int(tile.level0.y.rounded()),
+                width: Int(tile.level0.width.rounded()), height: Int(tile.level0.height.rounded()),
+                column: tile.column, row: tile.row, attention: score.tileAttention[index],
+                scaleWeights: score.scaleWeights[index], scaleAttention: score.scaleWeightsSoftmax[index])
+        }
+        let thumbnail = try Self.thumbnail(of: slide)
+        let heatmap = HeatmapRenderer().render(
+            thumbnail: RGBImage(width: thumbnail.width, height: thumbnail.height, pixels: thumbnail.pixels),
+            slideWidth: width, slideHeight: height, tiles: records)
+        let heatmapPNG = try PNGImage(width: heatmap.width, height: heatmap.height, pixels: heatmap.pixels).encoded()
+        lap("report", &progress)
+
+        let manifest = model.manifest
+        let result = SlideReport.Result(
+            probability: score.probability,
+            label: score.isPositive ? manifest.positiveLabel : manifest.negativeLabel, threshold: score.threshold,
+            headProbabilities: score.headProbabilities, positive: score.isPositive, bagCount: manifest.bagsPerHead,
+            clusterCount: score.clusterCount, seed: manifest.seed)
+        let drawn = score.tileAttention.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
+        let report = SlideReport(
+            eventID: progress.eventID, status: .scored, slide: progress.slide, model: modelReport, result: result,
+            tiles: .init(count: grid.tiles.count, drawn: drawn, size: TileGrid.tileSize),
+            timing: timing(started, progress.stages), tissue: progress.tissue, resolution: progress.resolution,
+            versions: Self.versions, deviations: Self.deviations)
+        logger.info(
+            "slide scored",
+            metadata: [
+                "slide": "\(progress.slide.name)", "event_id": "\(progress.eventID)",
+                "probability": "\(score.probability)", "tiles": "\(grid.tiles.count)",
+            ])
+        return ReportFiles(
+            report: report, tissueMaskPNG: progress.tissueMaskPNG, heatmapPNG: heatmapPNG, tiles: records)
+    }
+
+    /// Streams the tiles on a reader thread through a bounded queue into the embedder (this thread), appending each
+    /// batch's `[tile][scale][D]` features to the spill file. Batches are recycled through a second queue, so at most
+    /// `queuedBatches + 2` batches of triplets exist whatever the slide's size.
+    private func embed(stream: TileStream, spillPath: String) throws {
+        let filled = BoundedQueue<TileTripletBatch>(capacity: queuedBatches)
+        let pool = BoundedQueue<TileTripletBatch>(capacity: queuedBatches + 2)
+        for _ in 0..<(queuedBatches + 2) { pool.put(TileTripletBatch(capacity: batchSize)) }
+        let readerError = ErrorBox()
+        let readerDone = DispatchSemaphore(value: 0)
+        let reader = Thread {
+            defer {
+                filled.close()
+                readerDone.signal()
+            }
+            while let batch = pool.take() {
+                do {
+                    guard try stream.fill(batch) else { return }
+                } catch {
+                    readerError.set(error)
+                    return
+                }
+                guard filled.put(batch) else { return }
+            }
+        }
+        reader.name = "csmil-tile-reader"
+        reader.start()
+
+        let writer = SpillWriter(path: spillPath)
+        let embedder = model.makeTripletEmbedder(batchSize: batchSize)
+        let featureCount = 3 * model.featureSize
+        var features = [Float](repeating: 0, count: batchSize * featureCount)
+        var writeError: (any Error)?
+        do {
+            try writer.open()
+            while let batch = filled.take() {
+                features.withUnsafeMutableBufferPointer { output in
+                    embedder.embed(count: batch.count, into: output.baseAddress!) { item in
+                        TileTriplet(
+                            tile: batch.view(scale: 0, item: item), context10x: batch.view(scale: 1, item: item),
+                            context5x: batch.view(scale: 2, item: item))
+                    }
+                }
+                try features.withUnsafeBytes { bytes in
+                    try writer.append(UnsafeRawBufferPointer(rebasing: bytes[0..<(batch.count * featureCount * 4)]))
+                }
+                pool.put(batch)
+            }
+            try writer.close()
+        } catch {
+            writeError = error
+        }
+        // Unblock the reader whatever happened, then wait for it: it must not outlive the slide.
+        pool.close()
+        filled.close()
+        readerDone.wait()
+        if let error = readerError.error { throw error }
+        if let writeError { throw writeError }
+        guard stream.isFinished else {
+            throw PipelineError(code: "internal", message: "\(stream.grid.tiles.count) tiles expected, not all read")
+        }
+    }
+
+    /// The slide's smallest level as RGB, averaged down by a whole factor to at most 2048 pixels a side, read in
+    /// strips so that a large smallest level does not need its whole image in memory at once.
+    static func thumbnail(of slide: Slide, maximumSide: Int = 2048) throws(SlideError) -> PNGImage {
+        let level = slide.levelCount - 1
+        let (levelWidth, levelHeight) = slide.dimensions(level: level)
+        let factor = max(1, (max(levelWidth, levelHeight) + maximumSide - 1) / maximumSide)
+        let width = max(levelWidth / factor, 1)
+        let height = max(levelHeight / factor, 1)
+        let downsample = slide.downsample(level: level)
+        var pixels = [UInt8](repeating: 255, count: width * height * 3)
+        let stripRows = max(1, 256 / factor)
+        var strip = [UInt8](repeating: 255, count: width * factor * stripRows * factor * 3)
+        var scratch: [UInt32] = []
+        var top = 0
+        while top < height {
+            let rows = min(stripRows, height - top)
+            try strip.withUnsafeMutableBufferPointer { (buffer) throws(SlideError) in
+                try slide.readRegion(
+                    x: 0, y: Int((Double(top * factor) * downsample).rounded()), level: level, width: width * factor,
+                    height: rows * factor, into: buffer, scratch: &scratch)
+            }
+            let area = factor * factor
+            for row in 0..<rows {
+                for column in 0..<width {
+                    for channel in 0..<3 {
+                        var sum = 0
+                        for dy in 0..<factor {
+                            let base = ((row * factor + dy) * width * factor + column * factor) * 3 + channel
+                            for dx in 0..<factor { sum += Int(strip[base + dx * 3]) }
+                        }
+                        pixels[((top + row) * width + column) * 3 + channel] = UInt8((sum + area / 2) / area)
+                    }
+                }
+            }
+            top += rows
+        }
+        return PNGImage(width: width, height: height, pixels: pixels)
+    }
+
+    static let versions = SlideReport.Versions(
+        csmil: CSMIL.version, openslide: OpenSlideLibrary.version, openblas: BLASRuntime.configuration)
+
+    private func timing(_ started: Date, _ stages: [String: Double]) -> SlideReport.Timing {
+        SlideReport.Timing(seconds: Date().timeIntervalSince(started), stages: stages)
+    }
+
+    private static func pathDigest(_ path: String) -> String {
+        String(hex(SHA256.hash(data: Data(path.utf8))).prefix(16))
+    }
+
+    /// The report's `error` for anything that stopped the slide.
+    static func failure(_ error: any Error) -> SlideReport.Failure {
+        switch error {
+        case let error as SlideError:
+            return .init(code: "slide.\(error.code.rawValue)", message: error.description)
+        case let error as PipelineError:
+            return .init(code: error.code, message: error.message)
+        case let error as ImageError:
+            return .init(code: "report.image", message: error.description)
+        default:
+            return .init(code: "internal", message: "\(error)")
+        }
+    }
+}
+
+/// A failure of the pipeline itself (work folder, spill file), with a stable code.
+struct PipelineError: Error, CustomStringConvertible {
+    var code: String
+    var message: String
+    var description: String { message }
+}
+
+/// The reader thread's error, handed to the embedder's thread.
+private final class ErrorBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: (any Error)?
+
+    func set(_ error: any Error) { lock.withLock { stored = error } }
+    var error: (any Error)? { lock.withLock { stored } }
+}
+
+/// Appends feature bytes to the spill file sequentially (`open`, `write`, `fsync` not needed: it is scratch).
+private final class SpillWriter {
+    let path: String
+    private var descriptor: Int32 = -1
+
+    init(path: String) { self.path = path }
+
+    deinit { if descriptor >= 0 { Glibc.close(descriptor) } }
+
+    func open() throws {
+        descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw failure("cannot be created") }
+    }
+
+    func append(_ bytes: UnsafeRawBufferPointer) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { throw failure("cannot be written") }
+            offset += written
+        }
+    }
+
+    func close() throws {
+        let result = Glibc.close(descriptor)
+        descriptor = -1
+        guard result == 0 else { throw failure("cannot be closed") }
+    }
+
+    private func failure(_ what: String) -> PipelineError {
+        PipelineError(
+            code: "work.spill",
+            message: "\(path): the feature spill file \(what) (\(String(cString: strerror(errno)))) — "
+                + "check that the state/work folder exists, is writable and has room")
+    }
+}
+
+/// A spill file mapped read-only (`mmap`), for `Model.score`.
+private final class MappedFeatures {
+    private var address: UnsafeMutableRawPointer?
+    private let length: Int
+    let buffer: UnsafeBufferPointer<Float>
+
+    init(path: String, floats: Int) throws {
+        length = floats * MemoryLayout<Float>.stride
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw PipelineError(code: "work.spill", message: "\(path): cannot be opened to read the features back")
+        }
+        defer { close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, Int(status.st_size) == length else {
+            throw PipelineError(
+                code: "work.spill", message: "\(path): holds \(status.st_size) bytes, \(length) expected")
+        }
+        guard let mapped = mmap(nil, length, PROT_READ, MAP_PRIVATE, descriptor, 0), mapped != MAP_FAILED else {
+            throw PipelineError(
+                code: "work.spill", message: "\(path): cannot be mapped (\(String(cString: strerror(errno))))")
+        }
+        address = mapped
+        buffer = UnsafeBufferPointer(start: mapped.assumingMemoryBound(to: Float.self), count: floats)
+    }
+
+    deinit { unmap() }
+
+    func unmap() {
+        if let address { munmap(address, length) }
+        address = nil
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+import Testing
+
+@testable import Ingest
+
+@Suite("Tile streaming")
+struct TileStreamTests {
+    /// Writes a synthetic slide into a fresh folder and opens it; the caller removes the folder.
+    private static func slide(
+        magnification: Int, format: SyntheticSlide.Format = .svs, tissueFraction: Double = 0.5
+    ) throws -> (Slide, URL) {
+        let folder = try SlideFixtures.temporaryDirectory()
+        let path = folder.appendingPathComponent(format == .svs ? "s.svs" : "s.tif").path
+        let factor = magnification / 20
+        try SyntheticSlide(
+            .init(
+                width: 2048 * factor, height: 1536 * factor, magnification: magnification, seed: 7,
+                tissueFraction: tissueFraction, format: format)
+        ).write(to: path)
+        return (try Slide(path: path), folder)
+    }
+
+    /// Every triplet of the stream, in order, as arrays.
+    private static func triplets(_ stream: TileStream, batch: Int = 5) throws -> [[[UInt8]]] {
+        let buffer = TileTripletBatch(capacity: batch)
+        var all: [[[UInt8]]] = []
+        while try stream.fill(buffer) {
+            for item in 0..<buffer.count {
+                all.append(
+                    (0..<3).map { scale in
+                        let side = TileTripletBatch.sides[scale]
+                        return Array(
+                            UnsafeBufferPointer(start: buffer.view(scale: scale, item: item), count: side * side * 3))
+                    })
+            }
+        }
+        return all
+    }
+
+    @Test("at 20x each view equals a direct read of the centred region, white outside; one triplet per grid tile")
+    func level0ViewsMatchDirectReads() throws {
+        let (slide, folder) = try Self.slide(magnification: 20)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let resolution = try SlideResolution(slide: slide)
+        #expect(resolution.plan == .level(0))
+        let grid = TileGrid(
+            slide: slide, resolution: resolution, mask: try TissueMask.compute(slide: slide, resolution: resolution))
+        try #require(grid.tiles.count > 4)
+        let stream = try TileStream(slide: slide, resolution: resolution, grid: grid)
+        let triplets = try Self.triplets(stream)
+        #expect(triplets.count == grid.tiles.count)
+        #expect(stream.isFinished)
+        for (index, tile) in grid.tiles.enumerated() {
+            for scale in 0..<3 {
+                let side = TileTripletBatch.sides[scale]
+                let offset = TileStream.viewOffsets[scale]
+                let direct = try slide.readRegion(
+                    x: tile.x + offset, y: tile.y + offset, level: 0, width: side, height: side)
+                #expect(triplets[index][scale] == direct, "tile \(tile.column),\(tile.row) scale \(scale)")
+            }
+        }
+    }
+
+    @Test("at 40x without a downsample-2 level the views are the 2×2 block mean of level 0")
+    func blockMeanViews() throws {
+        let (slide, folder) = try Self.slide(magnification: 40)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let resolution = try SlideResolution(slide: slide)
+        #expect(resolution.plan == .blockMean2x2)
+        let grid = TileGrid(
+            slide: slide, resolution: resolution, mask: try TissueMask.compute(slide: slide, resolution: resolution))
+        let triplets = try Self.triplets(stream: try TileStream(slide: slide, resolution: resolution, grid: grid))
+        #expect(triplets.count == grid.tiles.count)
+        for (index, tile) in grid.tiles.enumerated().prefix(3) {
+            let side = 512
+            let level0 = try slide.readRegion(
+                x: (tile.x - 128) * 2, y: (tile.y - 128) * 2, level: 0, width: side * 2, height: side * 2)
+            var expected = [UInt8](repeating: 255, count: side * side * 3)
+            let (width, height) = (1024 * 2, 768 * 2)
+            for row in 0..<side {
+                for column in 0..<side {
+                    let x = tile.x - 128 + column
+                    let y = tile.y - 128 + row
+                    guard x >= 0, y >= 0, x < width, y < height else { continue }
+                    for channel in 0..<3 {
+                        var sum = 2
+                        for dy in 0..<2 {
+                            for dx in 0..<2 {
+                                sum += Int(level0[((row * 2 + dy) * side * 2 + column * 2 + dx) * 3 + channel])
+                            }
+                        }
+                        expected[(row * side + column) * 3 + channel] = UInt8(sum / 4)
+                    }
+                }
+            }
+            #expect(triplets[index][1] == expected, "tile \(tile.column),\(tile.row)")
+        }
+    }
+
+    private static func triplets(stream: TileStream) throws -> [[[UInt8]]] { try triplets(stream) }
+}
+
+@Suite("Bounded queue")
+struct BoundedQueueTests {
+    /// A thread-safe log of what the producer has put.
+    private final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = 0
+        func increment() { lock.withLock { value += 1 } }
+        var count: Int { lock.withLock { value } }
+    }
+
+    @Test("a slow consumer blocks the producer: it never gets more than capacity items ahead")
+    func slowConsumerBlocksProducer() throws {
+        let queue = BoundedQueue<Int>(capacity: 3)
+        let produced = Counter()
+        let done = DispatchSemaphore(value: 0)
+        let producer = Thread {
+            for item in 0..<20 {
+                queue.put(item)
+                produced.increment()
+            }
+            queue.close()
+            done.signal()
+        }
+        producer.start()
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(produced.count == 3, "the producer ran ahead of an idle consumer")
+        var taken: [Int] = []
+        while let item = queue.take() {
+            taken.append(item)
+            Thread.sleep(forTimeInterval: 0.01)
+            #expect(produced.count - taken.count <= 3 + 1)
+        }
+        done.wait()
+        #expect(taken == Array(0..<20))
+    }
+
+    @Test("close wakes a blocked producer and lets the consumer drain what is left")
+    func closeUnblocks() throws {
+        let queue = BoundedQueue<Int>(capacity: 1)
+        queue.put(1)
+        let result = Counter()
+        let done = DispatchSemaphore(value: 0)
+        let producer = Thread {
+            if !queue.put(2) { result.increment() }
+            done.signal()
+        }
+        producer.start()
+        Thread.sleep(forTimeInterval: 0.05)
+        queue.close()
+        done.wait()
+        #expect(result.count == 1, "put on a closed queue returns false")
+        #expect(queue.take() == 1)
+        #expect(queue.take() == nil)
+    }
+}
