@@ -98,33 +98,34 @@ public struct ResNet: Sendable {
         into output: UnsafeMutablePointer<Float>, workspace: ResNetWorkspace
     ) {
         precondition(count <= workspace.batch && side == workspace.side, "workspace too small for this batch")
-        let buffers = workspace.activations
-        // Stem: conv 7×7/2 + ReLU into buffer 0, max-pool 3×3/2 into buffer 1.
-        var side = convolve(stem, input, count, side, buffers[0], residual: nil, relu: true, workspace)
-        side = Self.maxPool(
-            buffers[0], count, side, stem.spec.outChannels, into: buffers[1], threads: workspace.threads)
+        let wide = workspace.wide
+        let narrow = workspace.narrow
+        // Stem: conv 7×7/2 + ReLU into wide 0, max-pool 3×3/2 into wide 1.
+        var side = convolve(stem, input, count, side, wide[0], residual: nil, relu: true, workspace)
+        side = Self.maxPool(wide[0], count, side, stem.spec.outChannels, into: wide[1], threads: workspace.threads)
         var current = 1
         for block in blocks {
-            let free = (0..<buffers.count).filter { $0 != current }
-            let x = UnsafePointer(buffers[current])
+            // The block reads wide[current]; the projection (if any) and the output take the other two.
+            let (projection, next) = ((current + 1) % 3, (current + 2) % 3)
+            let x = UnsafePointer(wide[current])
             var identity = x
             if let downsample = block.downsample {
-                _ = convolve(downsample, x, count, side, buffers[free[0]], residual: nil, relu: false, workspace)
-                identity = UnsafePointer(buffers[free[0]])
+                _ = convolve(downsample, x, count, side, wide[projection], residual: nil, relu: false, workspace)
+                identity = UnsafePointer(wide[projection])
             }
             var previous = x
             var blockSide = side
             for (index, conv) in block.convolutions.enumerated() {
                 let last = index == block.convolutions.count - 1
-                let target = last ? buffers[free[1]] : buffers[free[2 + index % 2]]
+                let target = last ? wide[next] : narrow[index % 2]
                 blockSide = convolve(
                     conv, previous, count, blockSide, target, residual: last ? identity : nil, relu: true, workspace)
                 previous = UnsafePointer(target)
             }
             side = blockSide
-            current = free[1]
+            current = next
         }
-        Self.averagePool(buffers[current], count, side, featureSize, into: output)
+        Self.averagePool(wide[current], count, side, featureSize, into: output)
     }
 
     /// One folded convolution over an NHWC batch; returns the output side.
@@ -287,16 +288,18 @@ public struct ResNet: Sendable {
     }
 }
 
-/// The memory one thread needs to run a `ResNet` on batches of up to `batch` images: five
-/// activation buffers sized for the largest layer and an im2col/Winograd buffer. Allocated once
-/// and reused for every batch.
+/// The memory one thread needs to run a `ResNet` on batches of up to `batch` images: three
+/// "wide" activation buffers for block inputs, outputs and projections, two "narrow" ones for
+/// the intermediate convolutions inside a block (a bottleneck's are a quarter as wide), and an
+/// im2col/Winograd buffer of at most `columnBudget` floats. Allocated once, reused every batch.
 public final class ResNetWorkspace {
     public let batch: Int
     public let side: Int
     /// How many threads the memory-bound passes (im2col, Winograd transforms, epilogues) use.
     /// GEMMs use OpenBLAS's threads regardless.
     public let threads: Int
-    let activations: [UnsafeMutablePointer<Float>]
+    let wide: [UnsafeMutablePointer<Float>]
+    let narrow: [UnsafeMutablePointer<Float>]
     /// im2col matrices, or Winograd's V and M matrices.
     let columns: UnsafeMutableBufferPointer<Float>
     /// Zeros standing in for the padding in Winograd input tiles.
@@ -304,8 +307,9 @@ public final class ResNetWorkspace {
     /// Winograd outputs of tiles that cross an odd image edge.
     let edges: UnsafeMutablePointer<Float>
 
-    /// The im2col buffer is at most this many floats (64 MiB); larger GEMMs run in row chunks.
-    static let columnBudget = 1 << 24
+    /// The im2col / Winograd buffer is at most this many floats (16 MiB); larger GEMMs run in
+    /// chunks of rows or tiles (measured: no slower than one chunk per layer).
+    static let columnBudget = 1 << 22
 
     public init(
         architecture: Architecture, batch: Int, side: Int = Preprocessing.outputSide, threads: Int = Parallel.workers
@@ -315,13 +319,18 @@ public final class ResNetWorkspace {
         self.side = side
         self.threads = threads
         let layout = ResNetLayout(architecture)
-        var largest = 0
+        var wideSize = 0
+        var narrowSize = 0
         var largestColumns = 0
         var widest = 0
         var current = side
-        func visit(_ conv: ResNetLayout.Convolution, input: Int) -> Int {
+        func visit(_ conv: ResNetLayout.Convolution, input: Int, intermediate: Bool = false) -> Int {
             let out = (input + 2 * conv.padding - conv.kernel) / conv.stride + 1
-            largest = max(largest, batch * out * out * conv.outChannels)
+            if intermediate {
+                narrowSize = max(narrowSize, batch * out * out * conv.outChannels)
+            } else {
+                wideSize = max(wideSize, batch * out * out * conv.outChannels)
+            }
             if conv.kernel == 3 && conv.stride == 1 {
                 let tiles = batch * Winograd.tiles(side: out)
                 let perTile = Winograd.scratchPerTile(inChannels: conv.inChannels, outChannels: conv.outChannels)
@@ -335,17 +344,22 @@ public final class ResNetWorkspace {
         }
         current = visit(layout.stem, input: current)
         current = (current + 2 - 3) / 2 + 1
+        wideSize = max(wideSize, batch * current * current * layout.stem.outChannels)
         for block in layout.blocks {
             if let downsample = block.downsample { _ = visit(downsample, input: current) }
             var blockSide = current
-            for conv in block.convolutions { blockSide = visit(conv, input: blockSide) }
+            for (index, conv) in block.convolutions.enumerated() {
+                blockSide = visit(conv, input: blockSide, intermediate: index < block.convolutions.count - 1)
+            }
             current = blockSide
         }
-        activations = (0..<5).map { _ in
-            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: largest)
-            buffer.initialize(repeating: 0, count: largest)
+        func buffer(_ count: Int) -> UnsafeMutablePointer<Float> {
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
+            buffer.initialize(repeating: 0, count: count)
             return buffer
         }
+        wide = (0..<3).map { _ in buffer(wideSize) }
+        narrow = (0..<2).map { _ in buffer(narrowSize) }
         columns = .allocate(capacity: max(largestColumns, 1))
         columns.initialize(repeating: 0)
         zeros = .allocate(capacity: widest)
@@ -355,7 +369,7 @@ public final class ResNetWorkspace {
     }
 
     deinit {
-        for buffer in activations { buffer.deallocate() }
+        for buffer in wide + narrow { buffer.deallocate() }
         columns.deallocate()
         zeros.deallocate()
         edges.deallocate()
