@@ -74,7 +74,8 @@ public struct SlideResolution: Sendable, Equatable, CustomStringConvertible {
                 code: .noResolution, file: file,
                 message: "has no usable resolution metadata (no openslide.mpp-x, TIFF resolution, "
                     + "openslide.objective-power, aperio.AppMag or hamamatsu.SourceLens)",
-                fix: "set assume_mpp in the configuration (0.5 for a 20x scan, 0.25 for 40x) if you know it")
+                fix: "if you know its resolution, set [ingest] assume_mpp in the configuration or pass --assume-mpp "
+                    + "(0.5 for a 20x scan, 0.25 for 40x)")
         }
         baseMPP = found.mpp
         magnification = found.magnification

@@ -47,6 +47,7 @@ struct ConfigurationTests {
         #expect(configuration.webhook.retryMaxSeconds == 3600)
         #expect(configuration.webhook.retryWindowHours == 72)
         #expect(configuration.log.level == .info)
+        #expect(configuration.ingest.assumeMPP == nil)
     }
 
     @Test("every key the shipped file documents equals the default a minimal file gets")
@@ -166,6 +167,8 @@ struct ConfigurationTests {
             ("", "[state]\ndirectory = \"/srv/scanner\"", "state.directory", 6),
             ("", "[output]\ndirectory = \"\"", "output.directory", 6),
             ("", "[log]\nlevel = \"verbose\"", "log.level", 6),
+            ("", "[ingest]\nassume_mpp = -0.5", "ingest.assume_mpp", 6),
+            ("", "[ingest]\nassume_mpp = 10.5", "ingest.assume_mpp", 6),
         ])
     func impossibleValue(watchExtra: String, sections: String, key: String, line: Int) {
         let found = problems(document(watchExtra: watchExtra, sections: sections))
@@ -174,6 +177,17 @@ struct ConfigurationTests {
         #expect(found.first?.key == key)
         #expect(found.first?.line == line)
         #expect(found.first?.fix.isEmpty == false)
+    }
+
+    @Test("[ingest] assume_mpp: absent or 0 assumes nothing; a resolution is taken as given")
+    func assumeMPP() throws {
+        #expect(try parse(minimal).ingest.assumeMPP == nil)
+        #expect(try parse(document(sections: "[ingest]\nassume_mpp = 0\n")).ingest.assumeMPP == nil)
+        #expect(try parse(document(sections: "[ingest]\nassume_mpp = 0.25\n")).ingest.assumeMPP == 0.25)
+        #expect(try parse(document(sections: "[ingest]\nassume_mpp = 10\n")).ingest.assumeMPP == 10)
+        let found = problems(document(sections: "[ingest]\nassume_mpp = \"0.5\"\n"))
+        #expect(found.map(\.code) == [.wrongType])
+        #expect(found.first?.key == "ingest.assume_mpp")
     }
 
     @Test("plain http is accepted only with allow_http = true")

@@ -141,6 +141,35 @@ struct ScoreCommandTests {
         #expect(lines[3]["status"] as? String == "scored")
     }
 
+    @Test("a slide without resolution metadata fails with slide.no_resolution, and is scored with --assume-mpp")
+    func assumeMPP() throws {
+        let installation = try Installation()
+        defer { installation.cleanUp() }
+        let slide = TestSupport.packageRoot.appendingPathComponent("Tests/IngestTests/Fixtures/no-resolution.tiff").path
+        let out = installation.root.appendingPathComponent("out").path
+        let refused = try TestSupport.csmil("score", "--model", installation.model.path, "--out", out, slide)
+        #expect(refused.status == 1)
+        let failed = try #require(try Self.lines(refused.stdout).first)
+        #expect(failed["status"] as? String == "failed")
+        let error = try #require(failed["error"] as? [String: Any])
+        #expect(error["code"] as? String == "slide.no_resolution")
+        #expect((error["message"] as? String)?.contains("assume_mpp") == true, "\(error)")
+
+        let scored = try TestSupport.csmil(
+            "score", "--model", installation.model.path, "--out", out, "--assume-mpp", "0.5", slide)
+        #expect(scored.status == 0, "\(scored.stderr)")
+        let line = try #require(try Self.lines(scored.stdout).first)
+        #expect(line["status"] as? String == "scored", "\(line)")
+        #expect((line["tiles"] as? Int ?? 0) > 0)
+        let report = try Self.json(try #require(line["report"] as? String))
+        let resolution = try #require(report["resolution"] as? [String: Any])
+        #expect(resolution["source"] as? String == "assume_mpp", "\(resolution)")
+
+        let bad = try TestSupport.csmil("score", "--model", installation.model.path, "--assume-mpp", "0", slide)
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("--assume-mpp"))
+    }
+
     @Test("--notify refuses before doing anything: webhook delivery is not built yet")
     func notifyRefused() throws {
         let result = try TestSupport.csmil("score", "--notify", "--model", "/nonexistent", "a.svs")

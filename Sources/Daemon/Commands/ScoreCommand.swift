@@ -21,6 +21,13 @@ struct ScoreCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Where to write the report folders (overrides the configuration).")
     var out: String?
 
+    @Option(
+        name: .customLong("assume-mpp"),
+        help: ArgumentHelp(
+            "µm per pixel to assume for slides without resolution metadata (overrides [ingest] assume_mpp).",
+            valueName: "mpp"))
+    var assumeMPP: Double?
+
     @Flag(name: .long, help: "Also deliver each result through the configured webhook.")
     var notify = false
 
@@ -31,6 +38,7 @@ struct ScoreCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard !slides.isEmpty else { throw ValidationError("name at least one slide file") }
+        try Self.validate(assumeMPP: assumeMPP)
     }
 
     func run() async throws {
@@ -52,11 +60,13 @@ struct ScoreCommand: AsyncParsableCommand {
         }
         let workDirectory = try Self.workDirectory(state: configuration?.state.directory)
         let slides = self.slides
+        let assumeMPP = self.assumeMPP ?? configuration?.ingest.assumeMPP
         let anyFailed = try await Self.onOwnThread { () throws -> Bool in
             let manifest = try ModelManifest.load(directory: modelDirectory)
             let pipeline = SlidePipeline(
                 model: try Model(manifest: manifest), modelReport: try SlidePipeline.modelReport(for: manifest),
-                writer: ReportWriter(outputDirectory: outputDirectory), workDirectory: workDirectory, logger: logger)
+                writer: ReportWriter(outputDirectory: outputDirectory), workDirectory: workDirectory, logger: logger,
+                assumeMPP: assumeMPP)
             var anyFailed = false
             for slide in slides {
                 let outcome = pipeline.score(path: slide)
@@ -67,6 +77,16 @@ struct ScoreCommand: AsyncParsableCommand {
             return anyFailed
         }
         if anyFailed { throw ExitCode(1) }
+    }
+
+    /// Refuses an `--assume-mpp` outside `[ingest] assume_mpp`'s range (above 0, at most 10 µm per pixel).
+    static func validate(assumeMPP: Double?) throws {
+        guard let assumeMPP else { return }
+        guard assumeMPP.isFinite, assumeMPP > 0, assumeMPP <= Configuration.maximumAssumedMPP else {
+            throw ValidationError(
+                "--assume-mpp must be above 0 and at most \(Configuration.maximumAssumedMPP) µm per pixel "
+                    + "(0.5 for a 20x scan, 0.25 for 40x)")
+        }
     }
 
     /// `<state>/work` when the configuration names a state folder, else a folder under the system's temporary

@@ -19,7 +19,11 @@ extension Configuration {
             ]
         ),
         ("log", ["level"]),
+        ("ingest", ["assume_mpp"]),
     ]
+
+    /// The largest `[ingest] assume_mpp` accepted, µm per pixel (a 1x scan).
+    static let maximumAssumedMPP = 10.0
 
     /// Reads and validates the configuration file at `path`.
     static func load(path: String) throws(ConfigurationError) -> Configuration {
@@ -49,6 +53,7 @@ extension Configuration {
         let model = sections["model"] ?? empty
         let webhook = sections["webhook"] ?? empty
         let log = sections["log"] ?? empty
+        let ingest = sections["ingest"] ?? empty
 
         let watchDirectory = reader.directory(watch, section: "watch", base: base, default: nil)
         let settle = reader.number(watch, "settle_seconds", section: "watch", default: 30)
@@ -70,6 +75,14 @@ extension Configuration {
         let retryMax = reader.number(webhook, "retry_max_seconds", section: "webhook", default: 3600)
         let retryWindow = reader.number(webhook, "retry_window_hours", section: "webhook", default: 72)
         let level = reader.choice(log, "level", section: "log", default: Logger.Level.info)
+        let assumeMPP = reader.number(ingest, "assume_mpp", section: "ingest", default: 0)
+        if let assumeMPP, assumeMPP < 0 || assumeMPP > Self.maximumAssumedMPP {
+            reader.invalid(
+                "ingest.assume_mpp", line: TOMLReader.line(of: "assume_mpp", in: ingest),
+                "must be 0 (none) or a resolution in µm per pixel above 0 and at most \(Self.maximumAssumedMPP) "
+                    + "(is \(assumeMPP))",
+                fix: "use 0.5 for 20x scans, 0.25 for 40x, or 0 to refuse slides without resolution metadata")
+        }
 
         if let text = url, !text.isEmpty {
             reader.checkWebhookURL(text, allowHTTP: allowHTTP ?? false, line: TOMLReader.line(of: "url", in: webhook))
@@ -112,7 +125,7 @@ extension Configuration {
 
         guard reader.problems.isEmpty, let watchDirectory, let settle, let polling, let outputDirectory,
             let stateDirectory, let modelDirectory, let secret, let format, let allowHTTP, let retryInitial,
-            let retryMax, let retryWindow, let level
+            let retryMax, let retryWindow, let level, let assumeMPP
         else {
             throw ConfigurationError(file: path, problems: reader.problems)
         }
@@ -126,7 +139,8 @@ extension Configuration {
                 url: url, secretFile: secret.isEmpty ? nil : Self.resolve(secret, base: base), format: format,
                 allowHTTP: allowHTTP, retryInitialSeconds: retryInitial, retryMaxSeconds: retryMax,
                 retryWindowHours: retryWindow),
-            log: Log(level: level)
+            log: Log(level: level),
+            ingest: Ingest(assumeMPP: assumeMPP > 0 ? assumeMPP : nil)
         )
     }
 

@@ -61,6 +61,12 @@ struct Configuration: Sendable, Equatable {
         var level: Logger.Level
     }
 
+    struct Ingest: Sendable, Equatable {
+        /// The level-0 resolution (µm per pixel) assumed for slides without usable resolution metadata; nil
+        /// (`assume_mpp = 0`) refuses such slides.
+        var assumeMPP: Double?
+    }
+
     /// The file this configuration was read from.
     var sourcePath: String
     var watch: Watch
@@ -69,4 +75,5 @@ struct Configuration: Sendable, Equatable {
     var model: Model
     var webhook: Webhook
     var log: Log
+    var ingest = Ingest()
 }

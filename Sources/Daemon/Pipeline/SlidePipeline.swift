@@ -39,6 +39,9 @@ struct SlidePipeline: Sendable {
     /// Where spill files go while a slide is scored.
     let workDirectory: String
     let logger: Logger
+    /// The level-0 µm per pixel assumed for slides without resolution metadata (`[ingest] assume_mpp`,
+    /// `--assume-mpp`); nil refuses them with `slide.no_resolution`.
+    var assumeMPP: Double?
     /// Tiles per embedder batch.
     var batchSize = 16
     /// Batches the reader may have ready ahead of the embedder.
@@ -151,7 +154,7 @@ struct SlidePipeline: Sendable {
         progress.slide.vendor = slide.vendor
         progress.slide.width = width
         progress.slide.height = height
-        let resolution = try SlideResolution(slide: slide)
+        let resolution = try SlideResolution(slide: slide, assumeMPP: assumeMPP)
         progress.slide.mpp = resolution.baseMPP
         progress.slide.magnification = resolution.magnification
         progress.resolution = SlideReport.Resolution(

@@ -1,0 +1,174 @@
+import ArgumentParser
+import Foundation
+import Inference
+import Logging
+import Notify
+
+extension BenchCommand {
+    /// `csmil bench score`: whole-slide scoring throughput and memory through the real pipeline.
+    struct ScoreSlide: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "score",
+            abstract: "Score one slide through the real pipeline and print its timings as one JSON line.",
+            discussion: """
+                Runs `csmil score`'s pipeline on SLIDE with the model in --model DIR, or with --seeded ARCH: \
+                seeded random weights for the three backbones and two heads, written to a temporary model \
+                folder and loaded like any model. Its probability means nothing, so none is printed: only \
+                tiles, tiles_per_second (tiles ÷ whole-slide seconds), seconds per stage and peak_rss_bytes \
+                (VmHWM, reset after the set-up so that it covers model loading and scoring). Unless \
+                --embed-seconds is 0, `bench embed` is measured first for the same architecture and the line \
+                carries embedding_bound_tiles_per_second (images/s ÷ 3: three backbones per tile) and \
+                fraction_of_embedding_bound. Reports and spill files go to a temporary folder, removed after.
+                """
+        )
+
+        @Argument(help: "The slide file.")
+        var slide: String
+
+        @Option(name: .long, help: "A model directory holding model.toml.")
+        var model: String?
+
+        @Option(name: .long, help: "Seeded random weights of this architecture instead of a model: resnet18|34|50.")
+        var seeded: Architecture?
+
+        @Option(name: .long, help: "Seconds of `bench embed` measured first (0 skips it).")
+        var embedSeconds: Double = 5
+
+        @Option(
+            name: .customLong("assume-mpp"),
+            help: ArgumentHelp("µm per pixel to assume for a slide without resolution metadata.", valueName: "mpp"))
+        var assumeMPP: Double?
+
+        @OptionGroup var global: GlobalOptions
+
+        func validate() throws {
+            guard (model == nil) != (seeded == nil) else {
+                throw ValidationError("pass either --model DIR or --seeded resnet18|resnet34|resnet50")
+            }
+            guard embedSeconds >= 0 else { throw ValidationError("--embed-seconds must not be negative") }
+            try ScoreCommand.validate(assumeMPP: assumeMPP)
+        }
+
+        func run() async throws {
+            // Warnings only unless --log-level says otherwise: the pipeline's "slide scored" line carries the
+            // probability, which means nothing with seeded weights.
+            let logger = global.bootstrapLogging(configured: .warning)
+            let settings = Settings(
+                slide: slide, model: model, seeded: seeded, embedSeconds: embedSeconds, assumeMPP: assumeMPP)
+            let (line, failed) = try await ScoreCommand.onOwnThread {
+                try Self.measure(settings, logger: logger)
+            }
+            print(line)
+            if failed { throw ExitCode(1) }
+        }
+
+        /// What to measure.
+        struct Settings: Sendable {
+            var slide: String
+            var model: String?
+            var seeded: Architecture?
+            var embedSeconds: Double
+            var assumeMPP: Double?
+        }
+
+        /// Scores the slide once; returns the JSON line and whether the slide failed. Blocks (OpenSlide, BLAS).
+        static func measure(_ settings: Settings, logger: Logger) throws -> (line: String, failed: Bool) {
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("csmil-bench-\(UUID())")
+            try FileManager.default.createDirectory(
+                at: folder.appendingPathComponent("work"), withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+
+            var line = BenchLine(benchmark: "score")
+            line["slide"] = settings.slide
+            let modelDirectory: String
+            let architecture: Architecture
+            if let seeded = settings.seeded {
+                architecture = seeded
+                modelDirectory = try writeSeededModel(seeded, in: folder.appendingPathComponent("model"))
+                line["model"] = "seeded \(seeded.rawValue) (random weights: timings only)"
+            } else {
+                modelDirectory = settings.model ?? ""
+                architecture = try ModelManifest.load(directory: modelDirectory).architecture
+                line["model"] = modelDirectory
+            }
+            line["arch"] = architecture.rawValue
+
+            var embeddingImagesPerSecond: Double?
+            if settings.embedSeconds > 0 {
+                let embed = try Embed.measure(
+                    arch: architecture, batch: 16, seconds: settings.embedSeconds, workers: Parallel.workers)
+                embeddingImagesPerSecond = embed["images_per_second"] as? Double
+            }
+
+            // The peak covers loading the model and scoring, not the set-up above.
+            let peakReset = SystemInfo.resetPeakResidentBytes()
+            let loadStarted = ContinuousClock.now
+            let manifest = try ModelManifest.load(directory: modelDirectory)
+            let pipeline = SlidePipeline(
+                model: try Model(manifest: manifest), modelReport: try SlidePipeline.modelReport(for: manifest),
+                writer: ReportWriter(outputDirectory: folder.appendingPathComponent("out").path),
+                workDirectory: folder.appendingPathComponent("work").path, logger: logger,
+                assumeMPP: settings.assumeMPP)
+            let loadSeconds = (ContinuousClock.now - loadStarted).seconds
+
+            let started = ContinuousClock.now
+            let outcome = pipeline.score(path: settings.slide)
+            let seconds = (ContinuousClock.now - started).seconds
+            let report = outcome.report
+            var stages = report.timing.stages ?? [:]
+            stages["write"] = max(0, seconds - report.timing.seconds)
+            let tilesPerSecond = Double(report.tiles.count) / seconds
+
+            line["status"] = report.status.rawValue
+            line["tiles"] = report.tiles.count
+            line["tiles_per_second"] = BenchLine.rounded(tilesPerSecond)
+            line["seconds"] = BenchLine.rounded(seconds)
+            line["stages"] = stages.mapValues(BenchLine.rounded)
+            line["model_load_seconds"] = BenchLine.rounded(loadSeconds)
+            line["peak_rss_bytes"] = SystemInfo.peakResidentBytes()
+            line["peak_rss_reset"] = peakReset
+            if let width = report.slide.width, let height = report.slide.height {
+                line["width"] = width
+                line["height"] = height
+            }
+            if let error = report.error {
+                line["error"] = ["code": error.code, "message": error.message]
+            }
+            if let embeddingImagesPerSecond {
+                let bound = embeddingImagesPerSecond / 3
+                line["embedding_images_per_second"] = embeddingImagesPerSecond
+                line["embedding_bound_tiles_per_second"] = BenchLine.rounded(bound)
+                if bound > 0, report.tiles.count > 0 {
+                    line["fraction_of_embedding_bound"] = BenchLine.rounded(tilesPerSecond / bound)
+                }
+            }
+            return (line.json(), report.status == .failed || outcome.folder == nil)
+        }
+
+        /// Writes a model folder of seeded random weights (one backbone file for all three scales, two heads) and
+        /// returns its path: `Model` loads only from files, and this keeps the benchmark on the real loading path.
+        static func writeSeededModel(_ architecture: Architecture, in folder: URL) throws -> String {
+            try FileManager.default.createDirectory(
+                at: folder.appendingPathComponent("heads"), withIntermediateDirectories: true)
+            try CheckpointWriter.safetensors(SeededWeights.resnet(architecture, seed: 1))
+                .write(to: folder.appendingPathComponent("backbone.safetensors"))
+            for head in 0..<2 {
+                try CheckpointWriter.safetensors(
+                    SeededWeights.head(featureSize: architecture.featureSize, seed: UInt64(11 + head))
+                )
+                .write(to: folder.appendingPathComponent("heads/\(head).safetensors"))
+            }
+            let manifest = """
+                name = "seeded-\(architecture.rawValue)"
+                architecture = "\(architecture.rawValue)"
+                backbone_20x = "backbone.safetensors"
+                backbone_10x = "backbone.safetensors"
+                backbone_5x = "backbone.safetensors"
+                heads = ["heads/0.safetensors", "heads/1.safetensors"]
+
+                """
+            try Data(manifest.utf8).write(to: folder.appendingPathComponent("model.toml"))
+            return folder.path
+        }
+    }
+}
