@@ -27,22 +27,18 @@ extension BenchCommand {
         @Option(name: .long, help: "Tile triplets per batch.")
         var batch: Int = 16
 
-        @Option(
-            name: .customLong("assume-mpp"),
-            help: ArgumentHelp("µm per pixel to assume for a slide without resolution metadata.", valueName: "mpp"))
-        var assumeMPP: Double?
+        @OptionGroup var resolution: ResolutionOptions
 
         @OptionGroup var global: GlobalOptions
 
         func validate() throws {
             guard batch >= 1 && batch <= 256 else { throw ValidationError("--batch must be between 1 and 256") }
             if let seconds, !(seconds > 0) { throw ValidationError("--seconds must be positive") }
-            try ScoreCommand.validate(assumeMPP: assumeMPP)
         }
 
         func run() async throws {
             _ = global.bootstrapLogging()
-            let (slide, seconds, batch, assumeMPP) = (self.slide, self.seconds, self.batch, self.assumeMPP)
+            let (slide, seconds, batch, assumeMPP) = (self.slide, self.seconds, self.batch, self.resolution.assumeMPP)
             let line = try await ScoreCommand.onOwnThread {
                 try Self.measure(slide: slide, seconds: seconds, batch: batch, assumeMPP: assumeMPP).json()
             }

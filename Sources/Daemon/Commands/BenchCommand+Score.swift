@@ -34,10 +34,7 @@ extension BenchCommand {
         @Option(name: .long, help: "Seconds of `bench embed` measured first (0 skips it).")
         var embedSeconds: Double = 5
 
-        @Option(
-            name: .customLong("assume-mpp"),
-            help: ArgumentHelp("µm per pixel to assume for a slide without resolution metadata.", valueName: "mpp"))
-        var assumeMPP: Double?
+        @OptionGroup var resolution: ResolutionOptions
 
         @OptionGroup var global: GlobalOptions
 
@@ -46,7 +43,6 @@ extension BenchCommand {
                 throw ValidationError("pass either --model DIR or --seeded resnet18|resnet34|resnet50")
             }
             guard embedSeconds >= 0 else { throw ValidationError("--embed-seconds must not be negative") }
-            try ScoreCommand.validate(assumeMPP: assumeMPP)
         }
 
         func run() async throws {
@@ -54,7 +50,8 @@ extension BenchCommand {
             // probability, which means nothing with seeded weights.
             let logger = global.bootstrapLogging(configured: .warning)
             let settings = Settings(
-                slide: slide, model: model, seeded: seeded, embedSeconds: embedSeconds, assumeMPP: assumeMPP)
+                slide: slide, model: model, seeded: seeded, embedSeconds: embedSeconds,
+                assumeMPP: resolution.assumeMPP)
             let (line, failed) = try await ScoreCommand.onOwnThread {
                 try Self.measure(settings, logger: logger)
             }

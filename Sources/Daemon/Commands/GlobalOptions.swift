@@ -17,6 +17,26 @@ struct GlobalOptions: ParsableArguments {
     }
 }
 
+/// `--assume-mpp`, shared by the commands that open slides.
+struct ResolutionOptions: ParsableArguments {
+    @Option(
+        name: .customLong("assume-mpp"),
+        help: ArgumentHelp(
+            "µm per pixel to assume for slides without resolution metadata (overrides [ingest] assume_mpp).",
+            valueName: "mpp"))
+    var assumeMPP: Double?
+
+    /// Refuses a value outside `[ingest] assume_mpp`'s range (above 0, at most 10 µm per pixel).
+    func validate() throws {
+        guard let assumeMPP else { return }
+        guard assumeMPP.isFinite, assumeMPP > 0, assumeMPP <= Configuration.maximumAssumedMPP else {
+            throw ValidationError(
+                "--assume-mpp must be above 0 and at most \(Configuration.maximumAssumedMPP) µm per pixel "
+                    + "(0.5 for a 20x scan, 0.25 for 40x)")
+        }
+    }
+}
+
 /// swift-log's levels as a command-line argument.
 enum LogLevel: String, CaseIterable, ExpressibleByArgument {
     case trace, debug, info, notice, warning, error, critical

@@ -21,12 +21,7 @@ struct ScoreCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Where to write the report folders (overrides the configuration).")
     var out: String?
 
-    @Option(
-        name: .customLong("assume-mpp"),
-        help: ArgumentHelp(
-            "µm per pixel to assume for slides without resolution metadata (overrides [ingest] assume_mpp).",
-            valueName: "mpp"))
-    var assumeMPP: Double?
+    @OptionGroup var resolution: ResolutionOptions
 
     @Flag(name: .long, help: "Also deliver each result through the configured webhook.")
     var notify = false
@@ -38,7 +33,6 @@ struct ScoreCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard !slides.isEmpty else { throw ValidationError("name at least one slide file") }
-        try Self.validate(assumeMPP: assumeMPP)
     }
 
     func run() async throws {
@@ -60,7 +54,7 @@ struct ScoreCommand: AsyncParsableCommand {
         }
         let workDirectory = try Self.workDirectory(state: configuration?.state.directory)
         let slides = self.slides
-        let assumeMPP = self.assumeMPP ?? configuration?.ingest.assumeMPP
+        let assumeMPP = self.resolution.assumeMPP ?? configuration?.ingest.assumeMPP
         let anyFailed = try await Self.onOwnThread { () throws -> Bool in
             let manifest = try ModelManifest.load(directory: modelDirectory)
             let pipeline = SlidePipeline(
@@ -77,16 +71,6 @@ struct ScoreCommand: AsyncParsableCommand {
             return anyFailed
         }
         if anyFailed { throw ExitCode(1) }
-    }
-
-    /// Refuses an `--assume-mpp` outside `[ingest] assume_mpp`'s range (above 0, at most 10 µm per pixel).
-    static func validate(assumeMPP: Double?) throws {
-        guard let assumeMPP else { return }
-        guard assumeMPP.isFinite, assumeMPP > 0, assumeMPP <= Configuration.maximumAssumedMPP else {
-            throw ValidationError(
-                "--assume-mpp must be above 0 and at most \(Configuration.maximumAssumedMPP) µm per pixel "
-                    + "(0.5 for a 20x scan, 0.25 for 40x)")
-        }
     }
 
     /// `<state>/work` when the configuration names a state folder, else a folder under the system's temporary
