@@ -182,7 +182,8 @@ struct BagEnsembleScoringTests {
 
         let single = try scored([heads[0]], slide: slide)
         let twice = try scored([heads[0], heads[0]], slide: slide)
-        #expect(abs(twice.probability - single.probability) < 1e-12)
+        // Two separate runs: float32 GEMMs may sum in another order under another OpenBLAS thread count.
+        #expect(abs(twice.probability - single.probability) < 1e-6)
 
         let atThreshold = SlideScore(
             probability: 0.5, threshold: 0.5, headProbabilities: [0.5], bagProbabilities: [[0.5]], tileAttention: [],

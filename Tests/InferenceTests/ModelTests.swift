@@ -207,7 +207,7 @@ struct ModelTests {
         let scored = features.withUnsafeBufferPointer { model.score(features: $0, tileCount: tiles) }
         let direct = try SeededModel.scorer(bagsPerHead: 20, clusters: 8, seed: 1, threshold: 0.5)
         let expected = features.withUnsafeBufferPointer { direct.score(features: $0, tileCount: tiles) }
-        #expect(scored == expected)
+        #expect(nearlyEqual(try #require(scored.score), try #require(expected.score)))
         let score = try #require(scored.score)
         #expect(score.headProbabilities.count == 2)
         #expect(score.bagProbabilities.allSatisfy { $0.count == 20 })
@@ -258,8 +258,11 @@ struct ModelTests {
 
     /// Equal up to float rounding: OpenBLAS's thread count is process-wide and other tests
     /// change it while embedding, and a different GEMM split may change the last bits.
+    /// Two scores of the same features agree to float32 precision, not bit for bit: OpenBLAS's
+    /// thread count is process-wide, other tests change it meanwhile, and `cblas_sgemm` may sum
+    /// in another order with another count (seen: 1e-8 relative).
     func nearlyEqual(_ a: SlideScore, _ b: SlideScore) -> Bool {
-        func close(_ x: Double, _ y: Double) -> Bool { abs(x - y) <= 1e-9 * max(1, abs(y)) }
+        func close(_ x: Double, _ y: Double) -> Bool { abs(x - y) <= 1e-6 * max(1, abs(y)) }
         func closeFloats(_ x: [Float], _ y: [Float]) -> Bool {
             x.count == y.count && zip(x, y).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($1)) }
         }
