@@ -1,3 +1,5 @@
+import COpenBLAS
+
 /// A CS-MIL model ready to run: the three backbones and the head ensemble of spec §1, loaded from the
 /// files a `ModelManifest` names and checked against its architecture, with the manifest's clustering,
 /// sampling and decision settings (spec §5).
@@ -35,6 +37,10 @@ public final class Model: Sendable {
         for file in [manifest.backbone20x, manifest.backbone10x, manifest.backbone5x] {
             backbones.append(try Self.loadBackbone(file, architecture: manifest.architecture))
         }
+        // Each checkpoint's tensors were freed once folded into its ResNet, but glibc keeps freed heap
+        // pages (its mmap threshold grows to 32 MiB after the first large free), about 100 MB for three
+        // ResNet-50s: hand them back so the daemon's resident size is what it uses.
+        csmil_release_free_heap()
         self.manifest = manifest
         self.backbones = backbones
         scorer = SlideScorer(heads: heads, configuration: Self.configuration(for: manifest))

@@ -20,21 +20,25 @@ struct TileStreamTests {
         return (try Slide(path: path), folder)
     }
 
-    /// Every triplet of the stream, in order, as arrays.
+    /// Every triplet of the stream as arrays, indexed like the grid's tiles (the stream hands them out strip by strip).
     private static func triplets(_ stream: TileStream, batch: Int = 5) throws -> [[[UInt8]]] {
         let buffer = TileTripletBatch(capacity: batch)
-        var all: [[[UInt8]]] = []
+        var all = [[[UInt8]]?](repeating: nil, count: stream.grid.tiles.count)
+        var handedOut: [Int] = []
         while try stream.fill(buffer) {
-            for item in 0..<buffer.count {
-                all.append(
-                    (0..<3).map { scale in
-                        let side = TileTripletBatch.sides[scale]
-                        return Array(
-                            UnsafeBufferPointer(start: buffer.view(scale: scale, item: item), count: side * side * 3))
-                    })
+            #expect(buffer.tileIndices.count == buffer.count)
+            for (item, index) in buffer.tileIndices.enumerated() {
+                #expect(all[index] == nil, "tile \(index) handed out twice")
+                all[index] = (0..<3).map { scale in
+                    let side = TileTripletBatch.sides[scale]
+                    return Array(
+                        UnsafeBufferPointer(start: buffer.view(scale: scale, item: item), count: side * side * 3))
+                }
+                handedOut.append(index)
             }
         }
-        return all
+        #expect(handedOut == stream.order)
+        return all.compactMap { $0 }
     }
 
     @Test("at 20x each view equals a direct read of the centred region, white outside; one triplet per grid tile")
@@ -51,6 +55,38 @@ struct TileStreamTests {
         #expect(triplets.count == grid.tiles.count)
         #expect(stream.isFinished)
         for (index, tile) in grid.tiles.enumerated() {
+            for scale in 0..<3 {
+                let side = TileTripletBatch.sides[scale]
+                let offset = TileStream.viewOffsets[scale]
+                let direct = try slide.readRegion(
+                    x: tile.x + offset, y: tile.y + offset, level: 0, width: side, height: side)
+                #expect(triplets[index][scale] == direct, "tile \(tile.column),\(tile.row) scale \(scale)")
+            }
+        }
+    }
+
+    @Test("a slide wider than a strip: tiles go strip by strip, and views across the strip border match direct reads")
+    func stripsAcrossTheWidth() throws {
+        let folder = try SlideFixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("wide.svs").path
+        let stripWidth = TileStream.stripTileColumns * TileGrid.tileSize
+        try SyntheticSlide(
+            .init(width: stripWidth + 1280, height: 1024, magnification: 20, seed: 3, tissueFraction: 0.9, format: .svs)
+        ).write(to: path)
+        let slide = try Slide(path: path)
+        let resolution = try SlideResolution(slide: slide)
+        let grid = TileGrid(
+            slide: slide, resolution: resolution, mask: try TissueMask.compute(slide: slide, resolution: resolution))
+        let stream = try TileStream(slide: slide, resolution: resolution, grid: grid)
+        let strips = stream.order.map { TileStream.strip(of: grid.tiles[$0]) }
+        #expect(strips == strips.sorted())
+        #expect(Set(strips) == [0, 1])
+        let triplets = try Self.triplets(stream)
+        #expect(triplets.count == grid.tiles.count)
+        let border = grid.tiles.enumerated().filter { (30...33).contains($0.element.column) }
+        try #require(border.count >= 4)
+        for (index, tile) in border {
             for scale in 0..<3 {
                 let side = TileTripletBatch.sides[scale]
                 let offset = TileStream.viewOffsets[scale]

@@ -34,6 +34,9 @@ extension BenchCommand {
         @Option(name: .long, help: "Seconds of `bench embed` measured first (0 skips it).")
         var embedSeconds: Double = 5
 
+        @Option(name: .long, help: "Tile triplets per embedder batch (the pipeline's default: 8).")
+        var batch: Int = SlidePipeline.defaultBatchSize
+
         @OptionGroup var resolution: ResolutionOptions
 
         @OptionGroup var global: GlobalOptions
@@ -43,6 +46,7 @@ extension BenchCommand {
                 throw ValidationError("pass either --model DIR or --seeded resnet18|resnet34|resnet50")
             }
             guard embedSeconds >= 0 else { throw ValidationError("--embed-seconds must not be negative") }
+            guard batch >= 1 && batch <= 256 else { throw ValidationError("--batch must be between 1 and 256") }
         }
 
         func run() async throws {
@@ -50,7 +54,7 @@ extension BenchCommand {
             // probability, which means nothing with seeded weights.
             let logger = global.bootstrapLogging(configured: .warning)
             let settings = Settings(
-                slide: slide, model: model, seeded: seeded, embedSeconds: embedSeconds,
+                slide: slide, model: model, seeded: seeded, embedSeconds: embedSeconds, batch: batch,
                 assumeMPP: resolution.assumeMPP)
             let (line, failed) = try await ScoreCommand.onOwnThread {
                 try Self.measure(settings, logger: logger)
@@ -65,6 +69,7 @@ extension BenchCommand {
             var model: String?
             var seeded: Architecture?
             var embedSeconds: Double
+            var batch: Int
             var assumeMPP: Double?
         }
 
@@ -93,7 +98,8 @@ extension BenchCommand {
             var embeddingImagesPerSecond: Double?
             if settings.embedSeconds > 0 {
                 let embed = try Embed.measure(
-                    arch: architecture, batch: 16, seconds: settings.embedSeconds, workers: Parallel.workers)
+                    arch: architecture, batch: settings.batch, seconds: settings.embedSeconds, workers: Parallel.workers
+                )
                 embeddingImagesPerSecond = embed["images_per_second"] as? Double
             }
 
@@ -101,12 +107,15 @@ extension BenchCommand {
             let peakReset = SystemInfo.resetPeakResidentBytes()
             let loadStarted = ContinuousClock.now
             let manifest = try ModelManifest.load(directory: modelDirectory)
-            let pipeline = SlidePipeline(
+            var pipeline = SlidePipeline(
                 model: try Model(manifest: manifest), modelReport: try SlidePipeline.modelReport(for: manifest),
                 writer: ReportWriter(outputDirectory: folder.appendingPathComponent("out").path),
                 workDirectory: folder.appendingPathComponent("work").path, logger: logger,
                 assumeMPP: settings.assumeMPP)
+            pipeline.batchSize = settings.batch
             let loadSeconds = (ContinuousClock.now - loadStarted).seconds
+            line["rss_after_load_bytes"] = SystemInfo.residentBytes()
+            line["batch"] = settings.batch
 
             let started = ContinuousClock.now
             let outcome = pipeline.score(path: settings.slide)

@@ -25,8 +25,8 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(name: .long, help: "The architecture: resnet18, resnet34 or resnet50.")
         var arch: Architecture = .resnet50
 
-        @Option(name: .long, help: "Images per batch.")
-        var batch: Int = 16
+        @Option(name: .long, help: "Images per batch (the pipeline's default: 8).")
+        var batch: Int = SlidePipeline.defaultBatchSize
 
         @Option(name: .long, help: "How long to measure, in seconds.")
         var seconds: Double = 20

@@ -55,10 +55,22 @@ enum SystemInfo {
     /// whose `ru_maxrss` survives `execve` and so reports the parent's peak for a freshly
     /// spawned child (a `csmil` started by a large test runner would seem large).
     static func peakResidentBytes(status: String? = readProcFile("/proc/self/status")) -> Int {
+        statusBytes("VmHWM:", status: status)
+    }
+
+    /// This process's resident set size now (`VmRSS` of /proc/self/status), in bytes; 0 if unknown.
+    static func residentBytes(status: String? = readProcFile("/proc/self/status")) -> Int {
+        statusBytes("VmRSS:", status: status)
+    }
+
+    /// A "Name:   123 kB" line of /proc/self/status in bytes.
+    private static func statusBytes(_ field: String, status: String?) -> Int {
         guard let status else { return 0 }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        for line in status.split(separator: "\n") where line.hasPrefix(field) {
             let kilobytes =
-                line.dropFirst(6).split(whereSeparator: { $0 == " " || $0 == "\t" }).first.flatMap { Int($0) } ?? 0
+                line.dropFirst(field.count).split(whereSeparator: { $0 == " " || $0 == "\t" }).first.flatMap {
+                    Int($0)
+                } ?? 0
             return kilobytes * 1024
         }
         return 0
