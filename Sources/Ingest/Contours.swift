@@ -25,6 +25,18 @@ enum Contours {
     static func filter(
         _ mask: [UInt8], width: Int, height: Int, minimumArea: Double, minimumHoleArea: Double, maximumHoles: Int
     ) -> [UInt8] {
+        var output = mask
+        filter(
+            &output, width: width, height: height, minimumArea: minimumArea, minimumHoleArea: minimumHoleArea,
+            maximumHoles: maximumHoles)
+        return output
+    }
+
+    /// The same, overwriting `mask` with the result (no second mask-sized array).
+    static func filter(
+        _ mask: inout [UInt8], width: Int, height: Int, minimumArea: Double, minimumHoleArea: Double,
+        maximumHoles: Int
+    ) {
         precondition(mask.count == width * height)
         let components = label(mask, width: width, height: height)
         let count = components.nodes.count
@@ -63,11 +75,7 @@ enum Contours {
             }
         }
 
-        var output = [UInt8](repeating: 0, count: mask.count)
-        for index in 0..<mask.count where tissue[Int(components.labels[index])] {
-            output[index] = 1
-        }
-        return output
+        for index in 0..<mask.count { mask[index] = tissue[Int(components.labels[index])] ? 1 : 0 }
     }
 
     /// A connected component of foreground or background.

@@ -64,7 +64,10 @@ public struct TissueMask: Sendable, Equatable {
         let width = (levelWidth + block - 1) / block
         let height = (levelHeight + block - 1) / block
         let downsample = slide.downsample(level: plan.level)
-        var rgb = [UInt8](repeating: 255, count: width * height * 3)
+        // Only the saturation of each block mean is kept (1 byte per mask pixel, not 3): the mask of a
+        // 50,000² slide at 8 µm/px has ten million pixels, and its working memory should stay below the
+        // tile streaming's.
+        var saturation = [UInt8](repeating: 0, count: width * height)
 
         // Pieces are whole blocks, so each block is averaged within one piece.
         let side = max(parameters.maximumReadSide / block, 1) * block
@@ -80,12 +83,13 @@ public struct TissueMask: Sendable, Equatable {
                         level: plan.level, width: columns, height: rows, into: buffer, scratch: &scratch)
                 }
                 averageBlocks(
-                    piece, columns: columns, rows: rows, block: block, into: &rgb, maskWidth: width,
+                    piece, columns: columns, rows: rows, block: block, into: &saturation, maskWidth: width,
                     originX: left / block, originY: top / block)
             }
         }
-        return fromImage(
-            rgb: rgb, width: width, height: height, micronsPerPixel: resolution.baseMPP * downsample * Double(block),
+        return fromSaturation(
+            &saturation, width: width, height: height,
+            micronsPerPixel: resolution.baseMPP * downsample * Double(block),
             level0PixelsPerPixel: downsample * Double(block), parameters: parameters)
     }
 
@@ -101,16 +105,28 @@ public struct TissueMask: Sendable, Equatable {
             saturation[index] = Self.saturation(
                 red: rgb[3 * index], green: rgb[3 * index + 1], blue: rgb[3 * index + 2])
         }
+        return fromSaturation(
+            &saturation, width: width, height: height, micronsPerPixel: micronsPerPixel,
+            level0PixelsPerPixel: level0PixelsPerPixel, parameters: parameters)
+    }
+
+    /// The recipe from the saturation image on; `saturation` is emptied as soon as it has been blurred.
+    static func fromSaturation(
+        _ saturation: inout [UInt8], width: Int, height: Int, micronsPerPixel: Double, level0PixelsPerPixel: Double,
+        parameters: Parameters
+    ) -> TissueMask {
         let kernel = medianKernel(microns: parameters.medianKernelMicrons, micronsPerPixel: micronsPerPixel)
-        let blurred = MedianFilter.apply(saturation, width: width, height: height, kernel: kernel)
-        let binary = blurred.map { Int($0) > parameters.saturationThreshold ? UInt8(1) : 0 }
+        var binary = MedianFilter.apply(saturation, width: width, height: height, kernel: kernel)
+        saturation = []
+        let threshold = parameters.saturationThreshold
+        for index in binary.indices { binary[index] = Int(binary[index]) > threshold ? 1 : 0 }
         let pixelArea = micronsPerPixel * micronsPerPixel
-        let filtered = Contours.filter(
-            binary, width: width, height: height, minimumArea: parameters.minimumTissueArea / pixelArea,
+        Contours.filter(
+            &binary, width: width, height: height, minimumArea: parameters.minimumTissueArea / pixelArea,
             minimumHoleArea: parameters.minimumHoleArea / pixelArea, maximumHoles: parameters.maximumHoles)
         return TissueMask(
             width: width, height: height, micronsPerPixel: micronsPerPixel, level0PixelsPerPixel: level0PixelsPerPixel,
-            pixels: filtered)
+            pixels: binary)
     }
 
     /// OpenCV's 8-bit HSV saturation: (max − min) × 255 / max, rounded; 0 for black.
@@ -143,9 +159,10 @@ public struct TissueMask: Sendable, Equatable {
         return (level, block)
     }
 
-    /// Averages `block × block` blocks of a piece (`columns × rows` RGB pixels) into the mask image.
+    /// Averages `block × block` blocks of a piece (`columns × rows` RGB pixels) and writes each block mean's
+    /// saturation into the mask-sized image.
     private static func averageBlocks(
-        _ piece: [UInt8], columns: Int, rows: Int, block: Int, into rgb: inout [UInt8], maskWidth: Int,
+        _ piece: [UInt8], columns: Int, rows: Int, block: Int, into saturation: inout [UInt8], maskWidth: Int,
         originX: Int, originY: Int
     ) {
         let blocksX = (columns + block - 1) / block
@@ -169,10 +186,9 @@ public struct TissueMask: Sendable, Equatable {
                     }
                 }
                 let count = (y1 - y0) * (x1 - x0)
-                let target = ((originY + by) * maskWidth + originX + bx) * 3
-                rgb[target] = UInt8((red + count / 2) / count)
-                rgb[target + 1] = UInt8((green + count / 2) / count)
-                rgb[target + 2] = UInt8((blue + count / 2) / count)
+                saturation[(originY + by) * maskWidth + originX + bx] = Self.saturation(
+                    red: UInt8((red + count / 2) / count), green: UInt8((green + count / 2) / count),
+                    blue: UInt8((blue + count / 2) / count))
             }
         }
     }
