@@ -28,6 +28,18 @@ struct SlidePipeline: Sendable {
         var folder: String?
         /// Why the report could not be written, if it could not.
         var writeError: String?
+        /// The observer asked to stop: nothing was written, the slide is to be scored again later.
+        var cancelled = false
+    }
+
+    /// Told how a slide advances, and asked whether to stop (the daemon's shutdown). Called on the scoring thread.
+    protocol Observer: AnyObject {
+        /// The slide has `total` tiles to embed (after the tissue mask).
+        func tilesFound(_ total: Int)
+        /// `count` more tiles were embedded.
+        func tilesEmbedded(_ count: Int)
+        /// Whether to stop the slide now (checked between batches): true makes `score` return a cancelled outcome.
+        var shouldStop: Bool { get }
     }
 
     /// The model, loaded once.
@@ -100,8 +112,9 @@ struct SlidePipeline: Sendable {
         bytes.map { String(format: "%02x", $0) }.joined()
     }
 
-    /// Scores the slide at `path` and writes its report folder; never throws.
-    func score(path: String) -> Outcome {
+    /// Scores the slide at `path` and writes its report folder; never throws. With an `observer` that asks to stop,
+    /// returns a cancelled outcome and writes nothing.
+    func score(path: String, observer: (any Observer)? = nil) -> Outcome {
         let started = Date()
         let name = URL(fileURLWithPath: path).lastPathComponent
         var progress = Progress(
@@ -110,7 +123,15 @@ struct SlidePipeline: Sendable {
         progress.eventID = Self.eventID(fingerprint: progress.slide.fingerprint)
         var files: ReportFiles
         do {
-            files = try run(path: path, progress: &progress, started: started)
+            files = try run(path: path, progress: &progress, started: started, observer: observer)
+        } catch let error as PipelineError where error.code == PipelineError.cancelled {
+            logger.info("slide interrupted", metadata: ["slide": "\(name)", "event_id": "\(progress.eventID)"])
+            return Outcome(
+                report: SlideReport(
+                    eventID: progress.eventID, status: .failed, slide: progress.slide, model: modelReport,
+                    tiles: .init(count: progress.tileCount), timing: timing(started, progress.stages),
+                    error: .init(code: error.code, message: error.message)),
+                folder: nil, cancelled: true)
         } catch {
             let failure = Self.failure(error)
             logger.error(
@@ -142,7 +163,9 @@ struct SlidePipeline: Sendable {
         var tissueMaskPNG: Data?
     }
 
-    private func run(path: String, progress: inout Progress, started: Date) throws -> ReportFiles {
+    private func run(
+        path: String, progress: inout Progress, started: Date, observer: (any Observer)?
+    ) throws -> ReportFiles {
         var clock = Date()
         func lap(_ stage: String, _ progress: inout Progress) {
             progress.stages[stage] = Date().timeIntervalSince(clock)
@@ -187,7 +210,8 @@ struct SlidePipeline: Sendable {
         let stream = try TileStream(slide: slide, resolution: resolution, grid: grid)
         let spillPath = workDirectory + "/" + fingerprint.replacingOccurrences(of: "sha256:", with: "") + ".features"
         defer { unlink(spillPath) }
-        try embed(stream: stream, spillPath: spillPath)
+        observer?.tilesFound(grid.tiles.count)
+        try embed(stream: stream, spillPath: spillPath, observer: observer)
         lap("embed", &progress)
 
         let spill = try MappedFeatures(path: spillPath, floats: grid.tiles.count * 3 * model.featureSize)
@@ -238,7 +262,7 @@ struct SlidePipeline: Sendable {
     /// Streams the tiles on a reader thread through a bounded queue into the embedder (this thread), writing each
     /// tile's `[scale][D]` features to its grid position in the spill file. Batches are recycled through a second queue, so at most
     /// `queuedBatches + 2` batches of triplets exist whatever the slide's size.
-    private func embed(stream: TileStream, spillPath: String) throws {
+    private func embed(stream: TileStream, spillPath: String, observer: (any Observer)?) throws {
         let filled = BoundedQueue<TileTripletBatch>(capacity: queuedBatches)
         let pool = BoundedQueue<TileTripletBatch>(capacity: queuedBatches + 2)
         for _ in 0..<(queuedBatches + 2) { pool.put(TileTripletBatch(capacity: batchSize)) }
@@ -270,6 +294,9 @@ struct SlidePipeline: Sendable {
         do {
             try writer.open()
             while let batch = filled.take() {
+                if observer?.shouldStop == true {
+                    throw PipelineError(code: PipelineError.cancelled, message: "stopped before the slide was done")
+                }
                 features.withUnsafeMutableBufferPointer { output in
                     embedder.embed(count: batch.count, into: output.baseAddress!) { item in
                         TileTriplet(
@@ -286,6 +313,7 @@ struct SlidePipeline: Sendable {
                             at: tile * tileBytes)
                     }
                 }
+                observer?.tilesEmbedded(batch.count)
                 pool.put(batch)
             }
             try writer.close()
@@ -373,6 +401,9 @@ struct PipelineError: Error, CustomStringConvertible {
     var code: String
     var message: String
     var description: String { message }
+
+    /// The observer asked to stop (the daemon is shutting down); not a failure of the slide.
+    static let cancelled = "pipeline.cancelled"
 }
 
 /// The reader thread's error, handed to the embedder's thread.

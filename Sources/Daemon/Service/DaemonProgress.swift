@@ -1,0 +1,155 @@
+import Foundation
+import Synchronization
+
+/// What the daemon is doing now, shared by the worker (writer), the status timer and `csmil status` (through
+/// `daemon.json`). Small and lock-protected; every field is a plain value.
+final class DaemonProgress: Sendable {
+    /// A snapshot, as written to `<state>/daemon.json` for `csmil status`.
+    struct Snapshot: Sendable, Equatable, Codable {
+        struct Current: Sendable, Equatable, Codable {
+            var slide: String
+            var path: String
+            var jobID: Int64
+            var startedAt: Double
+            var tilesTotal: Int?
+            var tilesDone: Int
+            var tilesPerSecond: Double?
+            var etaSeconds: Double?
+        }
+        var pid: Int32
+        var version: String
+        var startedAt: Double
+        var updatedAt: Double
+        var state: String
+        var watchFolder: String
+        var watchMode: String
+        var current: Current?
+        var queued: Int
+        var scored: Int
+        var failed: Int
+    }
+
+    private struct State {
+        var snapshot: Snapshot
+        var embeddingStartedAt: Double?
+        var watchdog: WatchdogState
+    }
+
+    private let state: Mutex<State>
+
+    init(watchFolder: String, watchMode: String, stallLimit: Double, now: Double = Date().timeIntervalSince1970) {
+        state = Mutex(
+            State(
+                snapshot: Snapshot(
+                    pid: getpid(), version: CSMIL.version, startedAt: now, updatedAt: now, state: "starting",
+                    watchFolder: watchFolder, watchMode: watchMode, current: nil, queued: 0, scored: 0, failed: 0),
+                watchdog: WatchdogState(stallLimit: stallLimit)))
+    }
+
+    var snapshot: Snapshot { state.withLock { $0.snapshot } }
+
+    func setState(_ text: String) { state.withLock { $0.snapshot.state = text } }
+
+    func setWatchMode(_ mode: String) { state.withLock { $0.snapshot.watchMode = mode } }
+
+    func setQueued(_ count: Int) { state.withLock { $0.snapshot.queued = count } }
+
+    /// The worker took a slide.
+    func started(jobID: Int64, path: String, now: Double = Date().timeIntervalSince1970) {
+        state.withLock {
+            $0.snapshot.current = .init(
+                slide: URL(fileURLWithPath: path).lastPathComponent, path: path, jobID: jobID, startedAt: now,
+                tilesTotal: nil, tilesDone: 0, tilesPerSecond: nil, etaSeconds: nil)
+            $0.embeddingStartedAt = nil
+            $0.snapshot.state = "scoring"
+            $0.watchdog.progressed(now: now)
+        }
+    }
+
+    func tilesFound(_ total: Int, now: Double = Date().timeIntervalSince1970) {
+        state.withLock {
+            $0.snapshot.current?.tilesTotal = total
+            $0.embeddingStartedAt = now
+            $0.watchdog.progressed(now: now)
+        }
+    }
+
+    func tilesEmbedded(_ count: Int, now: Double = Date().timeIntervalSince1970) {
+        state.withLock {
+            guard var current = $0.snapshot.current else { return }
+            current.tilesDone += count
+            if let since = $0.embeddingStartedAt, now > since {
+                let rate = Double(current.tilesDone) / (now - since)
+                current.tilesPerSecond = rate
+                if let total = current.tilesTotal, rate > 0 {
+                    current.etaSeconds = Double(max(total - current.tilesDone, 0)) / rate
+                }
+            }
+            $0.snapshot.current = current
+            $0.watchdog.progressed(now: now)
+        }
+    }
+
+    /// The worker is done with its slide (scored, failed or put back).
+    func finished(status: String?) {
+        state.withLock {
+            $0.snapshot.current = nil
+            $0.snapshot.state = "idle"
+            if status == "scored" || status == "no_tissue" { $0.snapshot.scored += 1 }
+            if status == "failed" { $0.snapshot.failed += 1 }
+            $0.watchdog.idle()
+        }
+    }
+
+    /// Whether WATCHDOG=1 may be sent (see `WatchdogState`).
+    func shouldPingWatchdog(healthy: Bool, now: Double = Date().timeIntervalSince1970) -> Bool {
+        state.withLock { $0.watchdog.shouldPing(now: now, healthy: healthy) }
+    }
+
+    /// The one-line STATUS= text for systemd.
+    func statusLine() -> String {
+        let snapshot = state.withLock { $0.snapshot }
+        var line: String
+        if let current = snapshot.current {
+            line = "scoring \(current.slide)"
+            if let total = current.tilesTotal {
+                line += ": \(current.tilesDone)/\(total) tiles"
+                if let rate = current.tilesPerSecond { line += String(format: ", %.1f tiles/s", rate) }
+                if let eta = current.etaSeconds { line += ", ETA \(Self.duration(eta))" }
+            }
+        } else {
+            line = snapshot.state
+        }
+        line += "; queue \(snapshot.queued); \(snapshot.scored) scored, \(snapshot.failed) failed"
+        return line
+    }
+
+    /// "1h02m", "3m05s", "12s".
+    static func duration(_ seconds: Double) -> String {
+        let total = Int(seconds.rounded())
+        if total >= 3600 { return String(format: "%dh%02dm", total / 3600, (total % 3600) / 60) }
+        if total >= 60 { return String(format: "%dm%02ds", total / 60, total % 60) }
+        return "\(total)s"
+    }
+
+    /// Writes the snapshot to `path` atomically (temporary file, rename), for `csmil status`.
+    func write(to path: String, now: Double = Date().timeIntervalSince1970) throws {
+        var snapshot = state.withLock {
+            $0.snapshot.updatedAt = now
+            return $0.snapshot
+        }
+        snapshot.updatedAt = now
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        try encoder.encode(snapshot).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    /// Reads a snapshot written by `write(to:)`; nil when there is none or it cannot be read.
+    static func read(from path: String) -> Snapshot? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try? decoder.decode(Snapshot.self, from: data)
+    }
+}

@@ -1,0 +1,194 @@
+import Dispatch
+import Foundation
+import Logging
+import Notify
+import Synchronization
+
+/// Scores the job store's queue, one slide at a time, on a thread of its own (OpenSlide and BLAS block).
+///
+/// For each job: claim it (processing, with a lease renewed as tiles are embedded) → `SlidePipeline` writes the
+/// report folder → the file is checked again (a slide whose content changed meanwhile is discarded and queued
+/// afresh by the watcher) → in one transaction the job becomes `reported` and, with a webhook, its outbox row is
+/// queued → the delivery worker is woken. A failed slide gets a `failed` report and a `slide.failed` event like any
+/// other result; a report that cannot be written (disk full) is retried later. On shutdown the slide in progress
+/// is put back (released) between two batches and scored again at the next start.
+final class SlideWorker: @unchecked Sendable {
+    /// Seconds a claimed job stays leased without progress; renewed at every batch.
+    static let leaseSeconds = 600.0
+
+    private let store: JobStore
+    private let pipeline: SlidePipeline
+    private let settings: LiveSettings
+    private let progress: DaemonProgress
+    private let stateDirectory: String
+    private let logger: Logger
+    private let wakeDelivery: @Sendable () -> Void
+    private let signal = DispatchSemaphore(value: 0)
+    private let stopRequested = Atomic<Bool>(false)
+
+    init(
+        store: JobStore, pipeline: SlidePipeline, settings: LiveSettings, progress: DaemonProgress,
+        stateDirectory: String, logger: Logger, wakeDelivery: @escaping @Sendable () -> Void
+    ) {
+        self.store = store
+        self.pipeline = pipeline
+        self.settings = settings
+        self.progress = progress
+        self.stateDirectory = stateDirectory
+        self.logger = logger
+        self.wakeDelivery = wakeDelivery
+    }
+
+    /// Something was queued: look at the store now rather than at the next poll.
+    func wake() { signal.signal() }
+
+    /// Asks `run()` to return; the slide in progress is put back at its next batch.
+    func stop() {
+        stopRequested.store(true, ordering: .sequentiallyConsistent)
+        signal.signal()
+    }
+
+    var isStopping: Bool { stopRequested.load(ordering: .sequentiallyConsistent) }
+
+    /// Works until `stop()`. Jobs a previous run left in `processing` are put back first: this process holds the
+    /// state folder's lock, so nobody else is working on them.
+    func run() {
+        progress.setState("idle")
+        do {
+            for job in try store.summary(now: Date().timeIntervalSince1970).processing {
+                try store.release(jobID: job.id)
+                logger.notice(
+                    "slide interrupted by the last shutdown or crash queued again",
+                    metadata: ["slide": "\(URL(fileURLWithPath: job.path).lastPathComponent)"])
+            }
+        } catch {
+            logger.error("job store: cannot release interrupted jobs", metadata: ["error": "\(error)"])
+        }
+        while !isStopping {
+            do {
+                try store.syncDelivered(now: Date().timeIntervalSince1970)
+                progress.setQueued(try store.summary(now: Date().timeIntervalSince1970, recent: 0).queue.count)
+                guard
+                    let job = try store.claimNext(now: Date().timeIntervalSince1970, leaseSeconds: Self.leaseSeconds)
+                else {
+                    _ = signal.wait(timeout: .now() + 5)
+                    continue
+                }
+                TestHooks.pauseIfRequested(.claimed, stateDirectory: stateDirectory)
+                process(job)
+            } catch {
+                logger.error("job store failed; retrying in 10 s", metadata: ["error": "\(error)"])
+                _ = signal.wait(timeout: .now() + 10)
+            }
+        }
+    }
+
+    private func process(_ job: Job) {
+        let name = URL(fileURLWithPath: job.path).lastPathComponent
+        var metadata: Logger.Metadata = ["slide": "\(name)", "stage": "score"]
+        if let fingerprint = job.fingerprint {
+            metadata["event_id"] = "\(SlidePipeline.eventID(fingerprint: fingerprint))"
+        }
+        logger.info("scoring slide", metadata: metadata.merging(["attempt": "\(job.attempts)"]) { $1 })
+        progress.started(jobID: job.id, path: job.path)
+        let observer = Observer(worker: self, jobID: job.id)
+        let outcome = pipeline.score(path: job.path, observer: observer)
+        var status: String? = nil
+        defer { progress.finished(status: status) }
+        do {
+            if outcome.cancelled {
+                try store.release(jobID: job.id)
+                logger.notice("slide put back for the next start", metadata: metadata)
+                return
+            }
+            // The file must still hold the content that was settled and scored.
+            if let fingerprint = job.fingerprint, (try? SlidePipeline.fingerprint(path: job.path)) != fingerprint {
+                if let folder = outcome.folder { try? FileManager.default.removeItem(atPath: folder) }
+                try store.discard(jobID: job.id, now: Date().timeIntervalSince1970)
+                logger.warning(
+                    "slide changed while it was scored; discarded, it is scored again once it settles",
+                    metadata: metadata)
+                return
+            }
+            guard let folder = outcome.folder else {
+                let decision = try store.retryLater(
+                    jobID: job.id, code: "report.write",
+                    message: outcome.writeError ?? "the report could not be written",
+                    now: Date().timeIntervalSince1970)
+                logger.error(
+                    "report not written",
+                    metadata: metadata.merging(
+                        ["error": "\(outcome.writeError ?? "")", "decision": "\(decision)"]) { $1 })
+                status = decision == .gaveUp ? "failed" : nil
+                return
+            }
+            TestHooks.pauseIfRequested(.reportWritten, stateDirectory: stateDirectory)
+            let report = outcome.report
+            let result = JobResult(
+                status: report.status.rawValue, probability: report.result?.probability, label: report.result?.label,
+                errorCode: report.error?.code, errorMessage: report.error?.message)
+            var message: OutboxMessage?
+            let webhook = settings.current
+            if !webhook.url.isEmpty {
+                let payload = try WebhookPayload.make(webhook.format, report: report, timestamp: Date())
+                message = OutboxMessage(payload: payload, slideKey: report.slide.fingerprint, targetURL: webhook.url)
+            }
+            try store.complete(
+                jobID: job.id, eventID: report.eventID, reportDirectory: folder, result: result, outbox: message,
+                now: Date().timeIntervalSince1970)
+            TestHooks.pauseIfRequested(.committed, stateDirectory: stateDirectory)
+            status = report.status.rawValue
+            if message != nil { wakeDelivery() }
+            logger.info(
+                "slide reported",
+                metadata: metadata.merging(
+                    [
+                        "event_id": "\(report.eventID)", "status": "\(report.status.rawValue)",
+                        "report": "\(folder)", "stage": "report",
+                    ]) { $1 })
+        } catch {
+            logger.error("job store: cannot record the slide's outcome", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Feeds progress to `DaemonProgress` (status, watchdog), renews the lease, and stops the slide on shutdown.
+    private final class Observer: SlidePipeline.Observer {
+        let worker: SlideWorker
+        let jobID: Int64
+        var lastRenewal = Date().timeIntervalSince1970
+
+        init(worker: SlideWorker, jobID: Int64) {
+            self.worker = worker
+            self.jobID = jobID
+        }
+
+        func tilesFound(_ total: Int) { worker.progress.tilesFound(total) }
+
+        func tilesEmbedded(_ count: Int) {
+            worker.progress.tilesEmbedded(count)
+            let now = Date().timeIntervalSince1970
+            if now - lastRenewal > SlideWorker.leaseSeconds / 4 {
+                lastRenewal = now
+                try? worker.store.renewLease(jobID: jobID, now: now, leaseSeconds: SlideWorker.leaseSeconds)
+            }
+        }
+
+        var shouldStop: Bool { worker.isStopping }
+    }
+}
+
+/// The settings that a SIGHUP may change while the daemon runs: where and how results are delivered.
+final class LiveSettings: Sendable {
+    struct Webhook: Sendable, Equatable {
+        var url: String
+        var format: WebhookPayload.Format
+    }
+
+    private let webhook: Mutex<Webhook>
+
+    init(_ webhook: Webhook) { self.webhook = Mutex(webhook) }
+
+    var current: Webhook { webhook.withLock { $0 } }
+
+    func update(_ new: Webhook) { webhook.withLock { $0 = new } }
+}

@@ -1,0 +1,22 @@
+import Foundation
+
+/// Named points where a test may freeze the daemon to kill it there (`kill -9`), set by the environment
+/// variable `CSMIL_TEST_PAUSE_AT` (a comma-separated list of point names). When the daemon reaches a listed point
+/// it writes `<state>/paused-at-<point>` and sleeps forever. Unset in production: a lookup that finds nothing.
+enum TestHooks {
+    /// The points: a settled slide recorded, a job claimed, a report written but not committed, a report and its
+    /// outbox row committed.
+    enum Point: String, CaseIterable {
+        case settled, claimed, reportWritten = "report-written", committed
+    }
+
+    static let pausePoints: Set<String> = Set(
+        (ProcessInfo.processInfo.environment["CSMIL_TEST_PAUSE_AT"] ?? "").split(separator: ",").map(String.init))
+
+    /// Freezes the calling thread at `point` if a test asked for it.
+    static func pauseIfRequested(_ point: Point, stateDirectory: String) {
+        guard pausePoints.contains(point.rawValue) else { return }
+        FileManager.default.createFile(atPath: stateDirectory + "/paused-at-" + point.rawValue, contents: Data())
+        while true { sleep(3600) }
+    }
+}

@@ -1,0 +1,340 @@
+import Foundation
+import Inference
+import Ingest
+import Logging
+import Notify
+import ServiceLifecycle
+import UnixSignals
+
+/// `csmil watch`: the daemon. Sets up every part, reports READY=1 to systemd once the configuration, the job
+/// store, the model and the watches are up, and runs them as one `ServiceGroup` until SIGTERM or SIGINT:
+///
+/// - the watcher (`WatchFolder`, own thread): settled slides → fingerprint → job store (`settled`), rejected files
+///   → one `failed` record; wakes the worker;
+/// - the worker (`SlideWorker`, own thread): the queue, one slide at a time, report and outbox row in one
+///   transaction;
+/// - the delivery worker (`OutboxDelivery`, own thread) when `[webhook] url` is set;
+/// - the status timer: STATUS= and WATCHDOG=1 for systemd, `<state>/daemon.json` for `csmil status`;
+/// - SIGHUP: the configuration file is read again; a bad file is logged and the old settings stay.
+///
+/// Shutdown (SIGTERM, SIGINT) goes in reverse: STOPPING=1, the watcher stops taking slides, the worker puts the
+/// slide in progress back between two batches (it is scored again at the next start), the delivery worker
+/// finishes or abandons its request (the row stays pending), the status timer writes a last snapshot.
+struct WatchDaemon {
+    let configurationPath: String
+    let configuration: Configuration
+    let logger: Logger
+
+    /// `<state>/daemon.json`: the live snapshot `csmil status` reads.
+    static func snapshotPath(stateDirectory: String) -> String { stateDirectory + "/daemon.json" }
+
+    func run() async throws {
+        let notifier = SystemdNotifier()
+        let configuration = self.configuration
+        let logger = self.logger
+        let stateDirectory = configuration.state.directory
+        notifier.status("starting: opening the job store")
+        let lock = try StateFolderLock(stateDirectory: stateDirectory)
+        let workDirectory = try ScoreCommand.workDirectory(state: stateDirectory)
+        Self.removeLeftoverSpillFiles(in: workDirectory, logger: logger)
+
+        let workerStore = try JobStore(path: configuration.databasePath)
+        let watcherStore = UncheckedBox(try JobStore(path: configuration.databasePath))
+
+        notifier.status("starting: loading the model")
+        let (pipeline, modelName) = try await ScoreCommand.onOwnThread { () throws -> (SlidePipeline, String) in
+            let manifest = try ModelManifest.load(directory: configuration.model.directory)
+            let pipeline = SlidePipeline(
+                model: try Model(manifest: manifest), modelReport: try SlidePipeline.modelReport(for: manifest),
+                writer: ReportWriter(outputDirectory: configuration.output.directory), workDirectory: workDirectory,
+                logger: logger, assumeMPP: configuration.ingest.assumeMPP)
+            return (pipeline, manifest.name)
+        }
+
+        let delivery = try Self.makeDelivery(configuration, logger: logger)
+        let settings = LiveSettings(.init(url: configuration.webhook.url, format: configuration.payloadFormat))
+        let progress = DaemonProgress(
+            watchFolder: configuration.watch.directory, watchMode: "starting",
+            stallLimit: Self.stallLimit(notifier.watchdogInterval))
+        let worker = SlideWorker(
+            store: workerStore, pipeline: pipeline, settings: settings, progress: progress,
+            stateDirectory: stateDirectory, logger: logger, wakeDelivery: { delivery?.wake() })
+
+        notifier.status("starting: watching \(configuration.watch.directory)")
+        let watcher = try WatchFolder(settings: configuration.watch.settings, logger: logger) { event in
+            Self.handle(
+                event, store: watcherStore.value, stateDirectory: stateDirectory, logger: logger,
+                wakeWorker: worker.wake)
+        }
+        progress.setWatchMode(watcher.mode.kind.rawValue)
+
+        let running = RunningFlags()
+        var services: [any Service] = [
+            StatusService(
+                notifier: notifier, progress: progress,
+                snapshotPath: Self.snapshotPath(stateDirectory: stateDirectory), running: running,
+                needsDelivery: delivery != nil, logger: logger),
+            ReloadService(
+                configurationPath: configurationPath, initial: configuration, settings: settings, delivery: delivery,
+                notifier: notifier, logger: logger),
+        ]
+        if let delivery {
+            services.append(DeliveryService(delivery: delivery, running: running))
+        }
+        services.append(
+            ThreadService(name: "csmil-worker", body: { worker.run() }, stop: { worker.stop() }))
+        services.append(
+            ThreadService(
+                name: "csmil-watch",
+                body: {
+                    running.set(watcher: true)
+                    watcher.run()
+                    running.set(watcher: false)
+                },
+                stop: {
+                    notifier.stopping(status: "stopping: finishing or putting back the slide in progress")
+                    watcher.stop()
+                }))
+
+        notifier.ready(
+            status: "ready: watching \(configuration.watch.directory) (\(watcher.mode.kind.rawValue)), model \(modelName)")
+        logger.notice(
+            "csmil watch ready",
+            metadata: [
+                "folder": "\(configuration.watch.directory)", "mode": "\(watcher.mode.kind.rawValue)",
+                "model": "\(modelName)", "webhook": "\(configuration.webhook.url.isEmpty ? "none" : "on")",
+            ])
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+        withExtendedLifetime(lock) {}
+        logger.notice("csmil watch stopped")
+    }
+
+    /// One watcher event, on the watcher's thread with its own job store connection.
+    static func handle(
+        _ event: WatchEvent, store: JobStore, stateDirectory: String, logger: Logger,
+        wakeWorker: @Sendable () -> Void
+    ) {
+        let now = Date().timeIntervalSince1970
+        do {
+            switch event {
+            case .settled(let slide):
+                let name = URL(fileURLWithPath: slide.path).lastPathComponent
+                let fingerprint: String
+                do {
+                    fingerprint = try SlidePipeline.fingerprint(path: slide.path)
+                } catch {
+                    logger.warning(
+                        "settled slide cannot be read; waiting for it to change",
+                        metadata: ["slide": "\(name)", "error": "\(error)"])
+                    return
+                }
+                let outcome = try store.recordSettled(
+                    path: slide.path, fingerprint: fingerprint, size: slide.size,
+                    modified: slide.modified.timeIntervalSince1970, now: now)
+                TestHooks.pauseIfRequested(.settled, stateDirectory: stateDirectory)
+                switch outcome {
+                case .queued, .newVersion:
+                    logger.info(
+                        "slide queued",
+                        metadata: [
+                            "slide": "\(name)", "event_id": "\(SlidePipeline.eventID(fingerprint: fingerprint))",
+                            "stage": "watch",
+                        ])
+                    wakeWorker()
+                case .alreadyKnown(let job):
+                    logger.info(
+                        "slide already known by its content; not scored again",
+                        metadata: ["slide": "\(name)", "state": "\(job.state.rawValue)", "stage": "watch"])
+                }
+            case .rejected(let file):
+                try store.recordRejected(
+                    path: file.path, size: file.size, modified: file.modified.timeIntervalSince1970, code: file.code,
+                    message: file.reason, now: now)
+                logger.warning(
+                    "file is not a slide",
+                    metadata: [
+                        "slide": "\(URL(fileURLWithPath: file.path).lastPathComponent)", "code": "\(file.code)",
+                        "reason": "\(file.reason)", "stage": "watch",
+                    ])
+            default:
+                logger.info("watch folder event", metadata: ["event": "\(event)"])
+            }
+        } catch {
+            logger.error("job store: cannot record a watch event", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The delivery worker when a webhook is configured; nil otherwise.
+    static func makeDelivery(_ configuration: Configuration, logger: Logger) throws -> OutboxDelivery? {
+        guard !configuration.webhook.url.isEmpty else { return nil }
+        return OutboxDelivery(configuration: try deliveryConfiguration(configuration), logger: logger)
+    }
+
+    static func deliveryConfiguration(_ configuration: Configuration) throws -> OutboxDelivery.Configuration {
+        OutboxDelivery.Configuration(
+            databasePath: configuration.databasePath,
+            secret: try WebhookSecret.load(path: configuration.webhook.secretFile),
+            client: configuration.clientOptions, retry: configuration.retryPolicy)
+    }
+
+    /// A busy worker counts as stuck after the larger of 10 minutes and the watchdog interval without progress.
+    static func stallLimit(_ watchdog: Duration?) -> Double {
+        max(600, watchdog.map { Double($0.components.seconds) } ?? 0)
+    }
+
+    /// Spill files of a slide interrupted by a crash: the slide is scored again, its old features are useless.
+    static func removeLeftoverSpillFiles(in folder: String, logger: Logger) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        for name in names where name.hasSuffix(".features") {
+            try? FileManager.default.removeItem(atPath: folder + "/" + name)
+            logger.info("removed a spill file left by an interrupted run", metadata: ["file": "\(name)"])
+        }
+    }
+}
+
+/// Whether the threads that must run are running (for the watchdog).
+final class RunningFlags: @unchecked Sendable {
+    private let lock = NSLock()
+    private var watcher = false
+    private var delivery = false
+
+    func set(watcher value: Bool) { lock.withLock { watcher = value } }
+    func set(delivery value: Bool) { lock.withLock { delivery = value } }
+    func healthy(needsDelivery: Bool) -> Bool { lock.withLock { watcher && (delivery || !needsDelivery) } }
+}
+
+/// A value used by one thread only, handed to it through a `@Sendable` closure.
+final class UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+/// The outbox delivery worker (its own thread, see `OutboxDelivery`) as a service: stopped on graceful shutdown;
+/// a request in flight is abandoned and its row stays pending, to be sent again with the same id.
+struct DeliveryService: Service {
+    let delivery: OutboxDelivery
+    let running: RunningFlags
+
+    func run() async throws {
+        let delivery = self.delivery
+        running.set(delivery: true)
+        defer { running.set(delivery: false) }
+        try await withGracefulShutdownHandler {
+            try await delivery.run()
+        } onGracefulShutdown: {
+            Thread.detachNewThread { delivery.stop() }
+        }
+    }
+}
+
+/// STATUS= and WATCHDOG=1 for systemd and `<state>/daemon.json` for `csmil status`, every 2 seconds (or twice per
+/// watchdog interval if that is shorter).
+struct StatusService: Service {
+    let notifier: SystemdNotifier
+    let progress: DaemonProgress
+    let snapshotPath: String
+    let running: RunningFlags
+    let needsDelivery: Bool
+    let logger: Logger
+
+    func run() async throws {
+        var period = 2.0
+        if let interval = notifier.watchdogInterval {
+            period = min(period, max(0.1, Double(interval.components.seconds) / 2))
+        }
+        var lastLine = ""
+        var lastWriteError = ""
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            publish(&lastLine, &lastWriteError)
+            try? await Task.sleep(for: .seconds(period))
+        }
+        progress.setState("stopped")
+        publish(&lastLine, &lastWriteError)
+    }
+
+    private func publish(_ lastLine: inout String, _ lastWriteError: inout String) {
+        let line = progress.statusLine()
+        if line != lastLine {
+            notifier.status(line)
+            lastLine = line
+        }
+        if progress.shouldPingWatchdog(healthy: running.healthy(needsDelivery: needsDelivery)) {
+            notifier.watchdog()
+        }
+        do {
+            try progress.write(to: snapshotPath)
+            lastWriteError = ""
+        } catch {
+            let text = "\(error)"
+            if text != lastWriteError {
+                logger.warning("cannot write the status snapshot", metadata: ["file": "\(snapshotPath)", "error": "\(text)"])
+                lastWriteError = text
+            }
+        }
+    }
+}
+
+/// SIGHUP: the configuration file is read again. The webhook settings (URL, secret, format, timeouts, retries)
+/// take effect at once; changes to other sections are logged as needing a restart. A file that does not parse or
+/// validate is logged with every problem and the running settings stay.
+struct ReloadService: Service {
+    let configurationPath: String
+    let initial: Configuration
+    let settings: LiveSettings
+    let delivery: OutboxDelivery?
+    let notifier: SystemdNotifier
+    let logger: Logger
+
+    func run() async throws {
+        var current = initial
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in signals.cancelOnGracefulShutdown() {
+            notifier.reloading()
+            defer { notifier.notify("READY=1") }
+            let new: Configuration
+            do {
+                new = try Configuration.load(path: configurationPath)
+            } catch {
+                logger.error(
+                    "configuration not reloaded; the running settings stay",
+                    metadata: ["file": "\(configurationPath)", "error": "\(error)"])
+                continue
+            }
+            if new.webhook != current.webhook {
+                if let delivery, !new.webhook.url.isEmpty {
+                    do {
+                        delivery.reconfigure(try WatchDaemon.deliveryConfiguration(new))
+                        settings.update(.init(url: new.webhook.url, format: new.payloadFormat))
+                    } catch {
+                        logger.error(
+                            "webhook settings not reloaded; the running ones stay",
+                            metadata: ["file": "\(configurationPath)", "error": "\(error)"])
+                        continue
+                    }
+                } else {
+                    logger.warning(
+                        "[webhook] url switched on or off: restart csmil (systemctl restart csmil) to apply it")
+                }
+            }
+            var restart: [String] = []
+            if new.watch != current.watch { restart.append("[watch]") }
+            if new.output != current.output { restart.append("[output]") }
+            if new.state != current.state { restart.append("[state]") }
+            if new.model != current.model { restart.append("[model]") }
+            if new.log != current.log { restart.append("[log]") }
+            if new.ingest != current.ingest { restart.append("[ingest]") }
+            if !restart.isEmpty {
+                logger.warning(
+                    "configuration reloaded; these sections changed and apply after a restart",
+                    metadata: ["sections": "\(restart.joined(separator: " "))"])
+            } else {
+                logger.notice("configuration reloaded", metadata: ["file": "\(configurationPath)"])
+            }
+            current = new
+        }
+    }
+}
