@@ -32,6 +32,7 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
 
         // Watch folder, slide reading, tissue, tiles.
         .target(
@@ -45,10 +46,14 @@ let package = Package(
             dependencies: ["COpenBLAS", .product(name: "Logging", package: "swift-log")],
             swiftSettings: numeric
         ),
-        // Reports, webhook, outbox.
+        // Reports, webhook, outbox (and the SQLite wrapper the outbox and the job store share).
         .target(
             name: "Notify",
-            dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "CCurl", "CSQLite",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict
         ),
         // The `csmil` executable: commands, configuration, job store, pipeline, systemd.
@@ -83,7 +88,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["Daemon", "Inference", "Ingest"],
+            dependencies: ["Daemon", "Inference", "Ingest", "Notify"],
             swiftSettings: strict
         ),
     ]

@@ -44,6 +44,15 @@ static inline CURLcode csmil_curl_setopt_write_function(CURL *handle, CURLoption
     return curl_easy_setopt(handle, option, callback);
 }
 
+/// The signature of CURLOPT_XFERINFOFUNCTION callbacks: return non-zero to abort the transfer.
+typedef int (*csmil_curl_xferinfo_callback)(void *context, curl_off_t download_total, curl_off_t download_now,
+                                            curl_off_t upload_total, curl_off_t upload_now);
+
+/// `curl_easy_setopt` for CURLOPT_XFERINFOFUNCTION (progress, and the way to cancel a transfer in flight).
+static inline CURLcode csmil_curl_setopt_xferinfo_function(CURL *handle, csmil_curl_xferinfo_callback callback) {
+    return curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, callback);
+}
+
 /// `curl_easy_getinfo` for `long` results (CURLINFO_RESPONSE_CODE).
 static inline CURLcode csmil_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);

@@ -16,7 +16,7 @@ struct CSMIL: AsyncParsableCommand {
         version: version,
         subcommands: [
             WatchCommand.self, ScoreCommand.self, EmbedCommand.self, SynthCommand.self, TrainCommand.self,
-            StatusCommand.self, DoctorCommand.self, WebhookSinkCommand.self, BenchCommand.self,
+            StatusCommand.self, DoctorCommand.self, WebhookSinkCommand.self, OutboxCommand.self, BenchCommand.self,
         ]
     )
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Ingest
 import Logging
 import Testing
 
@@ -37,6 +38,9 @@ struct ConfigurationTests {
         #expect(configuration.watch.directory == "/var/lib/csmil/incoming")
         #expect(configuration.watch.settleSeconds == 30)
         #expect(configuration.watch.polling == .auto)
+        #expect(configuration.watch.ignore == [".*", "*.tmp", "*.part", "*.partial"])
+        #expect(configuration.watch.rescanSeconds == 600)
+        #expect(configuration.watch.pollSeconds == 5)
         #expect(configuration.output.directory == "/var/lib/csmil/reports")
         #expect(configuration.state.directory == "/var/lib/csmil/state")
         #expect(configuration.model.directory == "/usr/share/csmil/models/demo")
@@ -154,6 +158,9 @@ struct ConfigurationTests {
         arguments: [
             ("settle_seconds = -1\n", "", "watch.settle_seconds", 3),
             ("polling = \"sometimes\"\n", "", "watch.polling", 3),
+            ("ignore = [\"*.tmp\", \"\"]\n", "", "watch.ignore", 3),
+            ("rescan_seconds = 0\n", "", "watch.rescan_seconds", 3),
+            ("poll_seconds = -1\n", "", "watch.poll_seconds", 3),
             ("", "[webhook]\nurl = \"http://lis.example.org/hook\"\nsecret_file = \"/s\"", "webhook.url", 6),
             ("", "[webhook]\nurl = \"https://user:pw@lis.example.org/\"\nsecret_file = \"/s\"", "webhook.url", 6),
             ("", "[webhook]\nurl = \"ftp://lis.example.org/\"\nsecret_file = \"/s\"", "webhook.url", 6),
@@ -197,6 +204,64 @@ struct ConfigurationTests {
                 sections: "[webhook]\nurl = \"http://127.0.0.1:8080/hook\"\nallow_http = true\nsecret_file = \"/s\"\n"))
         #expect(configuration.webhook.url == "http://127.0.0.1:8080/hook")
         #expect(configuration.webhook.allowHTTP)
+    }
+
+    @Test("[webhook] timeouts, TLS files and proxy: defaults, values, and impossible values naming the key")
+    func webhookTransportKeys() throws {
+        let defaults = try parse(minimal).webhook
+        #expect(defaults.connectTimeoutSeconds == 10 && defaults.timeoutSeconds == 30)
+        #expect(defaults.caFile == nil && defaults.clientCertificate == nil && defaults.clientKey == nil)
+        #expect(defaults.proxy == nil)
+        let shipped = try Configuration.load(
+            path: TestSupport.packageRoot.appendingPathComponent("etc/csmil.toml").path
+        ).webhook
+        #expect(shipped.connectTimeoutSeconds == 10 && shipped.timeoutSeconds == 30 && shipped.proxy == nil)
+        #expect(shipped.caFile == nil && shipped.clientCertificate == nil && shipped.clientKey == nil)
+        let webhook = try parse(
+            document(
+                sections: "[webhook]\nconnect_timeout_seconds = 2\ntimeout_seconds = 7.5\nca_file = \"ca.pem\"\n"
+                    + "client_certificate = \"/etc/csmil/client.pem\"\nclient_key = \"key.pem\"\n"
+                    + "proxy = \"http://proxy.example.org:3128\"\n")
+        ).webhook
+        #expect(webhook.connectTimeoutSeconds == 2 && webhook.timeoutSeconds == 7.5)
+        #expect(webhook.caFile == "/etc/csmil/ca.pem")
+        #expect(webhook.clientCertificate == "/etc/csmil/client.pem" && webhook.clientKey == "/etc/csmil/key.pem")
+        #expect(webhook.proxy == "http://proxy.example.org:3128")
+        #expect(webhook.clientOptions.timeout == 7.5 && webhook.clientOptions.caFile == "/etc/csmil/ca.pem")
+        #expect(webhook.retryPolicy.window == 72 * 3600)
+        for (text, key) in [
+            ("connect_timeout_seconds = 0", "webhook.connect_timeout_seconds"),
+            ("timeout_seconds = -1", "webhook.timeout_seconds"),
+            ("client_key = \"k.pem\"", "webhook.client_key"),
+            ("proxy = \"not a url\"", "webhook.proxy"),
+        ] {
+            let found = problems(document(sections: "[webhook]\n" + text))
+            #expect(found.map(\.key) == [key], "\(text)")
+            #expect(found.first?.line == 6)
+        }
+    }
+
+    @Test("[watch] ignore, rescan_seconds and poll_seconds are read, and map onto the watcher's settings")
+    func watchKeys() throws {
+        let configuration = try parse(
+            document(
+                watchExtra: "settle_seconds = 2\npolling = \"poll\"\nignore = [\"*.xml\", \"tmp/*\"]\n"
+                    + "rescan_seconds = 120\npoll_seconds = 1.5\n"))
+        #expect(configuration.watch.ignore == ["*.xml", "tmp/*"])
+        #expect(configuration.watch.rescanSeconds == 120)
+        #expect(configuration.watch.pollSeconds == 1.5)
+        let settings = configuration.watch.settings
+        #expect(settings.directory == "/srv/scanner")
+        #expect(settings.settleSeconds == 2)
+        #expect(settings.polling == .poll)
+        #expect(settings.ignore == ["*.xml", "tmp/*"])
+        #expect(settings.rescanSeconds == 120)
+        #expect(settings.pollSeconds == 1.5)
+        #expect(try parse(minimal).watch.settings.ignore == WatchSettings.defaultIgnore)
+        #expect(try parse(document(watchExtra: "ignore = []\n")).watch.ignore.isEmpty)
+        let found = problems(document(watchExtra: "ignore = \"*.tmp\"\n"))
+        #expect(found.map(\.code) == [.wrongType])
+        #expect(found.first?.key == "watch.ignore")
     }
 
     @Test("integers and floats are both accepted for durations")

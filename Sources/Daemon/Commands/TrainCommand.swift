@@ -1,18 +1,228 @@
 import ArgumentParser
+import Foundation
+import Inference
+import Logging
 
-/// `csmil train`: CS-MIL heads from embedded slides and labels (model spec §6).
+/// `csmil train`: CS-MIL heads from cached slide features and labels (model spec §6).
 struct TrainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train CS-MIL heads from embedded slides and labels."
+        abstract: "Train CS-MIL heads (one per fold) from cached slide features and a labels CSV.",
+        discussion: """
+            Each slide's features are <features>/<slide>.npy: float32 [tiles, 3, D] (or [tiles, 3·D]), scale 0 = \
+            20x, as the scorer computes them. The labels CSV has a header and the columns slide,label,fold \
+            (label 1/0, true/false or positive/negative). The head of fold k validates on the slides of fold k \
+            and trains on the others. Writes <out>/heads/<k>_model_<best epoch>.pth in the published torch.save \
+            layout and <out>/model.toml naming the backbones given.
+            """
     )
 
-    @Argument(parsing: .allUnrecognized, help: .hidden)
-    var arguments: [String] = []
+    @Option(name: .long, help: "The folder of cached features, one <slide>.npy per slide.")
+    var features: String
+
+    @Option(name: .long, help: "The labels CSV: slide,label,fold.")
+    var labels: String
+
+    @Option(name: .long, help: "The model directory to write (heads/ and model.toml).")
+    var out: String
+
+    @Option(name: .long, help: "The backbone architecture the features come from.")
+    var arch: Architecture = .resnet50
+
+    @Option(name: .customLong("backbone-20x"), help: "The 20x backbone checkpoint, as model.toml will name it.")
+    var backbone20x: String
+
+    @Option(name: .customLong("backbone-10x"), help: "The 10x backbone checkpoint.")
+    var backbone10x: String
+
+    @Option(name: .customLong("backbone-5x"), help: "The 5x backbone checkpoint.")
+    var backbone5x: String
+
+    @Option(name: .long, help: "The model's name in model.toml.")
+    var name = "csmil-trained"
+
+    @Option(name: .long, help: "Epochs per fold.")
+    var epochs = 100
+
+    @Option(name: .long, help: "Seed of the training bags (and of the streams derived from it).")
+    var seed: UInt64 = 1
 
     @OptionGroup var global: GlobalOptions
 
+    func validate() throws {
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
+    }
+
     func run() async throws {
-        throw NotImplementedYet(command: "train", arrivesWith: "the training issue")
+        let logger = global.bootstrapLogging()
+        let command = self
+        try await ScoreCommand.onOwnThread { try command.train(logger: logger) }
+    }
+
+    private func train(logger: Logger) throws {
+        let d = arch.featureSize
+        let rows = try TrainingLabels.read(path: labels)
+        var slides: [TrainingSlide] = []
+        for row in rows {
+            let path = URL(fileURLWithPath: features).appendingPathComponent(row.slide + ".npy").path
+            let (data, tiles) = try FeatureFile.read(path: path, featureSize: d)
+            slides.append(
+                TrainingSlide.clustered(
+                    name: row.slide, label: row.label, fold: row.fold, tileCount: tiles, features: data,
+                    featureSize: d))
+            logger.debug("slide clustered", metadata: ["slide": "\(row.slide)", "tiles": "\(tiles)"])
+        }
+        logger.info(
+            "training", metadata: ["slides": "\(slides.count)", "folds": "\(Set(rows.map(\.fold)).count)"])
+
+        let trainer = HeadTrainer(featureSize: d, configuration: HeadTrainer.Configuration(epochs: epochs, seed: seed))
+        let summary = try trainer.train(slides: slides) { progress in
+            logger.info(
+                "epoch",
+                metadata: [
+                    "fold": "\(progress.fold)", "epoch": "\(progress.epoch)/\(progress.epochs)",
+                    "loss": "\(String(format: "%.4f", progress.trainingLoss))",
+                    "validation_loss": "\(String(format: "%.4f", progress.validationLoss))",
+                    "best_epoch": "\(progress.bestEpoch)",
+                    "eta_s": "\(Int(progress.estimatedRemaining.rounded()))",
+                ])
+        }
+
+        let headsDirectory = URL(fileURLWithPath: out).appendingPathComponent("heads")
+        try FileManager.default.createDirectory(at: headsDirectory, withIntermediateDirectories: true)
+        var headPaths: [String] = []
+        for fold in summary.folds {
+            let file = "\(fold.fold)_model_\(fold.bestEpoch).pth"
+            try CheckpointWriter.torchSave(fold.head.stateDict(), archiveName: "\(fold.fold)_model_\(fold.bestEpoch)")
+                .write(to: headsDirectory.appendingPathComponent(file), options: .atomic)
+            headPaths.append("heads/" + file)
+            let auc = fold.validationAUC.map { String(format: "%.4f", $0) } ?? "n/a"
+            print(
+                "fold \(fold.fold): best epoch \(fold.bestEpoch), validation loss "
+                    + "\(String(format: "%.4f", fold.bestValidationLoss)), validation AUC \(auc) "
+                    + "(\(fold.validationSlides.count) slides) → \(file)")
+        }
+        let pooled = summary.pooledValidationAUC.map { String(format: "%.4f", $0) } ?? "n/a"
+        let mean = summary.meanValidationAUC.map { String(format: "%.4f", $0) } ?? "n/a"
+        print("validation AUC: mean over folds \(mean), pooled out-of-fold \(pooled)")
+
+        let manifest = """
+            # Written by csmil train (\(summary.folds.count) folds, \(epochs) epochs, seed \(seed)).
+            name = \(tomlString(name))
+            architecture = "\(arch.rawValue)"
+            threshold = 0.5
+            bags_per_head = 200
+            clusters = 8
+            seed = 1
+            backbone_20x = \(tomlString(backbone20x))
+            backbone_10x = \(tomlString(backbone10x))
+            backbone_5x = \(tomlString(backbone5x))
+            heads = [\(headPaths.map(tomlString).joined(separator: ", "))]
+
+            """
+        try Data(manifest.utf8).write(
+            to: URL(fileURLWithPath: out).appendingPathComponent("model.toml"), options: .atomic)
+        logger.info("model written", metadata: ["directory": "\(out)", "heads": "\(headPaths.count)"])
+    }
+
+    /// A TOML basic string.
+    private func tomlString(_ text: String) -> String {
+        "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+}
+
+/// A problem with the training inputs, naming the file and the fix.
+struct TrainInputError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// The rows of a labels CSV: slide,label,fold.
+enum TrainingLabels {
+    struct Row {
+        var slide: String
+        var label: Bool
+        var fold: Int
+    }
+
+    static func read(path: String) throws(TrainInputError) -> [Row] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw TrainInputError(description: "\(path): the labels CSV cannot be read — check the path")
+        }
+        let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+        guard let header = lines.first else { throw TrainInputError(description: "\(path): the labels CSV is empty") }
+        let columns = header.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        guard let slide = columns.firstIndex(of: "slide"), let label = columns.firstIndex(of: "label"),
+            let fold = columns.firstIndex(of: "fold")
+        else {
+            throw TrainInputError(
+                description: "\(path): the header must name the columns slide, label and fold (found \(header))")
+        }
+        var rows: [Row] = []
+        for (number, line) in lines.enumerated().dropFirst() {
+            let fields = line.split(separator: ",", omittingEmptySubsequences: false)
+                .map { $0.trimmingCharacters(in: .whitespaces) }
+            guard fields.count == columns.count else {
+                throw TrainInputError(description: "\(path):\(number + 1): expected \(columns.count) fields")
+            }
+            let labelValue: Bool
+            switch fields[label].lowercased() {
+            case "1", "true", "positive": labelValue = true
+            case "0", "false", "negative": labelValue = false
+            default:
+                throw TrainInputError(
+                    description: "\(path):\(number + 1): label \(fields[label]) is not 1/0, true/false or "
+                        + "positive/negative")
+            }
+            guard let foldValue = Int(fields[fold]) else {
+                throw TrainInputError(description: "\(path):\(number + 1): fold \(fields[fold]) is not an integer")
+            }
+            rows.append(Row(slide: fields[slide], label: labelValue, fold: foldValue))
+        }
+        return rows
+    }
+}
+
+/// A cached feature file: a float32 .npy of shape [tiles, 3, D] or [tiles, 3·D].
+enum FeatureFile {
+    /// The features' bytes and the number of tiles.
+    static func read(path: String, featureSize d: Int) throws(TrainInputError) -> (Data, Int) {
+        guard let file = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else {
+            throw TrainInputError(description: "\(path): the slide's features cannot be read — check the folder")
+        }
+        func refuse(_ problem: String) -> TrainInputError {
+            TrainInputError(
+                description: "\(path): \(problem) — the features must be a float32 .npy of shape [tiles, 3, \(d)]")
+        }
+        let bytes = [UInt8](file.prefix(12))
+        guard bytes.count >= 10, bytes[0] == 0x93, Array(bytes[1...5]) == Array("NUMPY".utf8) else {
+            throw refuse("not a .npy file")
+        }
+        let major = bytes[6]
+        let headerLength: Int
+        let headerStart: Int
+        if major == 1 {
+            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
+            headerStart = 10
+        } else {
+            guard bytes.count >= 12 else { throw refuse("truncated header") }
+            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
+            headerStart = 12
+        }
+        guard file.count >= headerStart + headerLength else { throw refuse("truncated header") }
+        let header = String(decoding: file[headerStart..<(headerStart + headerLength)], as: UTF8.self)
+        guard header.contains("'descr': '<f4'"), header.contains("'fortran_order': False"),
+            let open = header.range(of: "'shape': ("), let close = header[open.upperBound...].firstIndex(of: ")")
+        else { throw refuse("not a C-ordered little-endian float32 array") }
+        let shape = header[open.upperBound..<close].split(separator: ",").compactMap {
+            Int($0.trimmingCharacters(in: .whitespaces))
+        }
+        guard shape == [shape.first ?? 0, 3, d] || shape == [shape.first ?? 0, 3 * d], let tiles = shape.first else {
+            throw refuse("its shape is \(shape)")
+        }
+        let start = headerStart + headerLength
+        let size = tiles * 3 * d * 4
+        guard file.count == start + size else { throw refuse("it holds \(file.count - start) bytes of data") }
+        return (file.subdata(in: start..<(start + size)), tiles)
     }
 }

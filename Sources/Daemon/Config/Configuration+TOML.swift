@@ -7,7 +7,7 @@ extension Configuration {
 
     /// The sections and keys a configuration file may contain.
     static let schema: [(section: String, keys: [String])] = [
-        ("watch", ["directory", "settle_seconds", "polling"]),
+        ("watch", ["directory", "settle_seconds", "polling", "ignore", "rescan_seconds", "poll_seconds"]),
         ("output", ["directory"]),
         ("state", ["directory"]),
         ("model", ["directory"]),
@@ -15,7 +15,8 @@ extension Configuration {
             "webhook",
             [
                 "url", "secret_file", "format", "allow_http", "retry_initial_seconds", "retry_max_seconds",
-                "retry_window_hours",
+                "retry_window_hours", "connect_timeout_seconds", "timeout_seconds", "ca_file", "client_certificate",
+                "client_key", "proxy",
             ]
         ),
         ("log", ["level"]),
@@ -63,6 +64,21 @@ extension Configuration {
                 "must not be negative (is \(settle))", fix: "use the seconds a slide must stay unchanged, e.g. 30")
         }
         let polling = reader.choice(watch, "polling", section: "watch", default: PollingMode.auto)
+        let ignore = reader.strings(watch, "ignore", section: "watch", default: Self.defaultIgnore)
+        if let ignore, ignore.contains(where: \.isEmpty) {
+            reader.invalid(
+                "watch.ignore", line: TOMLReader.line(of: "ignore", in: watch), "contains an empty pattern",
+                fix: "remove the \"\" entry; patterns are globs such as \"*.tmp\" or \".*\"")
+        }
+        let rescanSeconds = reader.number(watch, "rescan_seconds", section: "watch", default: 600)
+        let pollSeconds = reader.number(watch, "poll_seconds", section: "watch", default: 5)
+        for (key, value, example) in [("rescan_seconds", rescanSeconds, "600"), ("poll_seconds", pollSeconds, "5")] {
+            if let value, value <= 0 {
+                reader.invalid(
+                    "watch.\(key)", line: TOMLReader.line(of: key, in: watch),
+                    "must be greater than 0 (is \(value))", fix: "use a positive number of seconds, e.g. \(example)")
+            }
+        }
         let outputDirectory = reader.directory(output, section: "output", base: base, default: "/var/lib/csmil/reports")
         let stateDirectory = reader.directory(state, section: "state", base: base, default: "/var/lib/csmil/state")
         let modelDirectory = reader.directory(model, section: "model", base: base, default: nil)
@@ -74,6 +90,12 @@ extension Configuration {
         let retryInitial = reader.number(webhook, "retry_initial_seconds", section: "webhook", default: 5)
         let retryMax = reader.number(webhook, "retry_max_seconds", section: "webhook", default: 3600)
         let retryWindow = reader.number(webhook, "retry_window_hours", section: "webhook", default: 72)
+        let connectTimeout = reader.number(webhook, "connect_timeout_seconds", section: "webhook", default: 10)
+        let timeout = reader.number(webhook, "timeout_seconds", section: "webhook", default: 30)
+        let caFile = reader.string(webhook, "ca_file", section: "webhook", default: "")
+        let clientCertificate = reader.string(webhook, "client_certificate", section: "webhook", default: "")
+        let clientKey = reader.string(webhook, "client_key", section: "webhook", default: "")
+        let proxy = reader.string(webhook, "proxy", section: "webhook", default: "")
         let level = reader.choice(log, "level", section: "log", default: Logger.Level.info)
         let assumeMPP = reader.number(ingest, "assume_mpp", section: "ingest", default: 0)
         if let assumeMPP, assumeMPP < 0 || assumeMPP > Self.maximumAssumedMPP {
@@ -96,13 +118,14 @@ extension Configuration {
         }
         for (key, value) in [
             ("retry_initial_seconds", retryInitial), ("retry_max_seconds", retryMax),
-            ("retry_window_hours", retryWindow),
+            ("retry_window_hours", retryWindow), ("connect_timeout_seconds", connectTimeout),
+            ("timeout_seconds", timeout),
         ] {
             if let value, value <= 0 {
                 reader.invalid(
                     "webhook.\(key)", line: TOMLReader.line(of: key, in: webhook),
                     "must be greater than 0 (is \(value))",
-                    fix: "use a positive number (defaults: 5 s, 3600 s, 72 h)")
+                    fix: "use a positive number (defaults: retry 5 s, 3600 s, 72 h; timeouts 10 s and 30 s)")
             }
         }
         if let retryInitial, let retryMax, retryInitial > 0, retryMax < retryInitial {
@@ -110,6 +133,17 @@ extension Configuration {
                 "webhook.retry_max_seconds", line: TOMLReader.line(of: "retry_max_seconds", in: webhook),
                 "is smaller than retry_initial_seconds (\(retryMax) < \(retryInitial))",
                 fix: "make retry_max_seconds at least retry_initial_seconds")
+        }
+        if let clientKey, !clientKey.isEmpty, clientCertificate?.isEmpty ?? true {
+            reader.invalid(
+                "webhook.client_key", line: TOMLReader.line(of: "client_key", in: webhook),
+                "is set without client_certificate",
+                fix: "set client_certificate to the PEM certificate, or remove client_key")
+        }
+        if let proxy, !proxy.isEmpty, URLComponents(string: proxy)?.host?.isEmpty ?? true {
+            reader.invalid(
+                "webhook.proxy", line: TOMLReader.line(of: "proxy", in: webhook),
+                "\"\(proxy)\" is not a proxy URL", fix: "write http://proxy.example.org:3128, or \"\" for none")
         }
         if let watchDirectory {
             for (section, directory, table) in [("output", outputDirectory, output), ("state", stateDirectory, state)] {
@@ -123,22 +157,30 @@ extension Configuration {
             }
         }
 
-        guard reader.problems.isEmpty, let watchDirectory, let settle, let polling, let outputDirectory,
+        guard reader.problems.isEmpty, let watchDirectory, let settle, let polling, let ignore, let rescanSeconds,
+            let pollSeconds, let outputDirectory,
             let stateDirectory, let modelDirectory, let secret, let format, let allowHTTP, let retryInitial,
-            let retryMax, let retryWindow, let level, let assumeMPP
+            let retryMax, let retryWindow, let level, let assumeMPP, let connectTimeout, let timeout, let caFile,
+            let clientCertificate, let clientKey, let proxy
         else {
             throw ConfigurationError(file: path, problems: reader.problems)
         }
         return Configuration(
             sourcePath: path,
-            watch: Watch(directory: watchDirectory, settleSeconds: settle, polling: polling),
+            watch: Watch(
+                directory: watchDirectory, settleSeconds: settle, polling: polling, ignore: ignore,
+                rescanSeconds: rescanSeconds, pollSeconds: pollSeconds),
             output: Output(directory: outputDirectory),
             state: State(directory: stateDirectory),
             model: Model(directory: modelDirectory),
             webhook: Webhook(
                 url: url, secretFile: secret.isEmpty ? nil : Self.resolve(secret, base: base), format: format,
                 allowHTTP: allowHTTP, retryInitialSeconds: retryInitial, retryMaxSeconds: retryMax,
-                retryWindowHours: retryWindow),
+                retryWindowHours: retryWindow, connectTimeoutSeconds: connectTimeout, timeoutSeconds: timeout,
+                caFile: caFile.isEmpty ? nil : Self.resolve(caFile, base: base),
+                clientCertificate: clientCertificate.isEmpty ? nil : Self.resolve(clientCertificate, base: base),
+                clientKey: clientKey.isEmpty ? nil : Self.resolve(clientKey, base: base),
+                proxy: proxy.isEmpty ? nil : proxy),
             log: Log(level: level),
             ingest: Ingest(assumeMPP: assumeMPP > 0 ? assumeMPP : nil)
         )

@@ -1,3 +1,4 @@
+import Ingest
 import Logging
 
 /// The validated contents of `csmil.toml`. Paths are absolute (relative ones are resolved
@@ -27,7 +28,17 @@ struct Configuration: Sendable, Equatable {
         /// How long size and mtime must stay unchanged before a slide is read.
         var settleSeconds: Double
         var polling: PollingMode
+        /// Glob patterns of file and folder names that are never slides.
+        var ignore: [String] = Configuration.defaultIgnore
+        /// The interval of the safety-net full rescan in inotify mode.
+        var rescanSeconds: Double = 600
+        /// The interval of the folder scan in polling mode.
+        var pollSeconds: Double = 5
     }
+
+    /// `[watch] ignore` when not set: dot files and folders, and names of files still being written
+    /// (the same list as `WatchSettings.defaultIgnore`).
+    static let defaultIgnore = [".*", "*.tmp", "*.part", "*.partial"]
 
     struct Output: Sendable, Equatable {
         /// Where each slide's report folder is written.
@@ -55,6 +66,18 @@ struct Configuration: Sendable, Equatable {
         var retryInitialSeconds: Double
         var retryMaxSeconds: Double
         var retryWindowHours: Double
+        /// Seconds to establish a connection (TCP and TLS).
+        var connectTimeoutSeconds: Double = 10
+        /// Seconds for a whole request.
+        var timeoutSeconds: Double = 30
+        /// A PEM bundle of CA certificates to trust instead of the system's; nil for the system's.
+        var caFile: String?
+        /// A PEM client certificate for mutual TLS; nil for none.
+        var clientCertificate: String?
+        /// The client certificate's PEM private key; nil for none (or when it is inside the certificate file).
+        var clientKey: String?
+        /// A proxy URL; nil for none (proxy environment variables are ignored).
+        var proxy: String?
     }
 
     struct Log: Sendable, Equatable {
@@ -76,4 +99,19 @@ struct Configuration: Sendable, Equatable {
     var webhook: Webhook
     var log: Log
     var ingest = Ingest()
+}
+
+extension Configuration.Watch {
+    /// These keys as the watcher's settings (`WatchFolder` in Ingest).
+    var settings: WatchSettings {
+        let mode: WatchSettings.Polling =
+            switch polling {
+            case .auto: .auto
+            case .inotify: .inotify
+            case .poll: .poll
+            }
+        return WatchSettings(
+            directory: directory, settleSeconds: settleSeconds, polling: mode, ignore: ignore,
+            rescanSeconds: rescanSeconds, pollSeconds: pollSeconds)
+    }
 }

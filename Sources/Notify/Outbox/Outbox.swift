@@ -1,0 +1,329 @@
+import Foundation
+
+/// The durable list of webhook events still to deliver, in the daemon's SQLite file (table `outbox`, plus
+/// `outbox_endpoints` for endpoints that answered 410 Gone).
+///
+/// The outbox works on a connection it is given, so the daemon can write a report row and its outbox row in one
+/// transaction: ``enqueue(_:now:)`` starts no transaction of its own. Every change is durable once the caller's
+/// transaction (or the statement, outside one) commits; a crash at any moment leaves each row either pending — and
+/// it is then resent with the same id and body — or recorded.
+public struct Outbox {
+    /// The connection it works on.
+    public let database: SQLiteDatabase
+
+    /// An outbox over `database`, whose schema must be installed (``installSchema(in:)``).
+    public init(database: SQLiteDatabase) {
+        self.database = database
+    }
+
+    /// The schema steps of the outbox's tables, for ``SQLiteDatabase/migrate(component:_:)``.
+    public static let migrations: [SQLiteDatabase.Migration] = [
+        { database in
+            try database.execute(
+                """
+                CREATE TABLE outbox (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    event_id TEXT NOT NULL UNIQUE,
+                    slide_key TEXT NOT NULL,
+                    event_type TEXT NOT NULL,
+                    target_url TEXT NOT NULL,
+                    content_type TEXT NOT NULL,
+                    body BLOB NOT NULL,
+                    created_at REAL NOT NULL,
+                    window_start REAL NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at REAL NOT NULL,
+                    last_attempt_at REAL,
+                    last_status INTEGER,
+                    last_error TEXT,
+                    state TEXT NOT NULL DEFAULT 'pending'
+                        CHECK (state IN ('pending', 'delivered', 'dead', 'disabled')),
+                    delivered_at REAL
+                );
+                CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
+                CREATE INDEX outbox_slide ON outbox (slide_key, state, seq);
+                CREATE TABLE outbox_endpoints (
+                    url TEXT PRIMARY KEY,
+                    disabled_at REAL NOT NULL,
+                    status INTEGER,
+                    reason TEXT
+                );
+                """)
+        }
+    ]
+
+    /// Creates or upgrades the outbox tables in `database` (idempotent; the version is kept under the component
+    /// name `outbox` in `csmil_schema_versions`). The job store calls this when it opens the file.
+    public static func installSchema(in database: SQLiteDatabase) throws {
+        try database.migrate(component: "outbox", migrations)
+    }
+
+    private static let columnNames = [
+        "seq", "event_id", "slide_key", "event_type", "target_url", "content_type", "body", "created_at",
+        "window_start", "attempts", "next_attempt_at", "last_attempt_at", "last_status", "last_error", "state",
+        "delivered_at",
+    ]
+
+    /// The columns ``row(_:)`` reads, optionally qualified by a table alias.
+    private static func columns(_ alias: String = "") -> String {
+        columnNames.map { alias + $0 }.joined(separator: ", ")
+    }
+
+    /// Queues a message, due at once. Idempotent on the event id: when a row with that id exists, nothing is
+    /// written (the stored body and id stay as they were) and false is returned. Starts no transaction: call it
+    /// inside the transaction that records the report so both commit together.
+    @discardableResult
+    public func enqueue(_ message: OutboxMessage, now: Double = Date().timeIntervalSince1970) throws -> Bool {
+        let changed = try database.execute(
+            """
+            INSERT INTO outbox (event_id, slide_key, event_type, target_url, content_type, body, created_at,
+                                window_start, next_attempt_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (event_id) DO NOTHING
+            """,
+            [
+                .text(message.eventID), .text(message.slideKey), .text(message.eventType), .text(message.targetURL),
+                .text(message.contentType), .blob(message.body), .real(now), .real(now), .real(now),
+            ])
+        return changed > 0
+    }
+
+    /// The row of an event, or nil.
+    public func row(eventID: String) throws -> OutboxRow? {
+        try database.queryOne(
+            "SELECT \(Self.columns()) FROM outbox WHERE event_id = ?", [.text(eventID)], row: Self.row)
+    }
+
+    /// All rows in insertion order (tests, diagnostics).
+    public func rows() throws -> [OutboxRow] {
+        try database.query("SELECT \(Self.columns()) FROM outbox ORDER BY seq", row: Self.row)
+    }
+
+    /// Rows that may be sent now or later: pending, the oldest pending row of their slide (a slide's events go
+    /// out in the order they were queued), and not addressed to a disabled endpoint.
+    private static let eligible = """
+        o.state = 'pending'
+        AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.slide_key = o.slide_key AND p.state = 'pending'
+                        AND p.seq < o.seq)
+        AND o.target_url NOT IN (SELECT url FROM outbox_endpoints)
+        """
+
+    /// The next row due at `now`: earliest due first, then in queue order.
+    public func nextDue(now: Double = Date().timeIntervalSince1970) throws -> OutboxRow? {
+        try database.queryOne(
+            """
+            SELECT \(Self.columns("o."))
+            FROM outbox AS o
+            WHERE \(Self.eligible) AND o.next_attempt_at <= ?
+            ORDER BY o.next_attempt_at, o.seq LIMIT 1
+            """, [.real(now)], row: Self.row)
+    }
+
+    /// When the earliest eligible row falls due; nil when nothing is waiting.
+    public func nextDueTime() throws -> Double? {
+        try database.queryOne("SELECT MIN(o.next_attempt_at) FROM outbox AS o WHERE \(Self.eligible)") {
+            $0.optionalDouble(0)
+        } ?? nil
+    }
+
+    /// Records the outcome of an attempt on `row` and returns the row's new state. Retries are scheduled by
+    /// `policy` with the jitter `randomFraction` (uniform in 0..<1); a 410 also disables the row's endpoint.
+    @discardableResult
+    public func record(
+        _ outcome: DeliveryOutcome, for row: OutboxRow, policy: RetryPolicy, randomFraction: Double,
+        now: Double = Date().timeIntervalSince1970
+    ) throws -> OutboxState {
+        let attempts = row.attempts + 1
+        var state = OutboxState.pending
+        var nextAttempt = row.nextAttemptAt
+        var status: Int?
+        var error: String?
+        var deliveredAt: Double?
+        switch outcome {
+        case .delivered(let code):
+            state = .delivered
+            status = code
+            deliveredAt = now
+        case .retry(let reason, let code, let retryAfter):
+            status = code
+            switch policy.decide(
+                failures: attempts, windowStart: row.windowStart, now: now, retryAfter: retryAfter,
+                randomFraction: randomFraction)
+            {
+            case .retry(let at):
+                nextAttempt = at
+                error = reason
+            case .giveUp:
+                state = .dead
+                let hours = String(format: "%.1f", (now - row.windowStart) / 3600)
+                error = "gave up after \(attempts) attempts over \(hours) h; last: \(reason)"
+            }
+        case .deadLetter(let code, let reason):
+            state = .dead
+            status = code
+            error = reason
+        case .endpointGone(let code, let reason):
+            state = .disabled
+            status = code
+            error = reason
+        }
+        try database.transaction {
+            try database.execute(
+                """
+                UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_attempt_at = ?, last_status = ?,
+                                  last_error = ?, state = ?, delivered_at = ?
+                WHERE seq = ? AND state = 'pending'
+                """,
+                [
+                    .int(attempts), .real(nextAttempt), .real(now), .optional(status.map { .int($0) }),
+                    .optional(error.map { .text($0) }), .text(state.rawValue),
+                    .optional(deliveredAt.map { .real($0) }), .integer(row.sequence),
+                ])
+            if case .endpointGone(let code, let reason) = outcome {
+                try database.execute(
+                    """
+                    INSERT INTO outbox_endpoints (url, disabled_at, status, reason) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (url) DO NOTHING
+                    """, [.text(row.message.targetURL), .real(now), .int(code), .text(reason)])
+            }
+        }
+        return state
+    }
+
+    /// Puts a dead (or endpoint-disabled) event back in the queue, due at once with a fresh retry window, and
+    /// re-enables its endpoint. Its id and body are unchanged. Returns false when no such dead event exists.
+    @discardableResult
+    public func requeue(eventID: String, now: Double = Date().timeIntervalSince1970) throws -> Bool {
+        try database.transaction {
+            guard let row = try row(eventID: eventID), row.state == .dead || row.state == .disabled else {
+                return false
+            }
+            try database.execute(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ?, window_start = ? WHERE seq = ?",
+                [.real(now), .real(now), .integer(row.sequence)])
+            try database.execute("DELETE FROM outbox_endpoints WHERE url = ?", [.text(row.message.targetURL)])
+            return true
+        }
+    }
+
+    /// Requeues every dead and endpoint-disabled event and re-enables every endpoint; returns how many events.
+    @discardableResult
+    public func requeueAllDead(now: Double = Date().timeIntervalSince1970) throws -> Int {
+        try database.transaction {
+            let count = try database.execute(
+                """
+                UPDATE outbox SET state = 'pending', next_attempt_at = ?, window_start = ?
+                WHERE state IN ('dead', 'disabled')
+                """, [.real(now), .real(now)])
+            try database.execute("DELETE FROM outbox_endpoints")
+            return count
+        }
+    }
+
+    /// Lets deliveries to `url` resume after a 410 without replaying anything.
+    public func enableEndpoint(url: String) throws {
+        try database.execute("DELETE FROM outbox_endpoints WHERE url = ?", [.text(url)])
+    }
+
+    /// What `csmil status` shows about delivery.
+    public func summary(now: Double = Date().timeIntervalSince1970, deadLetterLimit: Int = 50) throws -> OutboxSummary {
+        let counts = try database.query("SELECT state, COUNT(*) FROM outbox GROUP BY state") {
+            ($0.string(0), $0.int(1))
+        }
+        let count = { (state: OutboxState) in counts.first { $0.0 == state.rawValue }?.1 ?? 0 }
+        let oldest =
+            try database.queryOne("SELECT MIN(created_at) FROM outbox WHERE state = 'pending'") {
+                $0.optionalDouble(0)
+            } ?? nil
+        let dead = try database.query(
+            """
+            SELECT event_id, slide_key, state, attempts, last_status, last_error, created_at, last_attempt_at
+            FROM outbox WHERE state IN ('dead', 'disabled') ORDER BY seq LIMIT ?
+            """, [.int(deadLetterLimit)]
+        ) {
+            OutboxSummary.DeadLetter(
+                eventID: $0.string(0), slideKey: $0.string(1), state: OutboxState(rawValue: $0.string(2)) ?? .dead,
+                attempts: $0.int(3), lastStatus: $0.optionalInt64(4).map(Int.init), reason: $0.optionalString(5),
+                createdAt: $0.double(6), lastAttemptAt: $0.optionalDouble(7))
+        }
+        let endpoints = try database.query("SELECT url, disabled_at, status, reason FROM outbox_endpoints ORDER BY url")
+        {
+            OutboxSummary.DisabledEndpoint(
+                url: $0.string(0), since: $0.double(1), status: $0.optionalInt64(2).map(Int.init),
+                reason: $0.optionalString(3))
+        }
+        return OutboxSummary(
+            backlog: count(.pending), delivered: count(.delivered), deadCount: count(.dead) + count(.disabled),
+            oldestUndeliveredAge: oldest.map { max(0, now - $0) }, deadLetters: dead, disabledEndpoints: endpoints)
+    }
+
+    private static func row(_ statement: SQLiteStatement) -> OutboxRow {
+        OutboxRow(
+            sequence: statement.int64(0),
+            message: OutboxMessage(
+                eventID: statement.string(1), slideKey: statement.string(2), eventType: statement.string(3),
+                targetURL: statement.string(4), contentType: statement.string(5), body: statement.blob(6)),
+            createdAt: statement.double(7), windowStart: statement.double(8), attempts: statement.int(9),
+            nextAttemptAt: statement.double(10), lastAttemptAt: statement.optionalDouble(11),
+            lastStatus: statement.optionalInt64(12).map(Int.init), lastError: statement.optionalString(13),
+            state: OutboxState(rawValue: statement.string(14)) ?? .pending, deliveredAt: statement.optionalDouble(15))
+    }
+}
+
+/// The delivery part of `csmil status`.
+public struct OutboxSummary: Sendable, Equatable, Codable {
+    /// An event that is not being retried.
+    public struct DeadLetter: Sendable, Equatable, Codable {
+        public var eventID: String
+        public var slideKey: String
+        /// `dead` (refused or retried past the window) or `disabled` (its endpoint answered 410).
+        public var state: OutboxState
+        public var attempts: Int
+        public var lastStatus: Int?
+        /// Why it stopped.
+        public var reason: String?
+        public var createdAt: Double
+        public var lastAttemptAt: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case state, attempts, reason
+            case eventID = "event_id"
+            case slideKey = "slide_key"
+            case lastStatus = "last_status"
+            case createdAt = "created_at"
+            case lastAttemptAt = "last_attempt_at"
+        }
+    }
+
+    /// An endpoint that answered 410 Gone; nothing is sent to it until an operator replays.
+    public struct DisabledEndpoint: Sendable, Equatable, Codable {
+        public var url: String
+        public var since: Double
+        public var status: Int?
+        public var reason: String?
+    }
+
+    /// Events waiting to be delivered (pending).
+    public var backlog: Int
+    /// Events delivered.
+    public var delivered: Int
+    /// Events dead or held by a disabled endpoint.
+    public var deadCount: Int
+    /// Seconds since the oldest pending event was queued; nil when none is pending.
+    public var oldestUndeliveredAge: Double?
+    /// The dead letters (the first ones, in queue order).
+    public var deadLetters: [DeadLetter]
+    /// Endpoints disabled by a 410.
+    public var disabledEndpoints: [DisabledEndpoint]
+
+    /// Whether any endpoint is disabled.
+    public var endpointDisabled: Bool { !disabledEndpoints.isEmpty }
+
+    enum CodingKeys: String, CodingKey {
+        case backlog, delivered
+        case deadCount = "dead_count"
+        case oldestUndeliveredAge = "oldest_undelivered_age_seconds"
+        case deadLetters = "dead_letters"
+        case disabledEndpoints = "disabled_endpoints"
+    }
+}

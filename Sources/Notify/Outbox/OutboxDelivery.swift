@@ -1,0 +1,235 @@
+import Foundation
+import Logging
+
+/// The worker that empties the outbox: on a thread of its own (libcurl and SQLite block), it takes the next due
+/// row, signs it with this attempt's timestamp (`webhook-id` is always the event id), POSTs the stored bytes and
+/// records the outcome durably before it takes the next one.
+///
+/// It sleeps until the earliest pending row falls due, until ``wake()`` (call it after committing an enqueue), or
+/// at most ``Configuration/idlePoll`` seconds (rows queued by another process). ``stop()`` aborts a transfer in
+/// flight without recording it — the row stays pending and is resent, with the same id and body, next time; a
+/// crash or `kill -9` has the same effect.
+public final class OutboxDelivery: @unchecked Sendable {
+    /// What the worker needs; ``reconfigure(_:)`` replaces it (a SIGHUP reload) from the next attempt on.
+    public struct Configuration: Sendable {
+        /// The SQLite file holding the outbox; the worker opens its own connection.
+        public var databasePath: String
+        /// The signing keys.
+        public var secret: WebhookSecret
+        /// Timeouts, TLS and proxy of each POST.
+        public var client: WebhookClientOptions
+        /// When failed attempts are retried.
+        public var retry: RetryPolicy
+        /// The longest sleep between looks at the outbox, in seconds.
+        public var idlePoll: Double
+        /// The jitter source: uniform in 0..<1.
+        public var randomFraction: @Sendable () -> Double
+
+        /// A configuration.
+        public init(
+            databasePath: String, secret: WebhookSecret, client: WebhookClientOptions = WebhookClientOptions(),
+            retry: RetryPolicy = RetryPolicy(), idlePoll: Double = 30,
+            randomFraction: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
+        ) {
+            self.databasePath = databasePath
+            self.secret = secret
+            self.client = client
+            self.retry = retry
+            self.idlePoll = idlePoll
+            self.randomFraction = randomFraction
+        }
+    }
+
+    private let condition = NSCondition()
+    private var configuration: Configuration
+    private var running = false
+    private var stopping = false
+    private var finished = false
+    private var wakeRequested = false
+    private var finishWaiters: [CheckedContinuation<Void, Never>] = []
+    private let logger: Logger
+
+    /// Makes a worker; nothing runs before ``start()``.
+    public init(configuration: Configuration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Opens the database (installing the outbox tables when missing) and starts the worker thread.
+    public func start() throws {
+        let path = withLock { configuration.databasePath }
+        // Fail here, to the caller, when the file cannot be opened; the thread opens its own connection.
+        try Outbox.installSchema(in: SQLiteDatabase(path: path))
+        try withLock {
+            guard !running else {
+                throw WebhookClientError(message: "the outbox delivery worker is already running", fix: "start it once")
+            }
+            running = true
+        }
+        let thread = Thread { [self] in
+            self.work()
+        }
+        thread.name = "csmil-outbox"
+        thread.start()
+    }
+
+    /// Asks the worker to look at the outbox now (after an enqueue was committed).
+    public func wake() {
+        withLock {
+            wakeRequested = true
+            condition.broadcast()
+        }
+    }
+
+    /// Replaces the configuration (secret, timeouts, retry policy); the next attempt uses it.
+    public func reconfigure(_ configuration: Configuration) {
+        withLock {
+            self.configuration = configuration
+            condition.broadcast()
+        }
+    }
+
+    /// Stops the worker and waits until its thread has ended (a transfer in flight is aborted within about a
+    /// second and left pending). Safe to call more than once, and before ``start()``.
+    public func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while running && !finished { condition.wait() }
+        condition.unlock()
+    }
+
+    /// Runs the worker until the calling task is cancelled (for a service group), then stops it.
+    public func run() async throws {
+        try start()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let done = withLock {
+                    if finished { return true }
+                    finishWaiters.append(continuation)
+                    return false
+                }
+                if done { continuation.resume() }
+            }
+        } onCancel: {
+            self.requestStop()
+        }
+    }
+
+    private func requestStop() {
+        withLock {
+            stopping = true
+            condition.broadcast()
+        }
+    }
+
+    private var isStopping: Bool { withLock { stopping } }
+
+    private func work() {
+        var client: WebhookClient?
+        var database: SQLiteDatabase?
+        defer {
+            let waiters = withLock {
+                finished = true
+                condition.broadcast()
+                let waiters = finishWaiters
+                finishWaiters = []
+                return waiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+        while !isStopping {
+            let configuration = withLock {
+                wakeRequested = false
+                return self.configuration
+            }
+            do {
+                if database?.path != configuration.databasePath {
+                    database = try SQLiteDatabase(path: configuration.databasePath)
+                }
+                if client?.options != configuration.client { client = try WebhookClient(options: configuration.client) }
+                guard let database, let client else { continue }
+                let outbox = Outbox(database: database)
+                if let row = try outbox.nextDue() {
+                    if try !attempt(row, outbox: outbox, client: client, configuration: configuration) { return }
+                    continue
+                }
+                let next = try outbox.nextDueTime()
+                sleep(until: min(next ?? .infinity, Date().timeIntervalSince1970 + configuration.idlePoll))
+            } catch {
+                logger.error(
+                    "outbox delivery failed; retrying in 5 s",
+                    metadata: ["error": "\(error)", "database": "\(configuration.databasePath)"])
+                database = nil
+                sleep(until: Date().timeIntervalSince1970 + 5)
+            }
+        }
+    }
+
+    /// Sends one row and records the outcome; false when the transfer was cancelled by ``stop()``.
+    private func attempt(
+        _ row: OutboxRow, outbox: Outbox, client: WebhookClient, configuration: Configuration
+    ) throws -> Bool {
+        let message = row.message
+        let timestamp = Int64(Date().timeIntervalSince1970)
+        let signer = WebhookSigner(secret: configuration.secret)
+        let response = client.post(
+            url: message.targetURL, contentType: message.contentType,
+            headers: signer.headers(id: message.eventID, timestamp: timestamp, body: message.body),
+            body: message.body, isCancelled: { [self] in isStopping })
+        let now = Date().timeIntervalSince1970
+        guard let outcome = DeliveryOutcome(response, now: now) else {
+            logger.info(
+                "webhook delivery interrupted by shutdown; it stays queued", metadata: ["event": "\(message.eventID)"])
+            return false
+        }
+        let state = try outbox.record(
+            outcome, for: row, policy: configuration.retry, randomFraction: configuration.randomFraction(), now: now)
+        var metadata: Logger.Metadata = [
+            "event": "\(message.eventID)", "slide": "\(message.slideKey)", "attempt": "\(row.attempts + 1)",
+        ]
+        switch outcome {
+        case .delivered(let status):
+            metadata["status"] = "\(status)"
+            logger.info("webhook delivered", metadata: metadata)
+        case .retry(let reason, _, _):
+            metadata["reason"] = "\(reason)"
+            if state == .dead {
+                logger.error("webhook delivery given up after the retry window; dead letter", metadata: metadata)
+            } else {
+                if let next = try outbox.row(eventID: message.eventID)?.nextAttemptAt {
+                    metadata["retry_in_seconds"] = "\(String(format: "%.1f", max(0, next - now)))"
+                }
+                logger.warning("webhook delivery failed; will retry", metadata: metadata)
+            }
+        case .deadLetter(let status, let reason):
+            metadata["status"] = "\(status)"
+            metadata["reason"] = "\(reason)"
+            logger.error(
+                "webhook refused by the receiver; dead letter (replay with csmil outbox retry)", metadata: metadata)
+        case .endpointGone(let status, _):
+            metadata["status"] = "\(status)"
+            metadata["url"] = "\(message.targetURL)"
+            logger.critical(
+                "webhook endpoint answered 410 Gone; delivery to it is stopped until csmil outbox retry",
+                metadata: metadata)
+        }
+        return true
+    }
+
+    private func sleep(until deadline: Double) {
+        condition.lock()
+        defer { condition.unlock() }
+        while !stopping && !wakeRequested {
+            let remaining = deadline - Date().timeIntervalSince1970
+            if remaining <= 0 { return }
+            _ = condition.wait(until: Date(timeIntervalSinceNow: min(remaining, 3600)))
+        }
+    }
+
+    private func withLock<Result>(_ body: () throws -> Result) rethrows -> Result {
+        condition.lock()
+        defer { condition.unlock() }
+        return try body()
+    }
+}

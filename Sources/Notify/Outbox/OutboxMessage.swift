@@ -1,0 +1,72 @@
+/// One webhook event to deliver: what the outbox stores when a report is committed.
+public struct OutboxMessage: Sendable, Equatable {
+    /// The report's event id: unique in the outbox, the `webhook-id` of every attempt.
+    public var eventID: String
+    /// The slide's identity (its fingerprint): events of one slide are delivered in the order they were queued.
+    public var slideKey: String
+    /// `slide.scored` or `slide.failed`.
+    public var eventType: String
+    /// Where it is POSTed.
+    public var targetURL: String
+    /// The `Content-Type` of the body.
+    public var contentType: String
+    /// The exact bytes sent and signed.
+    public var body: [UInt8]
+
+    /// Makes a message.
+    public init(
+        eventID: String, slideKey: String, eventType: String, targetURL: String, contentType: String, body: [UInt8]
+    ) {
+        self.eventID = eventID
+        self.slideKey = slideKey
+        self.eventType = eventType
+        self.targetURL = targetURL
+        self.contentType = contentType
+        self.body = body
+    }
+
+    /// A message carrying a payload built by ``WebhookPayload``.
+    public init(payload: WebhookPayload, slideKey: String, targetURL: String) {
+        self.init(
+            eventID: payload.eventID, slideKey: slideKey, eventType: payload.type, targetURL: targetURL,
+            contentType: payload.contentType, body: payload.body)
+    }
+}
+
+/// Where an outbox row stands.
+public enum OutboxState: String, Sendable, Equatable, Codable, CaseIterable {
+    /// Waiting for its next attempt.
+    case pending
+    /// A 2xx was received.
+    case delivered
+    /// Refused for good (a 4xx) or retried past the window: kept for an operator to replay.
+    case dead
+    /// The endpoint answered 410 Gone: delivery to it is stopped until an operator replays.
+    case disabled
+}
+
+/// An outbox row as stored.
+public struct OutboxRow: Sendable, Equatable {
+    /// The insertion order (SQLite rowid).
+    public var sequence: Int64
+    /// The message.
+    public var message: OutboxMessage
+    /// When it was queued (Unix seconds).
+    public var createdAt: Double
+    /// When its retry window started: when it was queued, or last replayed.
+    public var windowStart: Double
+    /// Attempts made so far.
+    public var attempts: Int
+    /// When the next attempt is due (Unix seconds).
+    public var nextAttemptAt: Double
+    /// When the last attempt ended.
+    public var lastAttemptAt: Double?
+    /// The HTTP status of the last attempt; nil when there was no answer.
+    public var lastStatus: Int?
+    /// Why the last attempt failed.
+    public var lastError: String?
+    /// Where it stands.
+    public var state: OutboxState
+    /// When a 2xx was received.
+    public var deliveredAt: Double?
+}

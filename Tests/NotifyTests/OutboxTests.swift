@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+
+@testable import Notify
+
+@Suite("Outbox")
+struct OutboxTests {
+    func makeOutbox() throws -> Outbox {
+        let database = try SQLiteDatabase(path: Fixtures.temporaryFolder() + "/csmil.sqlite3")
+        try Outbox.installSchema(in: database)
+        return Outbox(database: database)
+    }
+
+    static func message(_ id: String, slide: String = "sha256:aa", body: String = "{}") -> OutboxMessage {
+        OutboxMessage(
+            eventID: id, slideKey: slide, eventType: "slide.scored", targetURL: "https://lis.example.org/in",
+            contentType: "application/json", body: Array(body.utf8))
+    }
+
+    @Test("enqueue joins the caller's transaction: rolled back with it, committed with it")
+    func enqueueInsideTransaction() throws {
+        struct Abort: Error {}
+        let outbox = try makeOutbox()
+        let database = outbox.database
+        try database.execute("CREATE TABLE reports (event_id TEXT PRIMARY KEY)")
+        #expect(throws: Abort.self) {
+            try database.transaction {
+                try database.execute("INSERT INTO reports VALUES ('evt_1')")
+                try outbox.enqueue(Self.message("evt_1"))
+                throw Abort()
+            }
+        }
+        #expect(try outbox.rows().isEmpty)
+        try database.transaction {
+            try database.execute("INSERT INTO reports VALUES ('evt_1')")
+            #expect(try outbox.enqueue(Self.message("evt_1")))
+        }
+        #expect(try outbox.rows().map(\.message.eventID) == ["evt_1"])
+    }
+
+    @Test("enqueue is idempotent on the event id: no second row, the first body kept")
+    func idempotent() throws {
+        let outbox = try makeOutbox()
+        #expect(try outbox.enqueue(Self.message("evt_1", body: "first"), now: 10))
+        #expect(try !outbox.enqueue(Self.message("evt_1", body: "second"), now: 20))
+        let rows = try outbox.rows()
+        #expect(rows.count == 1)
+        #expect(rows[0].message.body == Array("first".utf8))
+        #expect(rows[0].createdAt == 10)
+        #expect(rows[0].state == .pending && rows[0].attempts == 0 && rows[0].nextAttemptAt == 10)
+    }
+
+    @Test("a slide's events go out in queue order; other slides are not held up")
+    func perSlideOrder() throws {
+        let outbox = try makeOutbox()
+        let policy = RetryPolicy(initialDelay: 100, maximumDelay: 100, window: 1000)
+        try outbox.enqueue(Self.message("a1", slide: "A"), now: 0)
+        try outbox.enqueue(Self.message("b1", slide: "B"), now: 1)
+        try outbox.enqueue(Self.message("a2", slide: "A"), now: 2)
+        let first = try #require(try outbox.nextDue(now: 5))
+        #expect(first.message.eventID == "a1")
+        // a1 fails and waits 50 s: a2 must wait behind it, b1 goes.
+        try outbox.record(
+            .retry(reason: "HTTP 503", status: 503, retryAfter: nil), for: first, policy: policy,
+            randomFraction: 0.5, now: 5)
+        #expect(try outbox.nextDue(now: 6)?.message.eventID == "b1")
+        try outbox.record(
+            .delivered(status: 200), for: try #require(try outbox.nextDue(now: 6)), policy: policy,
+            randomFraction: 0, now: 6)
+        #expect(try outbox.nextDue(now: 7) == nil)
+        #expect(try outbox.nextDueTime() == 55)
+        #expect(try outbox.nextDue(now: 55)?.message.eventID == "a1")
+    }
+
+    @Test("dead letters and a disabled endpoint show in the summary and are replayed with the same id and body")
+    func deadLettersAndReplay() throws {
+        let outbox = try makeOutbox()
+        let policy = RetryPolicy()
+        try outbox.enqueue(Self.message("evt_400", slide: "A", body: "x"), now: 0)
+        try outbox.enqueue(Self.message("evt_410", slide: "B", body: "y"), now: 0)
+        try outbox.enqueue(Self.message("evt_next", slide: "C"), now: 0)
+        try outbox.record(
+            .deadLetter(status: 400, reason: "HTTP 400: bad field"),
+            for: try #require(try outbox.row(eventID: "evt_400")),
+            policy: policy, randomFraction: 0, now: 1)
+        try outbox.record(
+            .endpointGone(status: 410, reason: "HTTP 410"), for: try #require(try outbox.row(eventID: "evt_410")),
+            policy: policy, randomFraction: 0, now: 2)
+        // Nothing more goes to the gone endpoint.
+        #expect(try outbox.nextDue(now: 3) == nil)
+        var summary = try outbox.summary(now: 100)
+        #expect(summary.backlog == 1)
+        #expect(summary.oldestUndeliveredAge == 100)
+        #expect(summary.deadLetters.map(\.eventID) == ["evt_400", "evt_410"])
+        #expect(summary.deadLetters[0].reason == "HTTP 400: bad field" && summary.deadLetters[0].lastStatus == 400)
+        #expect(summary.endpointDisabled)
+        #expect(summary.disabledEndpoints.first?.url == "https://lis.example.org/in")
+
+        #expect(try outbox.requeue(eventID: "evt_400", now: 200))
+        #expect(try !outbox.requeue(eventID: "evt_400", now: 200))  // pending now, not dead
+        #expect(try !outbox.requeue(eventID: "evt_unknown", now: 200))
+        let replayed = try #require(try outbox.row(eventID: "evt_400"))
+        #expect(replayed.state == .pending && replayed.windowStart == 200 && replayed.message.body == Array("x".utf8))
+        #expect(try outbox.requeueAllDead(now: 300) == 1)
+        summary = try outbox.summary(now: 300)
+        #expect(summary.backlog == 3 && summary.deadLetters.isEmpty && !summary.endpointDisabled)
+        let json = try JSONEncoder().encode(summary)
+        #expect(String(decoding: json, as: UTF8.self).contains("\"oldest_undelivered_age_seconds\":300"))
+    }
+
+    @Test("retrying past the window turns the event into a dead letter with the reason")
+    func windowExhausted() throws {
+        let outbox = try makeOutbox()
+        try outbox.enqueue(Self.message("evt_1"), now: 0)
+        let state = try outbox.record(
+            .retry(reason: "timeout: Operation timed out", status: nil, retryAfter: nil),
+            for: try #require(try outbox.row(eventID: "evt_1")), policy: RetryPolicy(window: 60), randomFraction: 1,
+            now: 58)
+        #expect(state == .dead)
+        let row = try #require(try outbox.row(eventID: "evt_1"))
+        #expect(row.lastError?.hasPrefix("gave up after 1 attempts") == true)
+        #expect(row.lastError?.hasSuffix("timeout: Operation timed out") == true)
+    }
+}
