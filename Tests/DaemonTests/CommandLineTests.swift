@@ -35,15 +35,13 @@ struct CommandLineTests {
     }
 
     @Test(
-        "commands whose issue has not landed refuse with 'not implemented yet' and a non-zero status",
-        arguments: [
-            ["watch", "--config", "/etc/csmil/csmil.toml"],
-            ["status"],
-        ])
-    func notImplemented(arguments: [String]) throws {
-        let result = try TestSupport.run(TestSupport.binary(), arguments)
+        "watch and status with a configuration file that does not exist fail naming the file, printing nothing",
+        arguments: [["watch"], ["status"], ["status", "--json"]])
+    func missingConfiguration(arguments: [String]) throws {
+        let path = "/nonexistent/csmil-\(UUID().uuidString).toml"
+        let result = try TestSupport.run(TestSupport.binary(), arguments + ["--config", path])
         #expect(result.status != 0)
-        #expect(result.stderr.contains("not implemented yet"))
+        #expect(result.stderr.contains(path))
         #expect(result.stdout.isEmpty, "must not print anything that looks like a result")
     }
 

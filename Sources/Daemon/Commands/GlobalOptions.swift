@@ -43,13 +43,3 @@ enum LogLevel: String, CaseIterable, ExpressibleByArgument {
 
     var level: Logger.Level { Logger.Level(rawValue: rawValue)! }
 }
-
-/// The error a subcommand gives until the issue that builds it has landed.
-struct NotImplementedYet: Error, CustomStringConvertible {
-    var command: String
-    var arrivesWith: String
-
-    var description: String {
-        "csmil \(command): not implemented yet (arrives with \(arrivesWith)); nothing was done"
-    }
-}

@@ -1,10 +1,16 @@
 import ArgumentParser
+import Foundation
 
 /// `csmil status`: what the daemon knows.
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show the queue, the slide in progress, recent results, the outbox backlog and failures."
+        abstract: "Show the queue, the slide in progress, recent results, the outbox backlog and failures.",
+        discussion: """
+            Reads the job store (<state>/csmil.sqlite3) and the daemon's live snapshot (<state>/daemon.json, \
+            written every 2 seconds by csmil watch). Works whether or not the daemon is running. Exit status 0, \
+            or 1 when the configuration or the job store cannot be read.
+            """
     )
 
     @Option(name: .long, help: "The configuration file.")
@@ -13,9 +19,122 @@ struct StatusCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print JSON instead of text.")
     var json = false
 
+    @Option(name: .long, help: "Recent results and failures to show.")
+    var limit: Int = 10
+
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
-        throw NotImplementedYet(command: "status", arrivesWith: "the daemon issue")
+        let configuration = try Configuration.load(path: config)
+        _ = global.bootstrapLogging(configured: .warning)
+        let now = Date().timeIntervalSince1970
+        let summary: JobSummary
+        do {
+            let store = try JobStore(path: configuration.databasePath)
+            summary = try store.summary(now: now, recent: limit)
+        } catch {
+            FileHandle.standardError.write(Data("csmil status: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        let snapshot = DaemonProgress.read(
+            from: WatchDaemon.snapshotPath(stateDirectory: configuration.state.directory))
+        let daemon = DaemonLiveness(snapshot: snapshot, now: now)
+        if json {
+            print(try Self.json(summary: summary, daemon: daemon, snapshot: snapshot))
+        } else {
+            print(Self.text(summary: summary, daemon: daemon, snapshot: snapshot, now: now), terminator: "")
+        }
+    }
+
+    /// Whether the daemon that wrote the snapshot is alive: its process exists and it wrote recently.
+    struct DaemonLiveness: Codable {
+        var running: Bool
+        var reason: String
+
+        init(snapshot: DaemonProgress.Snapshot?, now: Double) {
+            guard let snapshot else {
+                running = false
+                reason = "no daemon.json: csmil watch has not run with this state folder"
+                return
+            }
+            let alive = kill(snapshot.pid, 0) == 0 || errno == EPERM
+            let fresh = now - snapshot.updatedAt < 30
+            running = alive && fresh && snapshot.state != "stopped"
+            reason =
+                running
+                ? "running (pid \(snapshot.pid))"
+                : snapshot.state == "stopped"
+                    ? "stopped" : "not running (last seen \(Int(now - snapshot.updatedAt)) s ago)"
+        }
+    }
+
+    static func json(summary: JobSummary, daemon: DaemonLiveness, snapshot: DaemonProgress.Snapshot?) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        let jobs = try JSONSerialization.jsonObject(with: try encoder.encode(summary))
+        let snake = JSONEncoder()
+        snake.keyEncodingStrategy = .convertToSnakeCase
+        var object: [String: Any] = ["jobs": jobs]
+        var daemonObject: [String: Any] = ["running": daemon.running, "reason": daemon.reason]
+        if let snapshot {
+            daemonObject["snapshot"] = try JSONSerialization.jsonObject(with: try snake.encode(snapshot))
+        }
+        object["daemon"] = daemonObject
+        let data = try JSONSerialization.data(
+            withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func text(
+        summary: JobSummary, daemon: DaemonLiveness, snapshot: DaemonProgress.Snapshot?, now: Double
+    ) -> String {
+        var out = "csmil: \(daemon.reason)\n"
+        if let snapshot {
+            out += "  watching \(snapshot.watchFolder) (\(snapshot.watchMode))\n"
+            if daemon.running, let current = snapshot.current {
+                out += "  scoring \(current.slide)"
+                if let total = current.tilesTotal { out += ": \(current.tilesDone)/\(total) tiles" }
+                if let rate = current.tilesPerSecond { out += String(format: ", %.1f tiles/s", rate) }
+                if let eta = current.etaSeconds { out += ", ETA \(DaemonProgress.duration(eta))" }
+                out += "\n"
+            }
+        }
+        let counts = summary.counts
+        out +=
+            "jobs: \(counts.discovered) settling, \(counts.settled) queued, \(counts.processing) processing, "
+            + "\(counts.reported) reported, \(counts.delivered) delivered, \(counts.failed) failed\n"
+        if !summary.queue.isEmpty {
+            out += "queue:\n"
+            for job in summary.queue {
+                out += "  \(job.name)\(job.attempts > 0 ? " (attempt \(job.attempts + 1))" : "")\n"
+            }
+        }
+        if !summary.recent.isEmpty {
+            out += "recent results:\n"
+            for result in summary.recent {
+                var line = "  \(result.name): \(result.status)"
+                if let probability = result.probability { line += String(format: " p=%.3f", probability) }
+                if let label = result.label { line += " (\(label))" }
+                if let code = result.errorCode { line += " error \(code)" }
+                line += ", \(result.state.rawValue), event \(result.eventID)"
+                out += line + "\n"
+            }
+        }
+        if !summary.failures.isEmpty {
+            out += "failures:\n"
+            for failure in summary.failures { out += "  \(failure.name): \(failure.code): \(failure.message)\n" }
+        }
+        let outbox = summary.outbox
+        out += "outbox: \(outbox.backlog) waiting, \(outbox.delivered) delivered, \(outbox.deadCount) dead"
+        if let age = outbox.oldestUndeliveredAge { out += ", oldest waiting \(DaemonProgress.duration(age))" }
+        out += "\n"
+        for letter in outbox.deadLetters {
+            out +=
+                "  dead: \(letter.eventID) \(letter.reason ?? "") — replay with csmil outbox retry \(letter.eventID)\n"
+        }
+        for endpoint in outbox.disabledEndpoints {
+            out += "  endpoint disabled: \(endpoint.url) (\(endpoint.reason ?? "410 Gone"))\n"
+        }
+        return out
     }
 }

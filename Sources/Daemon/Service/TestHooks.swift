@@ -16,7 +16,7 @@ enum TestHooks {
     /// Freezes the calling thread at `point` if a test asked for it.
     static func pauseIfRequested(_ point: Point, stateDirectory: String) {
         guard pausePoints.contains(point.rawValue) else { return }
-        FileManager.default.createFile(atPath: stateDirectory + "/paused-at-" + point.rawValue, contents: Data())
+        _ = FileManager.default.createFile(atPath: stateDirectory + "/paused-at-" + point.rawValue, contents: Data())
         while true { sleep(3600) }
     }
 }

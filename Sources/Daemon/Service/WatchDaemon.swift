@@ -52,7 +52,8 @@ struct WatchDaemon {
         }
 
         let delivery = try Self.makeDelivery(configuration, logger: logger)
-        let settings = LiveSettings(.init(url: configuration.webhook.url, format: configuration.payloadFormat))
+        let settings = LiveSettings(
+            .init(url: configuration.webhook.url ?? "", format: configuration.webhook.payloadFormat))
         let progress = DaemonProgress(
             watchFolder: configuration.watch.directory, watchMode: "starting",
             stallLimit: Self.stallLimit(notifier.watchdogInterval))
@@ -97,12 +98,13 @@ struct WatchDaemon {
                 }))
 
         notifier.ready(
-            status: "ready: watching \(configuration.watch.directory) (\(watcher.mode.kind.rawValue)), model \(modelName)")
+            status:
+                "ready: watching \(configuration.watch.directory) (\(watcher.mode.kind.rawValue)), model \(modelName)")
         logger.notice(
             "csmil watch ready",
             metadata: [
                 "folder": "\(configuration.watch.directory)", "mode": "\(watcher.mode.kind.rawValue)",
-                "model": "\(modelName)", "webhook": "\(configuration.webhook.url.isEmpty ? "none" : "on")",
+                "model": "\(modelName)", "webhook": "\((configuration.webhook.url ?? "").isEmpty ? "none" : "on")",
             ])
         let group = ServiceGroup(
             configuration: .init(
@@ -150,6 +152,22 @@ struct WatchDaemon {
                         "slide already known by its content; not scored again",
                         metadata: ["slide": "\(name)", "state": "\(job.state.rawValue)", "stage": "watch"])
                 }
+            case .rejected(let file)
+            where slideExtensions.contains(URL(fileURLWithPath: file.path).pathExtension.lowercased()):
+                // A slide's name but OpenSlide refuses it (corrupt, truncated): queued like a slide, so the worker
+                // writes a `failed` report and sends `slide.failed`, and the lab hears about it.
+                let fingerprint = try SlidePipeline.fingerprint(path: file.path)
+                let outcome = try store.recordSettled(
+                    path: file.path, fingerprint: fingerprint, size: file.size,
+                    modified: file.modified.timeIntervalSince1970, now: now)
+                logger.warning(
+                    "slide cannot be opened; it is reported as failed",
+                    metadata: [
+                        "slide": "\(URL(fileURLWithPath: file.path).lastPathComponent)", "reason": "\(file.reason)",
+                        "stage": "watch",
+                    ])
+                if case .alreadyKnown = outcome { return }
+                wakeWorker()
             case .rejected(let file):
                 try store.recordRejected(
                     path: file.path, size: file.size, modified: file.modified.timeIntervalSince1970, code: file.code,
@@ -168,17 +186,22 @@ struct WatchDaemon {
         }
     }
 
+    /// File name extensions of slide formats OpenSlide reads: a file so named that it refuses is a broken slide.
+    static let slideExtensions: Set<String> = [
+        "svs", "tif", "tiff", "ndpi", "vms", "vmu", "scn", "mrxs", "svslide", "bif", "dcm", "czi",
+    ]
+
     /// The delivery worker when a webhook is configured; nil otherwise.
     static func makeDelivery(_ configuration: Configuration, logger: Logger) throws -> OutboxDelivery? {
-        guard !configuration.webhook.url.isEmpty else { return nil }
+        guard !(configuration.webhook.url ?? "").isEmpty else { return nil }
         return OutboxDelivery(configuration: try deliveryConfiguration(configuration), logger: logger)
     }
 
     static func deliveryConfiguration(_ configuration: Configuration) throws -> OutboxDelivery.Configuration {
         OutboxDelivery.Configuration(
             databasePath: configuration.databasePath,
-            secret: try WebhookSecret.load(path: configuration.webhook.secretFile),
-            client: configuration.clientOptions, retry: configuration.retryPolicy)
+            secret: try WebhookSecret.load(path: configuration.webhook.secretFile ?? ""),
+            client: configuration.webhook.clientOptions, retry: configuration.webhook.retryPolicy)
     }
 
     /// A busy worker counts as stuck after the larger of 10 minutes and the watchdog interval without progress.
@@ -271,7 +294,8 @@ struct StatusService: Service {
         } catch {
             let text = "\(error)"
             if text != lastWriteError {
-                logger.warning("cannot write the status snapshot", metadata: ["file": "\(snapshotPath)", "error": "\(text)"])
+                logger.warning(
+                    "cannot write the status snapshot", metadata: ["file": "\(snapshotPath)", "error": "\(text)"])
                 lastWriteError = text
             }
         }
@@ -305,10 +329,10 @@ struct ReloadService: Service {
                 continue
             }
             if new.webhook != current.webhook {
-                if let delivery, !new.webhook.url.isEmpty {
+                if let delivery, let url = new.webhook.url, !url.isEmpty {
                     do {
                         delivery.reconfigure(try WatchDaemon.deliveryConfiguration(new))
-                        settings.update(.init(url: new.webhook.url, format: new.payloadFormat))
+                        settings.update(.init(url: url, format: new.webhook.payloadFormat))
                     } catch {
                         logger.error(
                             "webhook settings not reloaded; the running ones stay",

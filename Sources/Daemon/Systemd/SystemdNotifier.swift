@@ -1,5 +1,5 @@
-import Foundation
 import CSystemd
+import Foundation
 
 /// The service manager's notification protocol (`sd_notify(3)`): READY=1, STATUS=…, WATCHDOG=1,
 /// STOPPING=1, RELOADING=1. Without `NOTIFY_SOCKET` in the environment (not started by systemd with
