@@ -1,5 +1,6 @@
 import Foundation
 import Ingest
+import Notify
 import Testing
 
 @Suite("csmil score")
@@ -170,11 +171,30 @@ struct ScoreCommandTests {
         #expect(bad.stderr.contains("--assume-mpp"))
     }
 
-    @Test("--notify refuses before doing anything: webhook delivery is not built yet")
-    func notifyRefused() throws {
+    @Test("--notify without a webhook in the configuration refuses before doing anything")
+    func notifyWithoutWebhook() throws {
         let result = try TestSupport.csmil("score", "--notify", "--model", "/nonexistent", "a.svs")
         #expect(result.status != 0)
         #expect(result.stderr.contains("webhook"))
         #expect(result.stdout.isEmpty)
+    }
+
+    @Test("--notify delivers each scored slide's event, signed, to the configured webhook")
+    func notifyDelivers() throws {
+        let installation = try Installation()
+        defer { installation.cleanUp() }
+        let sink = WebhookSink(secret: try WebhookSecret.load(path: installation.secret.path))
+        try sink.start()
+        defer { sink.stop() }
+        try TestSupport.write(
+            Installation.configText.replacingOccurrences(of: "http://127.0.0.1:9/hook", with: sink.url + "hook"),
+            to: installation.config)
+        let slide = try Self.synth(installation.root, "notify.svs", "--width", "1024", "--height", "768", "--seed", "6")
+        let result = try TestSupport.csmil("score", "--config", installation.config.path, "--notify", slide)
+        #expect(result.status == 0, "\(result.stderr)")
+        let line = try #require(try Self.lines(result.stdout).first)
+        let events = sink.events.filter { $0.verdict == .verified }
+        #expect(events.count == 1)
+        #expect(events.first?.request.headers["webhook-id"] == line["event_id"] as? String)
     }
 }

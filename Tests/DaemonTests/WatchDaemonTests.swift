@@ -34,19 +34,34 @@ struct WatchDaemonTests {
             try #require(bound == 0, "bind \(path)")
             var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
             setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            // Read all the time, as systemd does: the kernel queues only a few datagrams (max_dgram_qlen), and a
+            // full queue blocks the daemon's sd_notify.
+            let reader = Thread { [self] in
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while lock.withLock({ !closed }) {
+                    let count = recv(descriptor, &buffer, buffer.count, 0)
+                    guard count > 0 else { continue }
+                    let message = String(decoding: buffer[0..<count], as: UTF8.self)
+                    lock.withLock { messages.append(message) }
+                }
+                lock.withLock { readerDone = true }
+            }
+            reader.start()
         }
 
-        deinit { close(descriptor) }
+        private var closed = false
+        private var readerDone = false
 
-        /// Reads what has arrived, for up to 0.1 s.
+        /// Stops reading and closes the socket.
+        func close() {
+            lock.withLock { closed = true }
+            while !lock.withLock({ readerDone }) { Thread.sleep(forTimeInterval: 0.01) }
+            Glibc.close(descriptor)
+        }
+
+        /// What has arrived so far (waiting 0.1 s for stragglers).
         func drain() -> [String] {
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let count = recv(descriptor, &buffer, buffer.count, 0)
-                guard count > 0 else { break }
-                let message = String(decoding: buffer[0..<count], as: UTF8.self)
-                lock.withLock { messages.append(message) }
-            }
+            Thread.sleep(forTimeInterval: 0.1)
             return lock.withLock { messages }
         }
 
@@ -85,6 +100,7 @@ struct WatchDaemonTests {
 
         func cleanUp() {
             sink.stop()
+            notify.close()
             installation.cleanUp()
         }
 
@@ -208,7 +224,14 @@ struct WatchDaemonTests {
         let status = try TestSupport.csmil("status", "--config", setup.installation.config.path, "--json")
         #expect(status.status == 0, "\(status.stderr)")
         let statusJSON = try #require(JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
-        #expect(statusJSON["daemon"] != nil)
+        let daemon = try #require(statusJSON["daemon"] as? [String: Any])
+        #expect(daemon["running"] as? Bool == true, "\(daemon)")
+        #expect((daemon["snapshot"] as? [String: Any])?["watch_mode"] as? String == "inotify")
+        let jobs = try #require(statusJSON["jobs"] as? [String: Any])
+        #expect((jobs["recent"] as? [Any])?.count == 3)
+        let text = try TestSupport.csmil("status", "--config", setup.installation.config.path)
+        #expect(text.stdout.contains("running (pid"))
+        #expect(text.stdout.contains("broken.svs: failed"))
 
         #expect(Self.stop(process), "csmil watch did not exit on SIGTERM")
         #expect(process.terminationStatus == 0, "log:\n\(setup.log())")
@@ -247,6 +270,43 @@ struct WatchDaemonTests {
         let body = try Self.json(events[0])
         #expect(body["type"] as? String == "slide.scored")
         #expect(Self.stop(second))
+    }
+
+    @Test("a slide that kills the daemon on every attempt is reported failed after three, not retried forever")
+    func crashLoopGivesUp() throws {
+        let setup = try Setup()
+        defer { setup.cleanUp() }
+        let marker = setup.state.appendingPathComponent("paused-at-claimed").path
+        for run in 0...SlideWorker.maximumAttempts {
+            let process = try setup.start(pauseAt: run < SlideWorker.maximumAttempts ? "claimed" : nil, run: run)
+            defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+            if run == 0 {
+                #expect(setup.notify.wait(for: "READY=1", timeout: 60))
+                try setup.drop("crashing.svs", seed: 5)
+            }
+            if run < SlideWorker.maximumAttempts {
+                let deadline = Date().addingTimeInterval(60)
+                while !FileManager.default.fileExists(atPath: marker) && Date() < deadline {
+                    Thread.sleep(forTimeInterval: 0.05)
+                }
+                try #require(FileManager.default.fileExists(atPath: marker), "run \(run):\n\(setup.log(run))")
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                try FileManager.default.removeItem(atPath: marker)
+            } else {
+                let events = setup.waitForEvents(1, timeout: 60)
+                try #require(
+                    events.count == 1,
+                    "running \(process.isRunning); logs:\n\((0...run).map { setup.log($0) }.joined(separator: "\n---\n"))"
+                )
+                let body = try Self.json(events[0])
+                #expect(body["type"] as? String == "slide.failed")
+                #expect(
+                    ((body["data"] as? [String: Any])?["error"] as? [String: Any])?["code"] as? String
+                        == "slide.crashed")
+                #expect(Self.stop(process))
+            }
+        }
     }
 
     @Test("a second csmil watch on the same state folder refuses to start, naming the lock and the fix")

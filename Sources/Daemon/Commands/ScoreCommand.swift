@@ -36,13 +36,9 @@ struct ScoreCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        guard !notify else {
-            throw ScoreError(
-                description: "csmil score --notify: webhook delivery arrives with the webhook issue and is not "
-                    + "implemented yet; nothing was done — run without --notify to write the reports only")
-        }
         let configuration = try config.map { path throws(ConfigurationError) in try Configuration.load(path: path) }
         let logger = global.bootstrapLogging(configured: configuration?.log.level)
+        let notifier = try notify ? Notification(configuration: configuration, logger: logger) : nil
         guard let modelDirectory = model ?? configuration?.model.directory else {
             throw ScoreError(
                 description: "csmil score: no model — pass --model DIR (a folder holding model.toml) or --config "
@@ -67,10 +63,69 @@ struct ScoreCommand: AsyncParsableCommand {
                 let line = SummaryLine(outcome)
                 anyFailed = anyFailed || line.failed
                 FileHandle.standardOutput.write(line.json() + Data("\n".utf8))
+                if let notifier, outcome.folder != nil { try notifier.enqueue(outcome.report) }
             }
             return anyFailed
         }
+        if let notifier { try await notifier.deliver() }
         if anyFailed { throw ExitCode(1) }
+    }
+
+    /// `--notify`: each written report's event goes into the job store's outbox (`<state>/csmil.sqlite3`, the same
+    /// one `csmil watch` uses), then the backlog is delivered in the foreground for up to twice the request timeout;
+    /// what is still waiting for a retry stays queued for `csmil watch` or `csmil outbox deliver`.
+    struct Notification {
+        let configuration: Configuration
+        let url: String
+        let secret: WebhookSecret
+        let logger: Logger
+
+        init(configuration: Configuration?, logger: Logger) throws {
+            guard let configuration, let url = configuration.webhook.url, !url.isEmpty,
+                let secretFile = configuration.webhook.secretFile
+            else {
+                throw ScoreError(
+                    description: "csmil score --notify: no webhook — pass --config with a [webhook] url and "
+                        + "secret_file; nothing was done")
+            }
+            try FileManager.default.createDirectory(
+                atPath: configuration.state.directory, withIntermediateDirectories: true)
+            self.configuration = configuration
+            self.url = url
+            self.secret = try WebhookSecret.load(path: secretFile)
+            self.logger = logger
+        }
+
+        func enqueue(_ report: SlideReport) throws {
+            let database = try SQLiteDatabase(path: configuration.databasePath)
+            try Outbox.installSchema(in: database)
+            let payload = try WebhookPayload.make(
+                configuration.webhook.payloadFormat, report: report, timestamp: Date())
+            _ = try Outbox(database: database).enqueue(
+                OutboxMessage(payload: payload, slideKey: report.slide.fingerprint, targetURL: url))
+        }
+
+        func deliver() async throws {
+            let delivery = OutboxDelivery(
+                configuration: OutboxDelivery.Configuration(
+                    databasePath: configuration.databasePath, secret: secret,
+                    client: configuration.webhook.clientOptions,
+                    retry: configuration.webhook.retryPolicy, idlePoll: 0.5),
+                logger: logger)
+            try delivery.start()
+            defer { delivery.stop() }
+            let outbox = Outbox(database: try SQLiteDatabase(path: configuration.databasePath))
+            let deadline = ContinuousClock.now + .seconds(2 * configuration.webhook.timeoutSeconds)
+            while ContinuousClock.now < deadline {
+                if try outbox.summary().backlog == 0 { return }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            let waiting = try outbox.summary().backlog
+            FileHandle.standardError.write(
+                Data(
+                    ("csmil score --notify: \(waiting) event(s) not delivered yet stay queued in "
+                        + "\(configuration.databasePath); csmil watch or csmil outbox deliver sends them\n").utf8))
+        }
     }
 
     /// `<state>/work` when the configuration names a state folder, else a folder under the system's temporary

@@ -72,12 +72,10 @@ struct StatusCommand: AsyncParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         let jobs = try JSONSerialization.jsonObject(with: try encoder.encode(summary))
-        let snake = JSONEncoder()
-        snake.keyEncodingStrategy = .convertToSnakeCase
         var object: [String: Any] = ["jobs": jobs]
         var daemonObject: [String: Any] = ["running": daemon.running, "reason": daemon.reason]
         if let snapshot {
-            daemonObject["snapshot"] = try JSONSerialization.jsonObject(with: try snake.encode(snapshot))
+            daemonObject["snapshot"] = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(snapshot))
         }
         object["daemon"] = daemonObject
         let data = try JSONSerialization.data(

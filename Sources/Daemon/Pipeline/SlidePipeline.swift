@@ -152,6 +152,23 @@ struct SlidePipeline: Sendable {
         }
     }
 
+    /// Writes a `failed` report for the slide at `path` without reading it as a slide (only its fingerprint, when the
+    /// file can be read): for a slide that crashed the process on every attempt.
+    func fail(path: String, code: String, message: String) -> Outcome {
+        let name = URL(fileURLWithPath: path).lastPathComponent
+        let fingerprint = (try? Self.fingerprint(path: path)) ?? "unreadable:" + Self.pathDigest(path)
+        let report = SlideReport(
+            eventID: Self.eventID(fingerprint: fingerprint), status: .failed,
+            slide: SlideReport.Slide(path: path, name: name, fingerprint: fingerprint), model: modelReport,
+            tiles: .init(count: 0), timing: .init(seconds: 0), error: .init(code: code, message: message),
+            versions: Self.versions)
+        do {
+            return Outcome(report: report, folder: try writer.write(ReportFiles(report: report)))
+        } catch {
+            return Outcome(report: report, folder: nil, writeError: "\(error)")
+        }
+    }
+
     /// What is known about the slide so far, for the failed report when a later stage fails.
     struct Progress {
         var slide: SlideReport.Slide

@@ -15,6 +15,16 @@ final class DaemonProgress: Sendable {
             var tilesDone: Int
             var tilesPerSecond: Double?
             var etaSeconds: Double?
+
+            enum CodingKeys: String, CodingKey {
+                case slide, path
+                case jobID = "job_id"
+                case startedAt = "started_at"
+                case tilesTotal = "tiles_total"
+                case tilesDone = "tiles_done"
+                case tilesPerSecond = "tiles_per_second"
+                case etaSeconds = "eta_seconds"
+            }
         }
         var pid: Int32
         var version: String
@@ -27,6 +37,14 @@ final class DaemonProgress: Sendable {
         var queued: Int
         var scored: Int
         var failed: Int
+
+        enum CodingKeys: String, CodingKey {
+            case pid, version, state, current, queued, scored, failed
+            case startedAt = "started_at"
+            case updatedAt = "updated_at"
+            case watchFolder = "watch_folder"
+            case watchMode = "watch_mode"
+        }
     }
 
     private struct State {
@@ -140,16 +158,13 @@ final class DaemonProgress: Sendable {
         }
         snapshot.updatedAt = now
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         try encoder.encode(snapshot).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
     /// Reads a snapshot written by `write(to:)`; nil when there is none or it cannot be read.
     static func read(from path: String) -> Snapshot? {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try? decoder.decode(Snapshot.self, from: data)
+        return try? JSONDecoder().decode(Snapshot.self, from: data)
     }
 }

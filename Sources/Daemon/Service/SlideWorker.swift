@@ -15,6 +15,8 @@ import Synchronization
 final class SlideWorker: @unchecked Sendable {
     /// Seconds a claimed job stays leased without progress; renewed at every batch.
     static let leaseSeconds = 600.0
+    /// Claims of one job that may end without an outcome (the process died) before it is reported as failed.
+    static let maximumAttempts = 3
 
     private let store: JobStore
     private let pipeline: SlidePipeline
@@ -50,16 +52,14 @@ final class SlideWorker: @unchecked Sendable {
 
     var isStopping: Bool { stopRequested.load(ordering: .sequentiallyConsistent) }
 
-    /// Works until `stop()`. Jobs a previous run left in `processing` are put back first: this process holds the
-    /// state folder's lock, so nobody else is working on them.
+    /// Works until `stop()`. Jobs a previous run left in `processing` (it crashed) are claimable at once: this
+    /// process holds the state folder's lock, so nobody else is working on them.
     func run() {
         progress.setState("idle")
         do {
-            for job in try store.summary(now: Date().timeIntervalSince1970).processing {
-                try store.release(jobID: job.id)
-                logger.notice(
-                    "slide interrupted by the last shutdown or crash queued again",
-                    metadata: ["slide": "\(URL(fileURLWithPath: job.path).lastPathComponent)"])
+            let interrupted = try store.expireLeases(now: Date().timeIntervalSince1970)
+            if interrupted > 0 {
+                logger.notice("slides interrupted by a crash are scored again", metadata: ["count": "\(interrupted)"])
             }
         } catch {
             logger.error("job store: cannot release interrupted jobs", metadata: ["error": "\(error)"])
@@ -91,8 +91,17 @@ final class SlideWorker: @unchecked Sendable {
         }
         logger.info("scoring slide", metadata: metadata.merging(["attempt": "\(job.attempts)"]) { $1 })
         progress.started(jobID: job.id, path: job.path)
-        let observer = Observer(worker: self, jobID: job.id)
-        let outcome = pipeline.score(path: job.path, observer: observer)
+        let outcome: SlidePipeline.Outcome
+        if job.attempts > Self.maximumAttempts {
+            // Claimed this often without an outcome: each attempt ended with the process (a crash in a decoder, the
+            // OOM killer). Reported as failed instead of crashing the daemon again and again.
+            outcome = pipeline.fail(
+                path: job.path, code: "slide.crashed",
+                message: "\(job.path): scoring stopped the daemon \(job.attempts - 1) times (a crash or the "
+                    + "memory limit) — check the journal; the slide may be damaged or too large for this machine")
+        } else {
+            outcome = pipeline.score(path: job.path, observer: Observer(worker: self, jobID: job.id))
+        }
         var status: String? = nil
         defer { progress.finished(status: status) }
         do {

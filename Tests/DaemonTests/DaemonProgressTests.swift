@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+
+@testable import Daemon
+
+@Suite("Daemon progress, watchdog and status line")
+struct DaemonProgressTests {
+    @Test("the watchdog is fed while idle and healthy, while tiles keep coming, and not when stuck or unhealthy")
+    func watchdogOnlyWhileWorkMoves() {
+        var state = WatchdogState(stallLimit: 60)
+        #expect(state.shouldPing(now: 0, healthy: true))
+        #expect(!state.shouldPing(now: 0, healthy: false))
+        state.progressed(now: 100)
+        #expect(state.shouldPing(now: 150, healthy: true))
+        #expect(!state.shouldPing(now: 161, healthy: true), "no progress for longer than the stall limit")
+        state.progressed(now: 170)
+        #expect(state.shouldPing(now: 200, healthy: true))
+        state.idle()
+        #expect(state.shouldPing(now: 10_000, healthy: true))
+    }
+
+    @Test("progress gives tiles done, tiles/s and ETA in the status line and the snapshot")
+    func statusLine() throws {
+        let progress = DaemonProgress(watchFolder: "/in", watchMode: "inotify", stallLimit: 600, now: 0)
+        #expect(progress.statusLine().hasPrefix("starting; queue 0"))
+        progress.setQueued(2)
+        progress.started(jobID: 7, path: "/in/case.svs", now: 10)
+        progress.tilesFound(100, now: 10)
+        progress.tilesEmbedded(40, now: 20)
+        let line = progress.statusLine()
+        #expect(line == "scoring case.svs: 40/100 tiles, 4.0 tiles/s, ETA 15s; queue 2; 0 scored, 0 failed")
+        let current = try #require(progress.snapshot.current)
+        #expect(current.tilesDone == 40 && current.tilesTotal == 100 && current.etaSeconds == 15)
+        #expect(!progress.shouldPingWatchdog(healthy: true, now: 700))
+        progress.finished(status: "scored")
+        #expect(progress.statusLine() == "idle; queue 2; 1 scored, 0 failed")
+        #expect(progress.shouldPingWatchdog(healthy: true, now: 700))
+    }
+
+    @Test("the snapshot survives the round trip through daemon.json")
+    func snapshotRoundTrip() throws {
+        let folder = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let progress = DaemonProgress(watchFolder: "/in", watchMode: "polling", stallLimit: 600, now: 0)
+        progress.started(jobID: 1, path: "/in/a.svs", now: 1)
+        let path = folder.appendingPathComponent("daemon.json").path
+        try progress.write(to: path, now: 5)
+        let read = try #require(DaemonProgress.read(from: path))
+        #expect(read.current?.slide == "a.svs")
+        #expect(read.watchMode == "polling")
+        #expect(read.updatedAt == 5)
+        #expect(DaemonProgress.read(from: folder.appendingPathComponent("missing.json").path) == nil)
+    }
+
+    @Test("durations read as people write them", arguments: [(12.0, "12s"), (185, "3m05s"), (3720, "1h02m")])
+    func durations(seconds: Double, text: String) {
+        #expect(DaemonProgress.duration(seconds) == text)
+    }
+
+    @Test("a status text for systemd is one line")
+    func oneLine() {
+        #expect(SystemdNotifier.oneLine("a\nb\r\nc") == "a b c")
+    }
+}
