@@ -78,7 +78,9 @@ struct SlidePipeline: Sendable {
     }
 
     /// The slide's content fingerprint (daemon spec "Jobs and state"): `sha256:` + SHA-256 of the file size (8 bytes,
-    /// little-endian), its first 1 MiB and its last 1 MiB.
+    /// little-endian), its first 1 MiB and its last 1 MiB. For a MIRAX slide (`.mrxs` beside a folder of the same
+    /// name) the folder's files count too (name, size, first and last 64 KiB of each, in name order): the small
+    /// `.mrxs` index can be byte-identical for two different slides.
     static func fingerprint(path: String) throws(SlideError) -> String {
         let unreadable = { (reason: String) in
             SlideError(
@@ -96,6 +98,22 @@ struct SlidePipeline: Sendable {
             hasher.update(data: try handle.read(upToCount: Int(chunk)) ?? Data())
             try handle.seek(toOffset: size > chunk ? size - chunk : 0)
             hasher.update(data: try handle.read(upToCount: Int(chunk)) ?? Data())
+            if path.lowercased().hasSuffix(".mrxs") {
+                let folder = String(path.dropLast(5))
+                let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted()
+                for name in names {
+                    guard let member = FileHandle(forReadingAtPath: folder + "/" + name) else { continue }
+                    defer { try? member.close() }
+                    let memberSize = try member.seekToEnd()
+                    let piece: UInt64 = 1 << 16
+                    hasher.update(data: Data(name.utf8))
+                    withUnsafeBytes(of: memberSize.littleEndian) { hasher.update(bufferPointer: $0) }
+                    try member.seek(toOffset: 0)
+                    hasher.update(data: try member.read(upToCount: Int(piece)) ?? Data())
+                    try member.seek(toOffset: memberSize > piece ? memberSize - piece : 0)
+                    hasher.update(data: try member.read(upToCount: Int(piece)) ?? Data())
+                }
+            }
             return "sha256:" + hex(hasher.finalize())
         } catch {
             throw unreadable("\(error.localizedDescription)")
