@@ -59,7 +59,8 @@ public final class TileTripletBatch: @unchecked Sendable {
 ///
 /// Rows come from OpenSlide in pieces of ``pieceRows`` rows and at most ``chunkColumns`` columns per call: for
 /// ``SlideResolution/Plan/level(_:)`` straight from that level, for ``SlideResolution/Plan/blockMean2x2`` from
-/// level 0 averaged 2 × 2 (`(a + b + c + d + 2) / 4`).
+/// level 0 averaged 2 × 2 (`(a + b + c + d + 2) / 4`), for ``SlideResolution/Plan/resample(level:levelPixelsPerTargetPixel:)``
+/// from the level closest to 20x by area averaging (a box filter over each 20x pixel's footprint).
 ///
 /// Views are centred on the tile (the spec's "Our choice": the 512² region from (−128, −128), the 1024² region from
 /// (−384, −384) relative to the tile's origin); pixels outside the slide are white.
@@ -94,6 +95,8 @@ public final class TileStream: @unchecked Sendable {
     private let level: Int
     private let levelDownsample: Double
     private let blockMean: Bool
+    /// For ``SlideResolution/Plan/resample(level:levelPixelsPerTargetPixel:)``: the read level's pixels per 20x pixel.
+    private let resampleScale: Double?
     private let band: UnsafeMutablePointer<UInt8>
     /// The widest band any strip needs, in 20x pixels.
     private let bandCapacity: Int
@@ -107,21 +110,28 @@ public final class TileStream: @unchecked Sendable {
     private var piece: [UInt8]
     private var scratch: [UInt32] = []
 
-    /// Prepares to stream `grid`'s tiles of `slide`. Throws ``SlideError`` with code `unsupported_resolution` for
-    /// slides that are neither 20x nor 40x (resampling is not implemented yet).
+    /// Prepares to stream `grid`'s tiles of `slide`. Throws ``SlideError`` with code `unsupported_resolution` when no
+    /// level is within 4× of 20x.
     public init(slide: Slide, resolution: SlideResolution, grid: TileGrid) throws(SlideError) {
         switch resolution.plan {
         case .level(let level):
             self.level = level
             blockMean = false
+            resampleScale = nil
         case .blockMean2x2:
             level = 0
             blockMean = true
-        case .resample:
-            throw SlideError(
-                code: .unsupportedResolution, file: slide.path,
-                message: "is \(resolution.describe); reading tiles that need resampling to 20x is not implemented yet",
-                fix: "score slides scanned at 20x or 40x (or convert the slide to one of them)")
+            resampleScale = nil
+        case .resample(let level, let scale):
+            guard scale > 0.25 && scale < 4 else {
+                throw SlideError(
+                    code: .unsupportedResolution, file: slide.path,
+                    message: "is \(resolution.describe); no level is within 4× of 20x (0.5 µm/px)",
+                    fix: "score a slide with a level between 0.125 and 2 µm per pixel")
+            }
+            self.level = level
+            blockMean = false
+            resampleScale = scale
         }
         self.slide = slide
         self.grid = grid
@@ -132,8 +142,13 @@ public final class TileStream: @unchecked Sendable {
         bandCapacity = max(1, min(width, Self.stripTileColumns * TileGrid.tileSize + 2 * Self.stripMargin))
         band = UnsafeMutablePointer<UInt8>.allocate(capacity: bandCapacity * Self.bandRows * 3)
         band.initialize(repeating: 255, count: bandCapacity * Self.bandRows * 3)
-        let factor = blockMean ? 2 : 1
-        piece = [UInt8](repeating: 255, count: Self.chunkColumns * factor * Self.pieceRows * factor * 3)
+        if let scale = resampleScale {
+            let side = { (target: Int) in Int((Double(target) * scale).rounded(.up)) + 2 }
+            piece = [UInt8](repeating: 255, count: side(Self.chunkColumns) * side(Self.pieceRows) * 3)
+        } else {
+            let factor = blockMean ? 2 : 1
+            piece = [UInt8](repeating: 255, count: Self.chunkColumns * factor * Self.pieceRows * factor * 3)
+        }
     }
 
     deinit { band.deallocate() }
@@ -206,7 +221,11 @@ public final class TileStream: @unchecked Sendable {
         while done < bandWidth {
             let columns = min(Self.chunkColumns, bandWidth - done)
             let left = bandLeft + done
-            if blockMean {
+            if let scale = resampleScale {
+                try readResampled(
+                    left: left, top: top, columns: columns, rows: rows, scale: scale, into: bandTop + done * 3,
+                    rowBytes: rowBytes)
+            } else if blockMean {
                 try piece.withUnsafeMutableBufferPointer { (buffer) throws(SlideError) in
                     try slide.readRegion(
                         x: left * 2, y: top * 2, level: 0, width: columns * 2, height: rows * 2, into: buffer,
@@ -226,6 +245,66 @@ public final class TileStream: @unchecked Sendable {
                 }
             }
             done += columns
+        }
+    }
+
+    /// Makes 20x pixels `left ..< left + columns` × `top ..< top + rows` from the read level by area averaging: each 20x
+    /// pixel is the mean of the level's pixels under its footprint (`scale` level pixels a side), weighted by how
+    /// much of each lies under it — a box filter, which for a finer level (scale > 1) is the anti-aliased
+    /// downsampling the 2×2 block mean is a case of, and for a coarser one (scale < 1) blends the one or two
+    /// level pixels each 20x pixel falls on.
+    private func readResampled(
+        left: Int, top: Int, columns: Int, rows: Int, scale: Double, into destination: UnsafeMutablePointer<UInt8>,
+        rowBytes: Int
+    ) throws(SlideError) {
+        let sourceLeft = Int((Double(left) * scale).rounded(.down))
+        let sourceTop = Int((Double(top) * scale).rounded(.down))
+        let sourceWidth = Int((Double(left + columns) * scale).rounded(.up)) - sourceLeft
+        let sourceHeight = Int((Double(top + rows) * scale).rounded(.up)) - sourceTop
+        try piece.withUnsafeMutableBufferPointer { (buffer) throws(SlideError) in
+            try slide.readRegion(
+                x: Int((Double(sourceLeft) * levelDownsample).rounded()),
+                y: Int((Double(sourceTop) * levelDownsample).rounded()), level: level, width: sourceWidth,
+                height: sourceHeight, into: buffer, scratch: &scratch)
+        }
+        let horizontal = Self.boxWeights(first: left, count: columns, scale: scale, origin: sourceLeft)
+        let vertical = Self.boxWeights(first: top, count: rows, scale: scale, origin: sourceTop)
+        var row = [Double](repeating: 0, count: columns * 3)
+        piece.withUnsafeBufferPointer { source in
+            for (targetRow, sourceRows) in vertical.enumerated() {
+                for index in row.indices { row[index] = 0 }
+                for (sourceRow, rowWeight) in sourceRows {
+                    let line = source.baseAddress! + sourceRow * sourceWidth * 3
+                    for (column, sourceColumns) in horizontal.enumerated() {
+                        for (sourceColumn, columnWeight) in sourceColumns {
+                            let weight = rowWeight * columnWeight
+                            let pixel = line + sourceColumn * 3
+                            row[column * 3] += weight * Double(pixel[0])
+                            row[column * 3 + 1] += weight * Double(pixel[1])
+                            row[column * 3 + 2] += weight * Double(pixel[2])
+                        }
+                    }
+                }
+                let out = destination + targetRow * rowBytes
+                for index in row.indices { out[index] = UInt8(min(max(row[index].rounded(), 0), 255)) }
+            }
+        }
+    }
+
+    /// For target pixels `first ..< first + count`, the source pixels (relative to `origin`) under each one's
+    /// footprint `[t·scale, (t+1)·scale)` with the share of the footprint each covers (the shares sum to 1).
+    static func boxWeights(first: Int, count: Int, scale: Double, origin: Int) -> [[(Int, Double)]] {
+        (first..<(first + count)).map { target in
+            let start = Double(target) * scale
+            let end = Double(target + 1) * scale
+            var weights: [(Int, Double)] = []
+            var source = Int(start.rounded(.down))
+            while Double(source) < end {
+                let overlap = min(end, Double(source + 1)) - max(start, Double(source))
+                if overlap > 1e-12 { weights.append((source - origin, overlap / scale)) }
+                source += 1
+            }
+            return weights
         }
     }
 
@@ -277,6 +356,6 @@ public final class TileStream: @unchecked Sendable {
 }
 
 extension SlideError.Code {
-    /// The slide's resolution needs resampling to 20x, which tile streaming does not do yet.
+    /// No level of the slide is close enough to 20x to be resampled to it.
     public static let unsupportedResolution = SlideError.Code(rawValue: "unsupported_resolution")
 }

@@ -133,6 +133,86 @@ struct TileStreamTests {
         }
     }
 
+    /// The slide's resolution with another plan (for exercising resampling on slides that do not need it).
+    private static func resolution(
+        _ slide: Slide, plan: SlideResolution.Plan, level0PerTarget: Double
+    ) throws
+        -> SlideResolution
+    {
+        var resolution = try SlideResolution(slide: slide)
+        resolution.plan = plan
+        resolution.level0PixelsPerTargetPixel = level0PerTarget
+        return resolution
+    }
+
+    @Test("resampling by area: scale 1 equals the level read as is, scale 2 equals the 2×2 block mean")
+    func resamplingMatchesTheExactPlans() throws {
+        for (magnification, scale) in [(20, 1.0), (40, 2.0)] {
+            let (slide, folder) = try Self.slide(magnification: magnification)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let exact = try SlideResolution(slide: slide)
+            let resampled = try Self.resolution(
+                slide, plan: .resample(level: 0, levelPixelsPerTargetPixel: scale), level0PerTarget: scale)
+            let grid = TileGrid(
+                slide: slide, resolution: exact, mask: try TissueMask.compute(slide: slide, resolution: exact))
+            try #require(grid.tiles.count > 2)
+            let expected = try Self.triplets(try TileStream(slide: slide, resolution: exact, grid: grid))
+            let actual = try Self.triplets(try TileStream(slide: slide, resolution: resampled, grid: grid))
+            #expect(actual.count == expected.count)
+            for index in expected.indices {
+                #expect(actual[index] == expected[index], "\(magnification)x, tile \(index)")
+            }
+        }
+    }
+
+    @Test("box weights cover each target pixel's footprint once, for scales below and above 1")
+    func boxWeights() {
+        for scale in [0.75, 1.0, 1.25, 1.5, 2.0, 3.3] {
+            let weights = TileStream.boxWeights(first: 5, count: 40, scale: scale, origin: 3)
+            for (offset, pixel) in weights.enumerated() {
+                #expect(abs(pixel.reduce(0) { $0 + $1.1 } - 1) < 1e-9, "scale \(scale)")
+                let target = Double(5 + offset)
+                // The weighted mean of source pixel centres is the footprint's centre.
+                let centre = pixel.reduce(0) { $0 + $1.1 * (Double($1.0 + 3) + 0.5) }
+                #expect(abs(centre - (target + 0.5) * scale) < 0.5 + 1e-9, "scale \(scale)")
+            }
+        }
+    }
+
+    @Test("a 0.4 µm/px slide (a 25x scanner) is resampled to 20x: views keep the colours, the grid covers it")
+    func resamplesAnOddResolution() throws {
+        let (slide, folder) = try Self.slide(magnification: 20)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // Read the 0.5 µm/px slide as if its pixels were 0.4 µm: 1.25 of them per 20x pixel.
+        var resolution = try Self.resolution(
+            slide, plan: .resample(level: 0, levelPixelsPerTargetPixel: 1.25), level0PerTarget: 1.25)
+        resolution.baseMPP = 0.4
+        let mask = try TissueMask.compute(slide: slide, resolution: resolution)
+        let grid = TileGrid(slide: slide, resolution: resolution, mask: mask)
+        try #require(grid.tiles.count > 2)
+        let stream = try TileStream(slide: slide, resolution: resolution, grid: grid)
+        #expect(stream.width == Int((2048 / 1.25).rounded(.down)))
+        let triplets = try Self.triplets(stream)
+        #expect(triplets.count == grid.tiles.count)
+        // Each view's mean colour equals the mean of the level-0 region it was made from, within rounding.
+        for (index, tile) in grid.tiles.enumerated().prefix(3) {
+            let view = triplets[index][0]
+            let source = try slide.readRegion(
+                x: Int((Double(tile.x) * 1.25).rounded()), y: Int((Double(tile.y) * 1.25).rounded()), level: 0,
+                width: 320, height: 320)
+            for channel in 0..<3 {
+                let viewMean =
+                    stride(from: channel, to: view.count, by: 3).reduce(0.0) { $0 + Double(view[$1]) }
+                    / Double(view.count / 3)
+                let sourceMean =
+                    stride(from: channel, to: source.count, by: 3).reduce(0.0) {
+                        $0 + Double(source[$1])
+                    } / Double(source.count / 3)
+                #expect(abs(viewMean - sourceMean) < 1.0, "tile \(index) channel \(channel)")
+            }
+        }
+    }
+
     private static func triplets(stream: TileStream) throws -> [[[UInt8]]] { try triplets(stream) }
 }
 
