@@ -84,7 +84,7 @@ struct WatchDaemonTests {
         var reports: URL { installation.root.appendingPathComponent("reports") }
         var state: URL { installation.root.appendingPathComponent("state") }
 
-        init(settleSeconds: Double = 0.5) throws {
+        init(settleSeconds: Double = 0.5, extraConfiguration: String = "") throws {
             installation = try Installation()
             let secret = try WebhookSecret.load(path: installation.secret.path)
             sink = WebhookSink(secret: secret)
@@ -94,7 +94,7 @@ struct WatchDaemonTests {
                 Installation.configText
                 .replacingOccurrences(of: "http://127.0.0.1:9/hook", with: sink.url + "hook")
                 .replacingOccurrences(of: "settle_seconds = 0", with: "settle_seconds = \(settleSeconds)")
-                + "\nretry_initial_seconds = 0.2\nretry_max_seconds = 1\n"
+                + "\nretry_initial_seconds = 0.2\nretry_max_seconds = 1\n" + extraConfiguration
             try TestSupport.write(config, to: installation.config)
         }
 
@@ -307,6 +307,24 @@ struct WatchDaemonTests {
                 #expect(Self.stop(process))
             }
         }
+    }
+
+    @Test("with max_concurrent_slides = 2, two workers share the queue and every slide is delivered once")
+    func twoWorkers() throws {
+        let setup = try Setup(extraConfiguration: "\n[pipeline]\nmax_concurrent_slides = 2\n")
+        defer { setup.cleanUp() }
+        let process = try setup.start()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        #expect(setup.notify.wait(for: "READY=1", timeout: 60), "log:\n\(setup.log())")
+        for index in 0..<4 { try setup.drop("parallel-\(index).svs", seed: UInt64(10 + index)) }
+        let events = setup.waitForEvents(4, timeout: 120)
+        #expect(events.count == 4, "log:\n\(setup.log())")
+        Thread.sleep(forTimeInterval: 1)
+        let all = setup.waitForEvents(5, timeout: 0.1)
+        #expect(Set(all.map { $0.request.headers["webhook-id"] ?? "" }).count == 4)
+        #expect(all.count == 4, "each slide delivered once")
+        #expect(setup.log().contains("csmil-worker-1"))
+        #expect(Self.stop(process))
     }
 
     @Test("a second csmil watch on the same state folder refuses to start, naming the lock and the fix")

@@ -89,12 +89,8 @@ struct StatusCommand: AsyncParsableCommand {
         var out = "csmil: \(daemon.reason)\n"
         if let snapshot {
             out += "  watching \(snapshot.watchFolder) (\(snapshot.watchMode))\n"
-            if daemon.running, let current = snapshot.current {
-                out += "  scoring \(current.slide)"
-                if let total = current.tilesTotal { out += ": \(current.tilesDone)/\(total) tiles" }
-                if let rate = current.tilesPerSecond { out += String(format: ", %.1f tiles/s", rate) }
-                if let eta = current.etaSeconds { out += ", ETA \(DaemonProgress.duration(eta))" }
-                out += "\n"
+            if daemon.running {
+                for current in snapshot.current { out += "  " + DaemonProgress.describe(current) + "\n" }
             }
         }
         let counts = summary.counts

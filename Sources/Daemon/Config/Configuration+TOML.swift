@@ -21,7 +21,11 @@ extension Configuration {
         ),
         ("log", ["level"]),
         ("ingest", ["assume_mpp"]),
+        ("pipeline", ["max_concurrent_slides", "threads"]),
     ]
+
+    /// The most slides `[pipeline] max_concurrent_slides` may score at once.
+    static let maximumConcurrentSlides: Int64 = 16
 
     /// The largest `[ingest] assume_mpp` accepted, µm per pixel (a 1x scan).
     static let maximumAssumedMPP = 10.0
@@ -55,6 +59,7 @@ extension Configuration {
         let webhook = sections["webhook"] ?? empty
         let log = sections["log"] ?? empty
         let ingest = sections["ingest"] ?? empty
+        let pipeline = sections["pipeline"] ?? empty
 
         let watchDirectory = reader.directory(watch, section: "watch", base: base, default: nil)
         let settle = reader.number(watch, "settle_seconds", section: "watch", default: 30)
@@ -104,6 +109,21 @@ extension Configuration {
                 "must be 0 (none) or a resolution in µm per pixel above 0 and at most \(Self.maximumAssumedMPP) "
                     + "(is \(assumeMPP))",
                 fix: "use 0.5 for 20x scans, 0.25 for 40x, or 0 to refuse slides without resolution metadata")
+        }
+
+        let concurrent = reader.integer(pipeline, "max_concurrent_slides", section: "pipeline", default: 1)
+        if let concurrent, concurrent < 1 || concurrent > Self.maximumConcurrentSlides {
+            reader.invalid(
+                "pipeline.max_concurrent_slides", line: TOMLReader.line(of: "max_concurrent_slides", in: pipeline),
+                "must be between 1 and \(Self.maximumConcurrentSlides) (is \(concurrent))",
+                fix: "use 1 (one slide at a time uses every core) or a few on a machine with many cores and memory")
+        }
+        let threads = reader.integer(pipeline, "threads", section: "pipeline", default: 0)
+        if let threads, threads < 0 || threads > 256 {
+            reader.invalid(
+                "pipeline.threads", line: TOMLReader.line(of: "threads", in: pipeline),
+                "must be between 0 and 256 (is \(threads))",
+                fix: "use 0 to share the machine's cores among the slides, or a number of threads per slide")
         }
 
         if let text = url, !text.isEmpty {
@@ -182,7 +202,9 @@ extension Configuration {
                 clientKey: clientKey.isEmpty ? nil : Self.resolve(clientKey, base: base),
                 proxy: proxy.isEmpty ? nil : proxy),
             log: Log(level: level),
-            ingest: Ingest(assumeMPP: assumeMPP > 0 ? assumeMPP : nil)
+            ingest: Ingest(assumeMPP: assumeMPP > 0 ? assumeMPP : nil),
+            pipeline: Pipeline(
+                maxConcurrentSlides: Int(concurrent ?? 1), threads: (threads ?? 0) > 0 ? Int(threads ?? 0) : nil)
         )
     }
 

@@ -99,6 +99,17 @@ struct Configuration: Sendable, Equatable {
     var webhook: Webhook
     var log: Log
     var ingest = Ingest()
+    var pipeline = Pipeline()
+
+    struct Pipeline: Sendable, Equatable {
+        /// Slides scored at the same time, each by a worker of its own.
+        var maxConcurrentSlides = 1
+        /// Threads each slide's embedder uses; nil shares the cores among the slides.
+        var threads: Int?
+
+        /// The threads per slide: `threads`, or the cores divided among the slides (at least 1).
+        func threadsPerSlide(cores: Int) -> Int { threads ?? max(1, cores / maxConcurrentSlides) }
+    }
 }
 
 extension Configuration.Watch {

@@ -60,6 +60,8 @@ struct SlidePipeline: Sendable {
     /// a time. Measured with `csmil bench embed --arch resnet50`: as fast as 16 (8 per worker), and the
     /// activation buffers take 150 MB less.
     static let defaultBatchSize = 8
+    /// Threads that share each embedder batch (`[pipeline] threads`; default one per core).
+    var workers = Parallel.workers
     /// Batches the reader may have ready ahead of the embedder.
     var queuedBatches = 2
 
@@ -322,7 +324,7 @@ struct SlidePipeline: Sendable {
         reader.start()
 
         let writer = SpillWriter(path: spillPath)
-        let embedder = model.makeTripletEmbedder(batchSize: batchSize)
+        let embedder = model.makeTripletEmbedder(batchSize: batchSize, workers: workers)
         let featureCount = 3 * model.featureSize
         var features = [Float](repeating: 0, count: batchSize * featureCount)
         var writeError: (any Error)?

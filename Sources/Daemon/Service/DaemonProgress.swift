@@ -33,7 +33,8 @@ final class DaemonProgress: Sendable {
         var state: String
         var watchFolder: String
         var watchMode: String
-        var current: Current?
+        /// The slides being scored (one per worker, `[pipeline] max_concurrent_slides`), oldest first.
+        var current: [Current]
         var queued: Int
         var scored: Int
         var failed: Int
@@ -49,7 +50,7 @@ final class DaemonProgress: Sendable {
 
     private struct State {
         var snapshot: Snapshot
-        var embeddingStartedAt: Double?
+        var embeddingStartedAt: [Int64: Double] = [:]
         var watchdog: WatchdogState
     }
 
@@ -60,7 +61,7 @@ final class DaemonProgress: Sendable {
             State(
                 snapshot: Snapshot(
                     pid: getpid(), version: CSMIL.version, startedAt: now, updatedAt: now, state: "starting",
-                    watchFolder: watchFolder, watchMode: watchMode, current: nil, queued: 0, scored: 0, failed: 0),
+                    watchFolder: watchFolder, watchMode: watchMode, current: [], queued: 0, scored: 0, failed: 0),
                 watchdog: WatchdogState(stallLimit: stallLimit)))
     }
 
@@ -72,50 +73,54 @@ final class DaemonProgress: Sendable {
 
     func setQueued(_ count: Int) { state.withLock { $0.snapshot.queued = count } }
 
-    /// The worker took a slide.
+    /// A worker took a slide.
     func started(jobID: Int64, path: String, now: Double = Date().timeIntervalSince1970) {
         state.withLock {
-            $0.snapshot.current = .init(
-                slide: URL(fileURLWithPath: path).lastPathComponent, path: path, jobID: jobID, startedAt: now,
-                tilesTotal: nil, tilesDone: 0, tilesPerSecond: nil, etaSeconds: nil)
-            $0.embeddingStartedAt = nil
+            $0.snapshot.current.append(
+                .init(
+                    slide: URL(fileURLWithPath: path).lastPathComponent, path: path, jobID: jobID, startedAt: now,
+                    tilesTotal: nil, tilesDone: 0, tilesPerSecond: nil, etaSeconds: nil))
+            $0.embeddingStartedAt[jobID] = nil
             $0.snapshot.state = "scoring"
-            $0.watchdog.progressed(now: now)
+            $0.watchdog.progressed(jobID, now: now)
         }
     }
 
-    func tilesFound(_ total: Int, now: Double = Date().timeIntervalSince1970) {
+    func tilesFound(_ total: Int, jobID: Int64, now: Double = Date().timeIntervalSince1970) {
         state.withLock {
-            $0.snapshot.current?.tilesTotal = total
-            $0.embeddingStartedAt = now
-            $0.watchdog.progressed(now: now)
+            guard let index = $0.snapshot.current.firstIndex(where: { $0.jobID == jobID }) else { return }
+            $0.snapshot.current[index].tilesTotal = total
+            $0.embeddingStartedAt[jobID] = now
+            $0.watchdog.progressed(jobID, now: now)
         }
     }
 
-    func tilesEmbedded(_ count: Int, now: Double = Date().timeIntervalSince1970) {
+    func tilesEmbedded(_ count: Int, jobID: Int64, now: Double = Date().timeIntervalSince1970) {
         state.withLock {
-            guard var current = $0.snapshot.current else { return }
+            guard let index = $0.snapshot.current.firstIndex(where: { $0.jobID == jobID }) else { return }
+            var current = $0.snapshot.current[index]
             current.tilesDone += count
-            if let since = $0.embeddingStartedAt, now > since {
+            if let since = $0.embeddingStartedAt[jobID], now > since {
                 let rate = Double(current.tilesDone) / (now - since)
                 current.tilesPerSecond = rate
                 if let total = current.tilesTotal, rate > 0 {
                     current.etaSeconds = Double(max(total - current.tilesDone, 0)) / rate
                 }
             }
-            $0.snapshot.current = current
-            $0.watchdog.progressed(now: now)
+            $0.snapshot.current[index] = current
+            $0.watchdog.progressed(jobID, now: now)
         }
     }
 
-    /// The worker is done with its slide (scored, failed or put back).
-    func finished(status: String?) {
+    /// A worker is done with its slide (scored, failed or put back).
+    func finished(jobID: Int64, status: String?) {
         state.withLock {
-            $0.snapshot.current = nil
-            $0.snapshot.state = "idle"
+            $0.snapshot.current.removeAll { $0.jobID == jobID }
+            $0.embeddingStartedAt[jobID] = nil
+            if $0.snapshot.current.isEmpty { $0.snapshot.state = "idle" }
             if status == "scored" || status == "no_tissue" { $0.snapshot.scored += 1 }
             if status == "failed" { $0.snapshot.failed += 1 }
-            $0.watchdog.idle()
+            $0.watchdog.finished(jobID)
         }
     }
 
@@ -128,17 +133,23 @@ final class DaemonProgress: Sendable {
     func statusLine() -> String {
         let snapshot = state.withLock { $0.snapshot }
         var line: String
-        if let current = snapshot.current {
-            line = "scoring \(current.slide)"
-            if let total = current.tilesTotal {
-                line += ": \(current.tilesDone)/\(total) tiles"
-                if let rate = current.tilesPerSecond { line += String(format: ", %.1f tiles/s", rate) }
-                if let eta = current.etaSeconds { line += ", ETA \(Self.duration(eta))" }
-            }
-        } else {
+        if snapshot.current.isEmpty {
             line = snapshot.state
+        } else {
+            line = snapshot.current.map(Self.describe).joined(separator: "; ")
         }
         line += "; queue \(snapshot.queued); \(snapshot.scored) scored, \(snapshot.failed) failed"
+        return line
+    }
+
+    /// "scoring case.svs: 40/100 tiles, 4.0 tiles/s, ETA 15s".
+    static func describe(_ current: Snapshot.Current) -> String {
+        var line = "scoring \(current.slide)"
+        if let total = current.tilesTotal {
+            line += ": \(current.tilesDone)/\(total) tiles"
+            if let rate = current.tilesPerSecond { line += String(format: ", %.1f tiles/s", rate) }
+            if let eta = current.etaSeconds { line += ", ETA \(duration(eta))" }
+        }
         return line
     }
 

@@ -52,18 +52,9 @@ final class SlideWorker: @unchecked Sendable {
 
     var isStopping: Bool { stopRequested.load(ordering: .sequentiallyConsistent) }
 
-    /// Works until `stop()`. Jobs a previous run left in `processing` (it crashed) are claimable at once: this
-    /// process holds the state folder's lock, so nobody else is working on them.
+    /// Works until `stop()`.
     func run() {
         progress.setState("idle")
-        do {
-            let interrupted = try store.expireLeases(now: Date().timeIntervalSince1970)
-            if interrupted > 0 {
-                logger.notice("slides interrupted by a crash are scored again", metadata: ["count": "\(interrupted)"])
-            }
-        } catch {
-            logger.error("job store: cannot release interrupted jobs", metadata: ["error": "\(error)"])
-        }
         while !isStopping {
             do {
                 try store.syncDelivered(now: Date().timeIntervalSince1970)
@@ -103,7 +94,7 @@ final class SlideWorker: @unchecked Sendable {
             outcome = pipeline.score(path: job.path, observer: Observer(worker: self, jobID: job.id))
         }
         var status: String? = nil
-        defer { progress.finished(status: status) }
+        defer { progress.finished(jobID: job.id, status: status) }
         do {
             if outcome.cancelled {
                 try store.release(jobID: job.id)
@@ -171,10 +162,10 @@ final class SlideWorker: @unchecked Sendable {
             self.jobID = jobID
         }
 
-        func tilesFound(_ total: Int) { worker.progress.tilesFound(total) }
+        func tilesFound(_ total: Int) { worker.progress.tilesFound(total, jobID: jobID) }
 
         func tilesEmbedded(_ count: Int) {
-            worker.progress.tilesEmbedded(count)
+            worker.progress.tilesEmbedded(count, jobID: jobID)
             let now = Date().timeIntervalSince1970
             if now - lastRenewal > SlideWorker.leaseSeconds / 4 {
                 lastRenewal = now

@@ -38,16 +38,24 @@ struct WatchDaemon {
         let workDirectory = try ScoreCommand.workDirectory(state: stateDirectory)
         Self.removeLeftoverSpillFiles(in: workDirectory, logger: logger)
 
-        let workerStore = try JobStore(path: configuration.databasePath)
+        let slots = configuration.pipeline.maxConcurrentSlides
+        let workerStores = try (0..<slots).map { _ in try JobStore(path: configuration.databasePath) }
         let watcherStore = UncheckedBox(try JobStore(path: configuration.databasePath))
+        // Jobs a previous run left processing (it crashed) are claimable at once: this process holds the state
+        // folder's lock, so nobody else works on them. Done before any worker claims.
+        let interrupted = try watcherStore.value.expireLeases(now: Date().timeIntervalSince1970)
+        if interrupted > 0 {
+            logger.notice("slides interrupted by a crash are scored again", metadata: ["count": "\(interrupted)"])
+        }
 
         notifier.status("starting: loading the model")
         let (pipeline, modelName) = try await ScoreCommand.onOwnThread { () throws -> (SlidePipeline, String) in
             let manifest = try ModelManifest.load(directory: configuration.model.directory)
-            let pipeline = SlidePipeline(
+            var pipeline = SlidePipeline(
                 model: try Model(manifest: manifest), modelReport: try SlidePipeline.modelReport(for: manifest),
                 writer: ReportWriter(outputDirectory: configuration.output.directory), workDirectory: workDirectory,
                 logger: logger, assumeMPP: configuration.ingest.assumeMPP)
+            pipeline.workers = configuration.pipeline.threadsPerSlide(cores: Parallel.workers)
             return (pipeline, manifest.name)
         }
 
@@ -57,15 +65,17 @@ struct WatchDaemon {
         let progress = DaemonProgress(
             watchFolder: configuration.watch.directory, watchMode: "starting",
             stallLimit: Self.stallLimit(notifier.watchdogInterval))
-        let worker = SlideWorker(
-            store: workerStore, pipeline: pipeline, settings: settings, progress: progress,
-            stateDirectory: stateDirectory, logger: logger, wakeDelivery: { delivery?.wake() })
+        let workers = workerStores.map { store in
+            SlideWorker(
+                store: store, pipeline: pipeline, settings: settings, progress: progress,
+                stateDirectory: stateDirectory, logger: logger, wakeDelivery: { delivery?.wake() })
+        }
 
         notifier.status("starting: watching \(configuration.watch.directory)")
         let watcher = try WatchFolder(settings: configuration.watch.settings, logger: logger) { event in
             Self.handle(
                 event, store: watcherStore.value, stateDirectory: stateDirectory, logger: logger,
-                wakeWorker: worker.wake)
+                wakeWorker: { for worker in workers { worker.wake() } })
         }
         progress.setWatchMode(watcher.mode.kind.rawValue)
 
@@ -82,8 +92,10 @@ struct WatchDaemon {
         if let delivery {
             services.append(DeliveryService(delivery: delivery, running: running))
         }
-        services.append(
-            ThreadService(name: "csmil-worker", body: { worker.run() }, stop: { worker.stop() }))
+        for (index, worker) in workers.enumerated() {
+            services.append(
+                ThreadService(name: "csmil-worker-\(index)", body: { worker.run() }, stop: { worker.stop() }))
+        }
         services.append(
             ThreadService(
                 name: "csmil-watch",

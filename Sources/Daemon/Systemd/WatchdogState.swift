@@ -8,23 +8,23 @@
 struct WatchdogState: Sendable, Equatable {
     /// Seconds without progress after which a busy worker counts as stuck.
     var stallLimit: Double
-    /// When the last progress (slide start, batch, slide end) was seen; nil when idle.
-    private(set) var lastProgress: Double?
+    /// When each slide in progress last moved (start, batch); empty when idle.
+    private(set) var lastProgress: [Int64: Double] = [:]
 
     init(stallLimit: Double) {
         self.stallLimit = stallLimit
     }
 
     /// A slide started or a batch of its tiles was embedded.
-    mutating func progressed(now: Double) { lastProgress = now }
+    mutating func progressed(_ jobID: Int64, now: Double) { lastProgress[jobID] = now }
 
-    /// The worker finished its slide and waits for the next.
-    mutating func idle() { lastProgress = nil }
+    /// A worker finished its slide.
+    mutating func finished(_ jobID: Int64) { lastProgress[jobID] = nil }
 
-    /// Whether to send WATCHDOG=1 now; `healthy`: the watcher and the delivery worker are running.
+    /// Whether to send WATCHDOG=1 now; `healthy`: the watcher and the delivery worker are running. Every slide in
+    /// progress must have moved within `stallLimit`.
     func shouldPing(now: Double, healthy: Bool) -> Bool {
         guard healthy else { return false }
-        guard let lastProgress else { return true }
-        return now - lastProgress <= stallLimit
+        return lastProgress.values.allSatisfy { now - $0 <= stallLimit }
     }
 }
