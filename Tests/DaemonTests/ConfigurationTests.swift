@@ -176,6 +176,9 @@ struct ConfigurationTests {
             ("", "[log]\nlevel = \"verbose\"", "log.level", 6),
             ("", "[ingest]\nassume_mpp = -0.5", "ingest.assume_mpp", 6),
             ("", "[ingest]\nassume_mpp = 10.5", "ingest.assume_mpp", 6),
+            ("", "[pipeline]\nmax_concurrent_slides = 0", "pipeline.max_concurrent_slides", 6),
+            ("", "[pipeline]\nmax_concurrent_slides = 17", "pipeline.max_concurrent_slides", 6),
+            ("", "[pipeline]\nthreads = -1", "pipeline.threads", 6),
         ])
     func impossibleValue(watchExtra: String, sections: String, key: String, line: Int) {
         let found = problems(document(watchExtra: watchExtra, sections: sections))
@@ -195,6 +198,18 @@ struct ConfigurationTests {
         let found = problems(document(sections: "[ingest]\nassume_mpp = \"0.5\"\n"))
         #expect(found.map(\.code) == [.wrongType])
         #expect(found.first?.key == "ingest.assume_mpp")
+    }
+
+    @Test("[pipeline]: one slide at a time on every core by default; threads divide the cores unless set")
+    func pipelineSettings() throws {
+        let defaults = try parse(minimal).pipeline
+        #expect(defaults.maxConcurrentSlides == 1 && defaults.threads == nil)
+        #expect(defaults.threadsPerSlide(cores: 8) == 8)
+        let two = try parse(document(sections: "[pipeline]\nmax_concurrent_slides = 2\n")).pipeline
+        #expect(two.threadsPerSlide(cores: 8) == 4)
+        #expect(two.threadsPerSlide(cores: 1) == 1)
+        let fixed = try parse(document(sections: "[pipeline]\nmax_concurrent_slides = 2\nthreads = 3\n")).pipeline
+        #expect(fixed.threadsPerSlide(cores: 8) == 3)
     }
 
     @Test("plain http is accepted only with allow_http = true")
