@@ -33,6 +33,7 @@ Run with Debian's interpreter (python3-torch): /usr/bin/python3 tools/make_train
 import base64
 import json
 import pathlib
+import sys
 
 import numpy as np
 import torch
@@ -41,54 +42,9 @@ import torch.nn as nn
 OUT = pathlib.Path(__file__).resolve().parent.parent / "Tests" / "InferenceTests" / "Fixtures"
 
 
-class CSMILHead(nn.Module):
-    """DeepAttnMIL_Surv of the reference, D configurable (as in tools/make_head_fixtures.py)."""
-
-    def __init__(self, feature_size, cluster_num):
-        super().__init__()
-        self.embedding_net = nn.Sequential(nn.Conv2d(feature_size, 64, 1), nn.ReLU(), nn.AdaptiveAvgPool2d((1, 1)))
-        self.res_attention = nn.Sequential(nn.Conv2d(64, 32, 1), nn.ReLU(), nn.Conv2d(32, 1, 1))
-        self.attention = nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 1))
-        self.fc6 = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Dropout(p=0.5), nn.Linear(32, 1), nn.Sigmoid())
-        self.cluster_num = cluster_num
-
-    def masked_softmax(self, x, mask=None):
-        if mask is not None:
-            mask = mask.to(x.dtype)
-        if mask is not None:
-            x_masked = x * mask + (1 - 1 / (mask + 1e-5))
-        else:
-            x_masked = x
-        x_max = x_masked.max(1)[0]
-        x_exp = (x - x_max.unsqueeze(-1)).exp()
-        if mask is not None:
-            x_exp = x_exp * mask.to(x.dtype)
-        return x_exp / x_exp.sum(1).unsqueeze(-1)
-
-    def forward(self, x, mask):
-        """x: one [count, D, 3, 1] tensor per cluster; mask: [1, N]."""
-        res = []
-        scale_weights = []
-        for i in range(self.cluster_num):
-            hh = x[i]
-            output1 = self.embedding_net(hh[:, :, 0:1, :])
-            output2 = self.embedding_net(hh[:, :, 1:2, :])
-            output3 = self.embedding_net(hh[:, :, 2:3, :])
-            output = torch.cat([output1, output2, output3], 2)
-            res_attention = self.res_attention(output).squeeze(-1)
-            scale_weights.append(res_attention.reshape(-1, 3))
-            final_output = torch.matmul(output.squeeze(-1), torch.transpose(res_attention, 2, 1)).squeeze(-1)
-            res.append(final_output)
-        h = torch.cat(res)
-        b = h.size(0)
-        c = h.size(1)
-        h = h.view(b, c)
-        A = self.attention(h)
-        A = torch.transpose(A, 1, 0)
-        A = self.masked_softmax(A, mask)
-        M = torch.mm(A, h)
-        Y_pred = self.fc6(M)
-        return Y_pred, A, torch.cat(scale_weights)
+# The reference module, exactly as the head fixtures use it.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from make_head_fixtures import CSMILHead  # noqa: E402
 
 
 class FixedDropout(nn.Module):
