@@ -63,6 +63,17 @@ struct DaemonProgressTests {
         #expect(DaemonProgress.duration(seconds) == text)
     }
 
+    @Test("MESSAGE_ID values are distinct 128-bit ids in hex and reach the journal as MESSAGE_ID")
+    func messageIDs() {
+        let ids = MessageID.allCases.map(\.rawValue)
+        #expect(Set(ids).count == ids.count)
+        #expect(ids.allSatisfy { $0.count == 32 && $0.allSatisfy(\.isHexDigit) && $0 == $0.lowercased() })
+        let fields = JournalFields.fields(
+            level: .info, message: "slide reported", metadata: MessageID.slideReported.metadata, file: "f",
+            function: "g", line: 1)
+        #expect(fields.contains("MESSAGE_ID=" + MessageID.slideReported.rawValue))
+    }
+
     @Test("a status text for systemd is one line")
     func oneLine() {
         #expect(SystemdNotifier.oneLine("a\nb\r\nc") == "a b c")

@@ -80,7 +80,11 @@ final class SlideWorker: @unchecked Sendable {
         if let fingerprint = job.fingerprint {
             metadata["event_id"] = "\(SlidePipeline.eventID(fingerprint: fingerprint))"
         }
-        logger.info("scoring slide", metadata: metadata.merging(["attempt": "\(job.attempts)"]) { $1 })
+        logger.info(
+            "scoring slide",
+            metadata: metadata.merging(["attempt": "\(job.attempts)"].merging(MessageID.slideScoring.metadata) { $1 }) {
+                $1
+            })
         progress.started(jobID: job.id, path: job.path)
         let outcome: SlidePipeline.Outcome
         if job.attempts > Self.maximumAttempts {
@@ -98,7 +102,9 @@ final class SlideWorker: @unchecked Sendable {
         do {
             if outcome.cancelled {
                 try store.release(jobID: job.id)
-                logger.notice("slide put back for the next start", metadata: metadata)
+                logger.notice(
+                    "slide put back for the next start",
+                    metadata: metadata.merging(MessageID.slideInterrupted.metadata) { $1 })
                 return
             }
             // The file must still hold the content that was settled and scored.
@@ -107,7 +113,7 @@ final class SlideWorker: @unchecked Sendable {
                 try store.discard(jobID: job.id, now: Date().timeIntervalSince1970)
                 logger.warning(
                     "slide changed while it was scored; discarded, it is scored again once it settles",
-                    metadata: metadata)
+                    metadata: metadata.merging(MessageID.slideChanged.metadata) { $1 })
                 return
             }
             guard let folder = outcome.folder else {
@@ -118,7 +124,10 @@ final class SlideWorker: @unchecked Sendable {
                 logger.error(
                     "report not written",
                     metadata: metadata.merging(
-                        ["error": "\(outcome.writeError ?? "")", "decision": "\(decision)"]) { $1 })
+                        [
+                            "error": "\(outcome.writeError ?? "")", "decision": "\(decision)",
+                            "message_id": "\(MessageID.reportNotWritten.rawValue)",
+                        ]) { $1 })
                 status = decision == .gaveUp ? "failed" : nil
                 return
             }
@@ -145,6 +154,7 @@ final class SlideWorker: @unchecked Sendable {
                     [
                         "event_id": "\(report.eventID)", "status": "\(report.status.rawValue)",
                         "report": "\(folder)", "stage": "report",
+                        "message_id": "\(MessageID.slideReported.rawValue)",
                     ]) { $1 })
         } catch {
             logger.error("job store: cannot record the slide's outcome", metadata: ["error": "\(error)"])

@@ -117,6 +117,7 @@ struct WatchDaemon {
             metadata: [
                 "folder": "\(configuration.watch.directory)", "mode": "\(watcher.mode.kind.rawValue)",
                 "model": "\(modelName)", "webhook": "\((configuration.webhook.url ?? "").isEmpty ? "none" : "on")",
+                "message_id": "\(MessageID.ready.rawValue)",
             ])
         let group = ServiceGroup(
             configuration: .init(
@@ -124,7 +125,7 @@ struct WatchDaemon {
                 logger: logger))
         try await group.run()
         withExtendedLifetime(lock) {}
-        logger.notice("csmil watch stopped")
+        logger.notice("csmil watch stopped", metadata: MessageID.stopped.metadata)
     }
 
     /// One watcher event, on the watcher's thread with its own job store connection.
@@ -156,13 +157,16 @@ struct WatchDaemon {
                         "slide queued",
                         metadata: [
                             "slide": "\(name)", "event_id": "\(SlidePipeline.eventID(fingerprint: fingerprint))",
-                            "stage": "watch",
+                            "stage": "watch", "message_id": "\(MessageID.slideQueued.rawValue)",
                         ])
                     wakeWorker()
                 case .alreadyKnown(let job):
                     logger.info(
                         "slide already known by its content; not scored again",
-                        metadata: ["slide": "\(name)", "state": "\(job.state.rawValue)", "stage": "watch"])
+                        metadata: [
+                            "slide": "\(name)", "state": "\(job.state.rawValue)", "stage": "watch",
+                            "message_id": "\(MessageID.slideDuplicate.rawValue)",
+                        ])
                 }
             case .rejected(let file)
             where slideExtensions.contains(URL(fileURLWithPath: file.path).pathExtension.lowercased()):
@@ -189,6 +193,7 @@ struct WatchDaemon {
                     metadata: [
                         "slide": "\(URL(fileURLWithPath: file.path).lastPathComponent)", "code": "\(file.code)",
                         "reason": "\(file.reason)", "stage": "watch",
+                        "message_id": "\(MessageID.notASlide.rawValue)",
                     ])
             default:
                 logger.info("watch folder event", metadata: ["event": "\(event)"])
@@ -337,7 +342,10 @@ struct ReloadService: Service {
             } catch {
                 logger.error(
                     "configuration not reloaded; the running settings stay",
-                    metadata: ["file": "\(configurationPath)", "error": "\(error)"])
+                    metadata: [
+                        "file": "\(configurationPath)", "error": "\(error)",
+                        "message_id": "\(MessageID.configurationRejected.rawValue)",
+                    ])
                 continue
             }
             if new.webhook != current.webhook {
@@ -368,7 +376,11 @@ struct ReloadService: Service {
                     "configuration reloaded; these sections changed and apply after a restart",
                     metadata: ["sections": "\(restart.joined(separator: " "))"])
             } else {
-                logger.notice("configuration reloaded", metadata: ["file": "\(configurationPath)"])
+                logger.notice(
+                    "configuration reloaded",
+                    metadata: [
+                        "file": "\(configurationPath)", "message_id": "\(MessageID.configurationReloaded.rawValue)",
+                    ])
             }
             current = new
         }
