@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+
+@Suite("The demo model (models/demo)")
+struct DemoModelTests {
+    private static let demo = TestSupport.packageRoot.appendingPathComponent("models/demo")
+
+    /// `backbones.sha256` (sha256sum format): file name → hex digest.
+    private static func committedDigests() throws -> [String: String] {
+        let text = try String(contentsOf: demo.appendingPathComponent("backbones.sha256"), encoding: .utf8)
+        var digests: [String: String] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if fields.count == 2 { digests[String(fields[1])] = String(fields[0]) }
+        }
+        return digests
+    }
+
+    @Test(
+        "csmil seeded-backbones rebuilds the demo backbones byte for byte; with the committed heads they score a toy slide"
+    )
+    func rebuildsAndScores() throws {
+        let root = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let model = root.appendingPathComponent("model")
+
+        // The backbones: the documented command, the committed digests.
+        let seeded = try TestSupport.csmil(
+            "seeded-backbones", "--arch", "resnet18", "--seed", "1", "--out", model.path, "--log-level", "warning")
+        try #require(seeded.status == 0, "\(seeded.stderr)")
+        // It prints the SHA-256 of the bytes it wrote.
+        let printed = try #require(
+            try JSONSerialization.jsonObject(with: Data(seeded.stdout.utf8)) as? [String: Any], "\(seeded.stdout)")
+        let written = try #require(printed["files"] as? [String: String])
+        let digests = try Self.committedDigests()
+        #expect(digests.count == 3)
+        for (name, digest) in digests {
+            #expect(written[name] == "sha256:" + digest, "\(name)")
+            #expect(FileManager.default.fileExists(atPath: model.appendingPathComponent(name).path))
+        }
+
+        // The committed heads and model.toml beside them make a model that scores a toy slide.
+        let manifest = try String(contentsOf: Self.demo.appendingPathComponent("model.toml"), encoding: .utf8)
+        #expect(manifest.contains("not for diagnosis"))
+        #expect(manifest.contains("architecture = \"resnet18\""))
+        try FileManager.default.copyItem(
+            at: Self.demo.appendingPathComponent("heads"), to: model.appendingPathComponent("heads"))
+        try Data(manifest.utf8).write(to: model.appendingPathComponent("model.toml"))
+
+        let slide = root.appendingPathComponent("toy.svs").path
+        let synth = try TestSupport.csmil(
+            "synth", "--out", slide, "--width", "1024", "--height", "1024", "--anomaly", "micro", "--positive", "1",
+            "--tissue-fraction", "0.6", "--seed", "7", "--log-level", "warning")
+        try #require(synth.status == 0, "\(synth.stderr)")
+        let scored = try TestSupport.csmil(
+            "score", "--model", model.path, "--out", root.appendingPathComponent("out").path, "--log-level", "warning",
+            slide)
+        try #require(scored.status == 0, "\(scored.stderr)")
+        let line = try #require(
+            try JSONSerialization.jsonObject(with: Data(scored.stdout.utf8)) as? [String: Any], "\(scored.stdout)")
+        #expect(line["status"] as? String == "scored")
+        let probability = try #require(line["probability"] as? Double)
+        #expect((0...1).contains(probability))
+        let tiles = try #require(line["tiles"] as? Int)
+
+        // csmil embed-slides tiles the slide exactly as csmil score does: one .npy row per scored tile.
+        let features = root.appendingPathComponent("features")
+        let embedded = try TestSupport.csmil(
+            "embed-slides", "--arch", "resnet18", "--backbone-20x",
+            model.appendingPathComponent("backbone_20x.safetensors").path,
+            "--backbone-10x", model.appendingPathComponent("backbone_10x.safetensors").path, "--backbone-5x",
+            model.appendingPathComponent("backbone_5x.safetensors").path, "--out", features.path, "--log-level",
+            "warning", slide)
+        try #require(embedded.status == 0, "\(embedded.stderr)")
+        let npy = try Data(contentsOf: features.appendingPathComponent("toy.npy"))
+        let header = String(decoding: npy.prefix(128), as: UTF8.self)
+        #expect(header.contains("'shape': (\(tiles), 1536)"), "\(header)")
+        let csv = try String(contentsOf: features.appendingPathComponent("toy.tiles.csv"), encoding: .utf8)
+        #expect(csv.split(separator: "\n").count == tiles + 1)
+    }
+}
