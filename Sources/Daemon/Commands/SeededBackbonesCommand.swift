@@ -2,6 +2,7 @@ import ArgumentParser
 import Crypto
 import Foundation
 import Inference
+import Ingest
 
 /// `csmil seeded-backbones`: backbones that every machine computes identically from a seed (the demo model's).
 struct SeededBackbonesCommand: ParsableCommand {
@@ -46,6 +47,16 @@ struct SeededBackbonesCommand: ParsableCommand {
     @Option(name: .long, help: "With --standardize: the mean each feature is moved to.")
     var offset: Double = 0
 
+    @Option(
+        name: .long, parsing: .upToNextOption,
+        help: """
+            Slides to calibrate BatchNorm on: each backbone's statistics are set layer by layer from its own scale's             views of these slides' tiles (BatchNormCalibration).
+            """)
+    var calibrate: [String] = []
+
+    @Option(name: .long, help: "With --calibrate: tiles taken, spread evenly over the slides' grids.")
+    var calibrationTiles: Int = 64
+
     @OptionGroup var global: GlobalOptions
 
     /// The file names, scale 0 (20x) first.
@@ -55,6 +66,7 @@ struct SeededBackbonesCommand: ParsableCommand {
         let logger = global.bootstrapLogging()
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let statistics = try standardize.isEmpty ? nil : Self.statistics(of: standardize, featureSize: arch.featureSize)
+        let calibration = try calibrate.isEmpty ? nil : Self.calibrationImages(calibrate, tiles: calibrationTiles)
         var digests: [String: String] = [:]
         for (scale, name) in Self.fileNames.enumerated() {
             let path = URL(fileURLWithPath: out).appendingPathComponent(name).path
@@ -64,6 +76,13 @@ struct SeededBackbonesCommand: ParsableCommand {
                 let factor = deviation.map { 1 / max($0, 1e-3) }
                 let shift = zip(mean, factor).map { offset - $0 * $1 }
                 Self.rescaleLastStage(&weights, architecture: arch, factor: factor, shift: shift)
+            }
+            if let calibration {
+                weights = try calibration[scale].withUnsafeBufferPointer { images in
+                    try BatchNormCalibration.calibrate(
+                        architecture: arch, weights: weights, images: images.baseAddress!,
+                        count: images.count / Self.plane)
+                }
             }
             let data = CheckpointWriter.safetensors(weights)
             let partial = path + ".partial"
@@ -82,6 +101,46 @@ struct SeededBackbonesCommand: ParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         print(String(decoding: try encoder.encode(line), as: UTF8.self))
+    }
+
+    static let plane = Preprocessing.outputSide * Preprocessing.outputSide * 3
+
+    /// Per scale, the normalised 256² views of `tiles` tiles spread evenly over the slides' tissue grids.
+    static func calibrationImages(_ slides: [String], tiles: Int) throws -> [[Float]] {
+        var images: [[Float]] = [[], [], []]
+        let perSlide = max(1, tiles / slides.count)
+        for path in slides {
+            let slide = try Slide(path: path)
+            let resolution = try SlideResolution(slide: slide)
+            let grid = TileGrid(
+                slide: slide, resolution: resolution, mask: try TissueMask.compute(slide: slide, resolution: resolution)
+            )
+            guard !grid.tiles.isEmpty else { continue }
+            let stride = max(1, grid.tiles.count / perSlide)
+            var chosen = grid
+            chosen.tiles = Swift.stride(from: 0, to: grid.tiles.count, by: stride).prefix(perSlide).map {
+                grid.tiles[$0]
+            }
+            let stream = try TileStream(slide: slide, resolution: resolution, grid: chosen)
+            let batch = TileTripletBatch(capacity: 8)
+            while try stream.fill(batch) {
+                for item in 0..<batch.count {
+                    for scale in 0..<3 {
+                        var normalised = [Float](repeating: 0, count: plane)
+                        normalised.withUnsafeMutableBufferPointer {
+                            Preprocessing.normalise(
+                                rgb: batch.view(scale: scale, item: item), side: TileTripletBatch.sides[scale],
+                                into: $0.baseAddress!)
+                        }
+                        images[scale] += normalised
+                    }
+                }
+            }
+        }
+        guard !images[0].isEmpty else {
+            throw TrainInputError(description: "--calibrate: the slides have no tissue tiles; give slides with tissue")
+        }
+        return images
     }
 
     /// Per scale, each channel's mean and standard deviation over every tile of the feature files.

@@ -128,6 +128,57 @@ public struct ResNet: Sendable {
         Self.averagePool(wide[current], count, side, featureSize, into: output)
     }
 
+    /// The output of convolution number `target` in forward order (the stem is 0, then each block's projection, if
+    /// it has one, and its convolutions), with its folded BatchNorm but before its residual and ReLU, for `count`
+    /// images: NHWC, `side`² × `channels` per image, in one of the workspace's buffers (valid until the next call).
+    /// For `BatchNormCalibration`.
+    func convolutionOutput(
+        _ input: UnsafePointer<Float>, count: Int, side inputSide: Int = Preprocessing.outputSide, target: Int,
+        workspace: ResNetWorkspace
+    ) -> (output: UnsafePointer<Float>, side: Int, channels: Int) {
+        precondition(count <= workspace.batch && inputSide == workspace.side, "workspace too small for this batch")
+        let wide = workspace.wide
+        let narrow = workspace.narrow
+        if target == 0 {
+            let side = convolve(stem, input, count, inputSide, wide[0], residual: nil, relu: false, workspace)
+            return (UnsafePointer(wide[0]), side, stem.spec.outChannels)
+        }
+        var index = 1
+        var side = convolve(stem, input, count, inputSide, wide[0], residual: nil, relu: true, workspace)
+        side = Self.maxPool(wide[0], count, side, stem.spec.outChannels, into: wide[1], threads: workspace.threads)
+        var current = 1
+        for block in blocks {
+            let (projection, next) = ((current + 1) % 3, (current + 2) % 3)
+            let x = UnsafePointer(wide[current])
+            var identity = x
+            if let downsample = block.downsample {
+                let outSide = convolve(
+                    downsample, x, count, side, wide[projection], residual: nil, relu: false, workspace)
+                if index == target { return (UnsafePointer(wide[projection]), outSide, downsample.spec.outChannels) }
+                index += 1
+                identity = UnsafePointer(wide[projection])
+            }
+            var previous = x
+            var blockSide = side
+            for (position, conv) in block.convolutions.enumerated() {
+                let last = position == block.convolutions.count - 1
+                let target_ = last ? wide[next] : narrow[position % 2]
+                if index == target {
+                    let outSide = convolve(
+                        conv, previous, count, blockSide, target_, residual: nil, relu: false, workspace)
+                    return (UnsafePointer(target_), outSide, conv.spec.outChannels)
+                }
+                blockSide = convolve(
+                    conv, previous, count, blockSide, target_, residual: last ? identity : nil, relu: true, workspace)
+                previous = UnsafePointer(target_)
+                index += 1
+            }
+            side = blockSide
+            current = next
+        }
+        preconditionFailure("convolution \(target) does not exist")
+    }
+
     /// One folded convolution over an NHWC batch; returns the output side.
     private func convolve(
         _ conv: FoldedConvolution, _ input: UnsafePointer<Float>, _ batch: Int, _ side: Int,

@@ -23,6 +23,11 @@ struct ResNetLayout: Sendable {
     var blocks: [Block]
     var featureSize: Int
 
+    /// Every convolution in forward order: the stem, then each block's projection (if any) and its convolutions.
+    var forwardOrder: [Convolution] {
+        [stem] + blocks.flatMap { ($0.downsample.map { [$0] } ?? []) + $0.convolutions }
+    }
+
     init(_ architecture: Architecture) {
         let bottleneck = architecture == .resnet50
         let depths =
