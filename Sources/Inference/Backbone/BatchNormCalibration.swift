@@ -34,10 +34,10 @@ public enum BatchNormCalibration {
             var samples = 0
             var first = 0
             while first < count {
-                let images_ = min(workspace.batch, count - first)
+                let batchCount = min(workspace.batch, count - first)
                 let (output, side, _) = network.convolutionOutput(
-                    images + first * plane, count: images_, target: target, workspace: workspace)
-                let pixels = images_ * side * side
+                    images + first * plane, count: batchCount, target: target, workspace: workspace)
+                let pixels = batchCount * side * side
                 for pixel in 0..<pixels {
                     let row = output + pixel * channels
                     for channel in 0..<channels {
@@ -47,7 +47,7 @@ public enum BatchNormCalibration {
                     }
                 }
                 samples += pixels
-                first += images_
+                first += batchCount
             }
             let epsilon = 1e-5
             var means = [Float](repeating: 0, count: channels)

@@ -162,15 +162,16 @@ public struct ResNet: Sendable {
             var blockSide = side
             for (position, conv) in block.convolutions.enumerated() {
                 let last = position == block.convolutions.count - 1
-                let target_ = last ? wide[next] : narrow[position % 2]
+                let destination = last ? wide[next] : narrow[position % 2]
                 if index == target {
                     let outSide = convolve(
-                        conv, previous, count, blockSide, target_, residual: nil, relu: false, workspace)
-                    return (UnsafePointer(target_), outSide, conv.spec.outChannels)
+                        conv, previous, count, blockSide, destination, residual: nil, relu: false, workspace)
+                    return (UnsafePointer(destination), outSide, conv.spec.outChannels)
                 }
                 blockSide = convolve(
-                    conv, previous, count, blockSide, target_, residual: last ? identity : nil, relu: true, workspace)
-                previous = UnsafePointer(target_)
+                    conv, previous, count, blockSide, destination, residual: last ? identity : nil, relu: true,
+                    workspace)
+                previous = UnsafePointer(destination)
                 index += 1
             }
             side = blockSide
