@@ -196,6 +196,7 @@ struct OutboxCommandTests {
         #expect(send(WebhookSigner(secret: WebhookSecret(keys: [[UInt8](repeating: 1, count: 32)]))) == 401)
         process.terminate()
         process.waitUntilExit()
+        #expect(process.terminationReason == .exit && process.terminationStatus == 0, "SIGTERM stops it cleanly")
         let lines = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             .split(separator: "\n").map(String.init)
         #expect(lines.count == 3, "\(lines)")

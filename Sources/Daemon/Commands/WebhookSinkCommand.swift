@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Notify
+import UnixSignals
 
 /// `csmil webhook-sink`: a receiver for trying a deployment before the LIS is ready.
 struct WebhookSinkCommand: AsyncParsableCommand {
@@ -11,7 +12,7 @@ struct WebhookSinkCommand: AsyncParsableCommand {
             Listens on HTTP (loopback by default) and prints one line per request on stdout: event id, type, \
             slide, probability and label, "verified" or "rejected (why)", and the status answered. A request whose \
             signature or timestamp (±5 min) does not check out is answered 401. Point a test configuration at it \
-            with url = "http://127.0.0.1:PORT/" and allow_http = true. Stop it with Ctrl-C.
+            with url = "http://127.0.0.1:PORT/" and allow_http = true. Ctrl-C or SIGTERM stops it (exit status 0).
             """
     )
 
@@ -48,8 +49,10 @@ struct WebhookSinkCommand: AsyncParsableCommand {
         try sink.start()
         FileHandle.standardError.write(
             Data("csmil webhook-sink: listening on \(sink.url) (Ctrl-C to stop)\n".utf8))
-        while true {
-            try await Task.sleep(for: .seconds(3600))
-        }
+        // SIGTERM or SIGINT: stop listening, let requests in progress finish, exit 0.
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        for await _ in signals { break }
+        sink.stop()
+        FileHandle.standardError.write(Data("csmil webhook-sink: stopped\n".utf8))
     }
 }
