@@ -44,7 +44,8 @@ OUT = pathlib.Path(__file__).resolve().parent.parent / "Tests" / "InferenceTests
 
 # The reference module, exactly as the head fixtures use it.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from make_head_fixtures import CSMILHead  # noqa: E402
+import make_head_fixtures  # noqa: E402
+from make_head_fixtures import CSMILHead, f32  # noqa: E402
 
 
 class FixedDropout(nn.Module):
@@ -65,24 +66,9 @@ def calculate_loss(Y_prob, Y):
     return neg_log_likelihood
 
 
-def f32(array):
-    array = np.ascontiguousarray(np.asarray(array, dtype="<f4"))
-    return {"shape": list(array.shape), "f32": base64.b64encode(array.tobytes()).decode("ascii")}
-
-
 def make_head(feature_size, seed):
-    """PyTorch's default initialisation, attention and scale layers scaled up (as make_head_fixtures.py)."""
-    torch.manual_seed(seed)
-    head = CSMILHead(feature_size, cluster_num=8)
-    with torch.no_grad():
-        head.embedding_net[0].weight.mul_(2.0)
-        head.res_attention[0].weight.mul_(3.0)
-        head.res_attention[2].weight.mul_(3.0)
-        head.attention[0].weight.mul_(4.0)
-        head.attention[2].weight.mul_(4.0)
-        head.fc6[0].weight.mul_(3.0)
-        head.fc6[3].weight.mul_(3.0)
-    return head
+    """The head fixtures' head (PyTorch's initialisation, attention and scale layers scaled up), in training mode."""
+    return make_head_fixtures.make_head(feature_size, seed).train()
 
 
 def make_bag(rng, feature_size, cluster_sizes):
