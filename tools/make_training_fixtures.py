@@ -45,7 +45,7 @@ OUT = pathlib.Path(__file__).resolve().parent.parent / "Tests" / "InferenceTests
 # The reference module, exactly as the head fixtures use it.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import make_head_fixtures  # noqa: E402
-from make_head_fixtures import CSMILHead, f32  # noqa: E402
+from make_head_fixtures import CSMILHead, f32, make_bag  # noqa: E402
 
 
 class FixedDropout(nn.Module):
@@ -69,21 +69,6 @@ def calculate_loss(Y_prob, Y):
 def make_head(feature_size, seed):
     """The head fixtures' head (PyTorch's initialisation, attention and scale layers scaled up), in training mode."""
     return make_head_fixtures.make_head(feature_size, seed).train()
-
-
-def make_bag(rng, feature_size, cluster_sizes):
-    """Features of ReLU-pooled-like magnitude; an empty cluster (size 0) is one all-zero masked instance."""
-    clusters = []
-    mask = []
-    for size in cluster_sizes:
-        if size == 0:
-            clusters.append(np.zeros((1, feature_size, 3, 1), dtype=np.float32))
-            mask.append(0.0)
-        else:
-            values = rng.gamma(1.5, 0.6, size=(size, 3, feature_size)) * (rng.random((size, 3, feature_size)) < 0.7)
-            clusters.append(np.transpose(values, (0, 2, 1))[..., None].astype(np.float32))
-            mask.extend([1.0] * size)
-    return clusters, np.array(mask, dtype=np.float32)
 
 
 def loss_of(model, bag):
