@@ -30,7 +30,6 @@ Cases:
 Run with Debian's interpreter (python3-torch): /usr/bin/python3 tools/make_training_fixtures.py
 """
 
-import base64
 import json
 import pathlib
 import sys
