@@ -4,15 +4,8 @@ import Logging
 /// The validated contents of `csmil.toml`. Paths are absolute (relative ones are resolved
 /// against the folder that holds the configuration file).
 struct Configuration: Sendable, Equatable {
-    /// How the watch folder is observed.
-    enum PollingMode: String, Sendable, CaseIterable {
-        /// Poll on network and FUSE file systems (NFS, SMB/CIFS, FUSE), inotify elsewhere.
-        case auto
-        /// Always inotify (plus the periodic safety rescan).
-        case inotify
-        /// Always poll.
-        case poll
-    }
+    /// How the watch folder is observed (`auto`, `inotify`, `poll`): the watcher's own setting.
+    typealias PollingMode = WatchSettings.Polling
 
     /// The body the webhook sends.
     enum WebhookFormat: String, Sendable, CaseIterable {
@@ -36,9 +29,8 @@ struct Configuration: Sendable, Equatable {
         var pollSeconds: Double = 5
     }
 
-    /// `[watch] ignore` when not set: dot files and folders, and names of files still being written
-    /// (the same list as `WatchSettings.defaultIgnore`).
-    static let defaultIgnore = [".*", "*.tmp", "*.part", "*.partial"]
+    /// `[watch] ignore` when not set: the watcher's defaults (dot files and folders, files still being written).
+    static let defaultIgnore = WatchSettings.defaultIgnore
 
     struct Output: Sendable, Equatable {
         /// Where each slide's report folder is written.
@@ -115,14 +107,8 @@ struct Configuration: Sendable, Equatable {
 extension Configuration.Watch {
     /// These keys as the watcher's settings (`WatchFolder` in Ingest).
     var settings: WatchSettings {
-        let mode: WatchSettings.Polling =
-            switch polling {
-            case .auto: .auto
-            case .inotify: .inotify
-            case .poll: .poll
-            }
         return WatchSettings(
-            directory: directory, settleSeconds: settleSeconds, polling: mode, ignore: ignore,
+            directory: directory, settleSeconds: settleSeconds, polling: polling, ignore: ignore,
             rescanSeconds: rescanSeconds, pollSeconds: pollSeconds)
     }
 }

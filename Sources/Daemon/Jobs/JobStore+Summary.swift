@@ -8,15 +8,7 @@ extension JobStore {
     /// the parts agree with each other, without taking the write lock.
     func summary(now: Double, recent: Int = 20, limit: Int = 100) throws -> JobSummary {
         try reading { () throws -> JobSummary in
-            var counts = JobSummary.Counts()
-            for (state, count) in try database.query(
-                "SELECT state, COUNT(*) FROM jobs GROUP BY state",
-                row: {
-                    ($0.string(0), $0.int(1))
-                })
-            {
-                if let state = JobState(rawValue: state) { counts[state] = count }
-            }
+            let counts = try stateCounts()
 
             let queue = try database.query(
                 """
@@ -98,6 +90,19 @@ extension JobStore {
     }
 
     /// Runs `body` in a read transaction (`BEGIN DEFERRED`: a snapshot, no write lock), or inside the caller's.
+    /// How many jobs are in each state (one query; what the worker checks before every claim).
+    func counts() throws -> JobSummary.Counts { try reading { try stateCounts() } }
+
+    private func stateCounts() throws -> JobSummary.Counts {
+        var counts = JobSummary.Counts()
+        for (state, count) in try database.query(
+            "SELECT state, COUNT(*) FROM jobs GROUP BY state", row: { ($0.string(0), $0.int(1)) })
+        {
+            if let state = JobState(rawValue: state) { counts[state] = count }
+        }
+        return counts
+    }
+
     private func reading<Result>(_ body: () throws -> Result) throws -> Result {
         if database.isInTransaction { return try body() }
         try database.execute("BEGIN DEFERRED")

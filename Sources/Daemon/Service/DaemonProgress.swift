@@ -163,11 +163,10 @@ final class DaemonProgress: Sendable {
 
     /// Writes the snapshot to `path` atomically (temporary file, rename), for `csmil status`.
     func write(to path: String, now: Double = Date().timeIntervalSince1970) throws {
-        var snapshot = state.withLock {
+        let snapshot = state.withLock {
             $0.snapshot.updatedAt = now
             return $0.snapshot
         }
-        snapshot.updatedAt = now
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         try encoder.encode(snapshot).write(to: URL(fileURLWithPath: path), options: .atomic)

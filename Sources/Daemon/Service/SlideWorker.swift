@@ -58,7 +58,7 @@ final class SlideWorker: @unchecked Sendable {
         while !isStopping {
             do {
                 try store.syncDelivered(now: Date().timeIntervalSince1970)
-                progress.setQueued(try store.summary(now: Date().timeIntervalSince1970, recent: 0).counts.settled)
+                progress.setQueued(try store.counts().settled)
                 guard
                     let job = try store.claimNext(now: Date().timeIntervalSince1970, leaseSeconds: Self.leaseSeconds)
                 else {
