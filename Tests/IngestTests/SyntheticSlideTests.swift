@@ -306,9 +306,9 @@ struct SyntheticSlideTests {
         let positives = slide.regions.filter(\.positive).count
         let bearing = slide.regions.filter { $0.tissueFraction >= 0.05 }.count
         #expect(positives == Int((0.5 * Double(bearing)).rounded()))
-        #expect(slide.rings.count == bearing)
+        #expect(slide.rings.count >= bearing, "a ring per 512-µm cell of tissue")
         for ring in slide.rings {
-            #expect(ring.positive ? ring.semiMinor < 0.65 * ring.semiMajor : ring.semiMinor == ring.semiMajor)
+            #expect(ring.positive ? ring.semiMinor < 0.6 * ring.semiMajor : ring.semiMinor == ring.semiMajor)
             #expect(2 * ring.semiMinor > 256 && 2 * ring.semiMajor <= 1024, "an arc per tile, whole at 5x")
             // The band is dark where the outline crosses the major axis.
             let x = Int(ring.centerX + (ring.semiMajor - ring.thickness / 2) * cos(ring.angle))

@@ -242,53 +242,68 @@ public struct SyntheticSlide: Sendable {
         return tissue(lowError < highError ? low : high)
     }
 
-    /// One ring per tissue-bearing region, centred on the tissue nearest a jittered region
-    /// centre: an ellipse (axis ratio 0.45–0.6) in positive regions, a circle in negative ones.
-    /// Semi-major axis 140–200 µm and thickness 16 µm, so the ring fits a 5x view (1024 px at
-    /// 20x) while a 256-px tile at 20x shows at most an arc of it.
+    /// Rings in every tissue-bearing region, one per cell of about 512 µm (2 × 2 in a full 1024-µm
+    /// region), each centred on the tissue nearest a jittered cell centre: ellipses (axis ratio
+    /// 0.4–0.55) in positive regions, circles in negative ones. Semi-major axis 140–200 µm and
+    /// thickness 16 µm, so a ring fits a 5x view (1024 px at 20x) while a 256-px tile at 20x shows at
+    /// most an arc of it.
     private static func layOutRings(
         _ configuration: Configuration, regions: [SyntheticRegion], bearing: [Int], tissue: SyntheticTissue
     ) -> [SyntheticRing] {
         var random = SyntheticRandom(seed: configuration.seed, stream: 4)
         let perMicrometre = 1 / configuration.mpp
+        let cellSide = 512 * perMicrometre
         var rings = [SyntheticRing]()
         for index in bearing {
             let region = regions[index]
-            let targetX = Double(region.x) + Double(region.width) * random.uniform(0.35...0.65)
-            let targetY = Double(region.y) + Double(region.height) * random.uniform(0.35...0.65)
-            let major = random.uniform(140...200) * perMicrometre
-            let ratio = random.uniform(0.45...0.6)
-            let angle = random.uniform(0...Double.pi)
-            // Among the tissue points of a 16 × 16 lattice over the region, the one whose ring
-            // keeps most of its outline in tissue, then the one nearest the target.
-            var best: (x: Double, y: Double, inside: Int, distance: Double)?
-            for j in 0..<16 {
-                for i in 0..<16 {
-                    let x = (Double(region.x) + Double(region.width) * (Double(i) + 0.5) / 16).rounded()
-                    let y = (Double(region.y) + Double(region.height) * (Double(j) + 0.5) / 16).rounded()
-                    guard tissue.contains(x, y) else { continue }
-                    let outline = SyntheticEllipse(
+            let columns = max(1, Int(Double(region.width) / cellSide))
+            let rows = max(1, Int(Double(region.height) / cellSide))
+            let cellWidth = Double(region.width) / Double(columns)
+            let cellHeight = Double(region.height) / Double(rows)
+            for cell in 0..<(columns * rows) {
+                let left = Double(region.x) + cellWidth * Double(cell % columns)
+                let top = Double(region.y) + cellHeight * Double(cell / columns)
+                let targetX = left + cellWidth * random.uniform(0.35...0.65)
+                let targetY = top + cellHeight * random.uniform(0.35...0.65)
+                let major = random.uniform(140...200) * perMicrometre
+                let ratio = random.uniform(0.4...0.55)
+                let angle = random.uniform(0...Double.pi)
+                func outline(_ x: Double, _ y: Double) -> SyntheticEllipse {
+                    SyntheticEllipse(
                         centerX: x, centerY: y, semiMajor: major, semiMinor: region.positive ? major * ratio : major,
                         angle: region.positive ? angle : 0)
-                    let inside = (0..<24).filter { step in
-                        let t = Double(step) / 24 * 2 * Double.pi
-                        let u = outline.semiMajor * cos(t)
-                        let v = outline.semiMinor * sin(t)
-                        return tissue.contains(
-                            x + u * cos(outline.angle) - v * sin(outline.angle),
-                            y + u * sin(outline.angle) + v * cos(outline.angle))
-                    }.count
-                    let distance = (x - targetX) * (x - targetX) + (y - targetY) * (y - targetY)
-                    if best == nil || inside > best!.inside || (inside == best!.inside && distance < best!.distance) {
-                        best = (x, y, inside, distance)
+                }
+                // Among the tissue points of a 12 × 12 lattice over the cell, the one whose ring keeps
+                // most of its outline in tissue, then the one nearest the target.
+                var best: (x: Double, y: Double, inside: Int, distance: Double)?
+                for j in 0..<12 {
+                    for i in 0..<12 {
+                        let x = (left + cellWidth * (Double(i) + 0.5) / 12).rounded()
+                        let y = (top + cellHeight * (Double(j) + 0.5) / 12).rounded()
+                        guard tissue.contains(x, y) else { continue }
+                        let shape = outline(x, y)
+                        let inside = (0..<24).filter { step in
+                            let t = Double(step) / 24 * 2 * Double.pi
+                            let u = shape.semiMajor * cos(t)
+                            let v = shape.semiMinor * sin(t)
+                            return tissue.contains(
+                                x + u * cos(shape.angle) - v * sin(shape.angle),
+                                y + u * sin(shape.angle) + v * cos(shape.angle))
+                        }.count
+                        let distance = (x - targetX) * (x - targetX) + (y - targetY) * (y - targetY)
+                        if best == nil || inside > best!.inside
+                            || (inside == best!.inside && distance < best!.distance)
+                        {
+                            best = (x, y, inside, distance)
+                        }
                     }
                 }
+                // A ring needs most of its outline on tissue; a cell at the tissue's edge may have none.
+                guard let center = best, center.inside >= 12 else { continue }
+                rings.append(
+                    SyntheticRing(
+                        shape: outline(center.x, center.y), thickness: 16 * perMicrometre, positive: region.positive))
             }
-            guard let center = best else { continue }
-            let shape = SyntheticEllipse(
-                centerX: center.x, centerY: center.y, semiMajor: major,
-                semiMinor: region.positive ? major * ratio : major, angle: region.positive ? angle : 0)
-            rings.append(SyntheticRing(shape: shape, thickness: 16 * perMicrometre, positive: region.positive))
         }
         return rings
     }

@@ -58,9 +58,9 @@ struct TissuePainter: Sendable {
     static let noiseCell = 64
     static let nucleusCell = 32
     static let discCell = 96
-    /// Micro disc radius and cross half-length, in 20x pixels (5 µm and 4.5 µm).
-    static let discRadius = 10
-    static let crossHalfLength = 9
+    /// Micro disc radius and cross half-length, in 20x pixels (7 µm and 6.5 µm).
+    static let discRadius = 14
+    static let crossHalfLength = 13
 
     init(slide: SyntheticSlide) {
         self.slide = slide
@@ -226,8 +226,8 @@ struct TissuePainter: Sendable {
         }
     }
 
-    /// The micro disc of one cell: present in 35 % of cells; in a positive region 60 % of the
-    /// discs carry a cross.
+    /// The micro disc of one cell: present in 55 % of cells; in a positive region 80 % of the
+    /// discs carry a cross (about three crosses per 256-px tile at 20x).
     func disc(cellX: Int, cellY: Int) -> Disc {
         let bits = SyntheticRandom.hash(cellX, cellY, seed: seed, stream: 13)
         let margin = Self.discRadius + 2
@@ -236,9 +236,9 @@ struct TissuePainter: Sendable {
         // centre, start on even 20x pixels and 2 × 2 means never straddle them.
         let centerX = cellX * Self.discCell + margin + 2 * Int((bits >> 8) % UInt64(room)) + 1
         let centerY = cellY * Self.discCell + margin + 2 * Int((bits >> 24) % UInt64(room)) + 1
-        let present = bits & 0xFF < 90
+        let present = bits & 0xFF < 141
         let cross =
-            present && (bits >> 40) & 0xFF < 154 && slide.isPositive(x: centerX * factor, y: centerY * factor)
+            present && (bits >> 40) & 0xFF < 205 && slide.isPositive(x: centerX * factor, y: centerY * factor)
         return Disc(centerX: centerX, centerY: centerY, present: present, cross: cross)
     }
 }
