@@ -14,6 +14,9 @@ public final class Model: Sendable {
     public let backbones: [ResNet]
     /// The head ensemble, configured from the manifest (see `Model.configuration(for:)`).
     public let scorer: SlideScorer
+    /// The per-scale feature standardisation the manifest names, applied by the embedders this model
+    /// makes; nil for the published layout.
+    public let featureNormalization: FeatureNormalization?
 
     /// D, the features per image of every backbone and the input size of every head.
     public var featureSize: Int { manifest.architecture.featureSize }
@@ -33,6 +36,9 @@ public final class Model: Sendable {
         for file in manifest.heads {
             heads.append(try Self.loadHead(file, architecture: manifest.architecture))
         }
+        let normalization = try manifest.featureNormalization.map { file throws(ModelError) in
+            try Self.loadFeatureNormalization(file, architecture: manifest.architecture)
+        }
         var backbones: [ResNet] = []
         for file in [manifest.backbone20x, manifest.backbone10x, manifest.backbone5x] {
             backbones.append(try Self.loadBackbone(file, architecture: manifest.architecture))
@@ -43,6 +49,7 @@ public final class Model: Sendable {
         csmil_release_free_heap()
         self.manifest = manifest
         self.backbones = backbones
+        featureNormalization = normalization
         scorer = SlideScorer(heads: heads, configuration: Self.configuration(for: manifest))
     }
 
@@ -56,11 +63,12 @@ public final class Model: Sendable {
     }
 
     /// An embedder of tile triplets for one thread: each scale through its own backbone, `batchSize`
-    /// tiles at a time (see `TripletEmbedder`).
+    /// tiles at a time (see `TripletEmbedder`), its features normalised when the model says so.
     ///
     /// - Parameter workers: threads that share each batch (default: one per core).
     public func makeTripletEmbedder(batchSize: Int, workers: Int = Parallel.workers) -> TripletEmbedder {
-        TripletEmbedder(backbones: backbones, batchSize: batchSize, workers: workers)
+        TripletEmbedder(
+            backbones: backbones, batchSize: batchSize, workers: workers, normalization: featureNormalization)
     }
 
     /// Scores a slide (spec §5): k-means on the 20x features, the manifest's bags, every head on every
@@ -118,6 +126,19 @@ public final class Model: Sendable {
             return try CSMILHead(stateDict: weights, featureSize: architecture.featureSize)
         } catch {
             throw ModelError(file, error, weights: weights, architecture: architecture)
+        }
+    }
+
+    /// The feature normalisation file (`mean` and `std`, [3, D] for `architecture`).
+    static func loadFeatureNormalization(
+        _ file: ModelManifest.File, architecture: Architecture
+    ) throws(ModelError) -> FeatureNormalization {
+        do {
+            let weights = try Checkpoint.load(path: file.resolvedPath)
+            return try FeatureNormalization(
+                stateDict: weights, featureSize: architecture.featureSize, file: file.resolvedPath)
+        } catch {
+            throw ModelError(file, error)
         }
     }
 

@@ -18,7 +18,7 @@ public enum Architecture: String, Sendable, CaseIterable, Codable {
 public struct ModelManifest: Sendable, Equatable {
     /// One weight file the model needs, with the role it plays.
     public struct File: Sendable, Equatable {
-        /// "backbone_20x", "backbone_10x", "backbone_5x" or "heads[i]".
+        /// "backbone_20x", "backbone_10x", "backbone_5x", "heads[i]" or "feature_normalization".
         public var role: String
         /// The path as written in `model.toml`, relative to the model directory or absolute.
         public var path: String
@@ -48,11 +48,14 @@ public struct ModelManifest: Sendable, Equatable {
     public var backbone10x: File
     public var backbone5x: File
     public var heads: [File]
+    /// csmil's optional per-scale feature standardisation (`FeatureNormalization`); nil in the published
+    /// model.
+    public var featureNormalization: File?
 
     public init(
         name: String, architecture: Architecture, threshold: Double, positiveLabel: String,
         negativeLabel: String, bagsPerHead: Int, clusters: Int, seed: UInt64,
-        backbone20x: File, backbone10x: File, backbone5x: File, heads: [File]
+        backbone20x: File, backbone10x: File, backbone5x: File, heads: [File], featureNormalization: File? = nil
     ) {
         self.name = name
         self.architecture = architecture
@@ -66,8 +69,11 @@ public struct ModelManifest: Sendable, Equatable {
         self.backbone10x = backbone10x
         self.backbone5x = backbone5x
         self.heads = heads
+        self.featureNormalization = featureNormalization
     }
 
-    /// Every file in a fixed order: the three backbones, then the heads.
-    public var files: [File] { [backbone20x, backbone10x, backbone5x] + heads }
+    /// Every file in a fixed order: the three backbones, the heads, then the feature normalisation if any.
+    public var files: [File] {
+        [backbone20x, backbone10x, backbone5x] + heads + (featureNormalization.map { [$0] } ?? [])
+    }
 }

@@ -34,6 +34,29 @@ struct ModelManifestTests {
         #expect(manifest.files.map(\.role) == ["backbone_20x", "backbone_10x", "backbone_5x", "heads[0]", "heads[1]"])
     }
 
+    @Test("feature_normalization names csmil's optional feature standardisation, listed after the heads")
+    func featureNormalization() throws {
+        let text = """
+            name = "m"
+            architecture = "resnet18"
+            backbone_20x = "a"
+            backbone_10x = "b"
+            backbone_5x = "c"
+            heads = ["h"]
+            """
+        let plain = try ModelManifest.parse(text, path: "/m/model.toml")
+        #expect(plain.featureNormalization == nil)
+        let normalized = try ModelManifest.parse(
+            text + "\nfeature_normalization = \"norm.safetensors\"", path: "/m/model.toml")
+        #expect(normalized.featureNormalization?.resolvedPath == "/m/norm.safetensors")
+        #expect(normalized.files.map(\.role).last == "feature_normalization")
+        #expect {
+            try ModelManifest.parse(text + "\nfeature_normalization = \"\"", path: "/m/model.toml")
+        } throws: { error in
+            (error as? ConfigurationError)?.problems.first?.key == "feature_normalization"
+        }
+    }
+
     @Test(
         "errors name the key and line",
         arguments: [

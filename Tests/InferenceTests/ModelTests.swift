@@ -41,7 +41,7 @@ private final class ModelFolder {
     func manifest(
         architecture: Architecture = .resnet18, backbones: [Data] = SeededModel.backboneFiles,
         heads: [(name: String, contents: Data?)] = SeededModel.headFiles, bagsPerHead: Int = 20,
-        clusters: Int = 8, seed: UInt64 = 1, threshold: Double = 0.5
+        clusters: Int = 8, seed: UInt64 = 1, threshold: Double = 0.5, normalization: Data? = nil
     ) throws -> ModelManifest {
         let roles = ["backbone_20x", "backbone_10x", "backbone_5x"]
         let names = ["simsiam-256.safetensors", "simsiam-512.safetensors", "simsiam-1024.safetensors"]
@@ -50,7 +50,10 @@ private final class ModelFolder {
         return ModelManifest(
             name: "seeded", architecture: architecture, threshold: threshold, positiveLabel: "positive",
             negativeLabel: "negative", bagsPerHead: bagsPerHead, clusters: clusters, seed: seed,
-            backbone20x: files[0], backbone10x: files[1], backbone5x: files[2], heads: headFiles)
+            backbone20x: files[0], backbone10x: files[1], backbone5x: files[2], heads: headFiles,
+            featureNormalization: try normalization.map {
+                try file("feature_normalization", "feature_normalization.safetensors", $0)
+            })
     }
 }
 
@@ -408,5 +411,71 @@ struct ModelTests {
         manifest.clusters = 0
         error = try #require(modelError { try Model(manifest: manifest) })
         #expect(error.role == "clusters")
+    }
+
+    @Test("a model.toml feature_normalization is applied to every tile's features by the model's embedders")
+    func featureNormalizationApplied() throws {
+        let d = 512
+        var generator = SeededGenerator(seed: 7)
+        let normalization = FeatureNormalization(
+            mean: (0..<3 * d).map { _ in Float(generator.nextUniform() * 4) },
+            standardDeviation: (0..<3 * d).map { _ in Float(0.5 + generator.nextUniform()) }, featureSize: d)
+        let folder = try ModelFolder()
+        let model = try Model(
+            manifest: folder.manifest(normalization: CheckpointWriter.safetensors(normalization.stateDict())))
+        #expect(model.featureNormalization == normalization)
+        #expect(model.manifest.files.last?.role == "feature_normalization")
+
+        let tiles = 3
+        let images = Preprocessing.inputSides.enumerated().map { scale, side in
+            SeededWeights.images(count: tiles, size: side, seed: 50 + UInt64(scale))
+        }
+        func embed(_ embedder: TripletEmbedder) -> [Float] {
+            var features = [Float](repeating: .nan, count: tiles * 3 * d)
+            images[0].withUnsafeBufferPointer { tile in
+                images[1].withUnsafeBufferPointer { context10x in
+                    images[2].withUnsafeBufferPointer { context5x in
+                        features.withUnsafeMutableBufferPointer { out in
+                            embedder.embed(count: tiles, into: out.baseAddress!) { i in
+                                TileTriplet(
+                                    tile: tile.baseAddress! + i * 256 * 256 * 3,
+                                    context10x: context10x.baseAddress! + i * 512 * 512 * 3,
+                                    context5x: context5x.baseAddress! + i * 1024 * 1024 * 3)
+                            }
+                        }
+                    }
+                }
+            }
+            return features
+        }
+        let normalized = embed(model.makeTripletEmbedder(batchSize: 2, workers: 2))
+        let raw = embed(TripletEmbedder(backbones: model.backbones, batchSize: 2, workers: 2))
+        var worst: Float = 0
+        for tile in 0..<tiles {
+            for i in 0..<3 * d {
+                let value = raw[tile * 3 * d + i]
+                let deviation = normalization.standardDeviation[i]
+                let expected = (value - normalization.mean[i]) / deviation
+                // Relative to the raw feature's size: the subtraction keeps its rounding error.
+                worst = max(worst, abs(normalized[tile * 3 * d + i] - expected) * deviation / (1 + abs(value)))
+            }
+        }
+        #expect(worst <= 1e-6, "normalised features differ from (raw − mean) / std by \(worst) of the raw value")
+        #expect(raw != normalized)
+    }
+
+    @Test("a feature_normalization file of the wrong size is a model error naming its role and the shapes")
+    func featureNormalizationWrongSize() throws {
+        let folder = try ModelFolder()
+        let small = FeatureNormalization(
+            mean: .init(repeating: 0, count: 3 * 64), standardDeviation: .init(repeating: 1, count: 3 * 64),
+            featureSize: 64)
+        let error = try #require(
+            modelError {
+                try Model(manifest: folder.manifest(normalization: CheckpointWriter.safetensors(small.stateDict())))
+            })
+        #expect(error.code == .wrongShape)
+        #expect(error.role == "feature_normalization")
+        #expect(error.message.contains("[3, 64]") && error.message.contains("[3, 512]"))
     }
 }

@@ -5,7 +5,7 @@ extension ModelManifest {
     /// The keys `model.toml` may contain (daemon spec, Model directory).
     static let keys = [
         "name", "architecture", "threshold", "positive_label", "negative_label", "bags_per_head", "clusters", "seed",
-        "backbone_20x", "backbone_10x", "backbone_5x", "heads",
+        "backbone_20x", "backbone_10x", "backbone_5x", "heads", "feature_normalization",
     ]
 
     /// Reads and validates `model.toml` in `directory`; file paths are resolved against it.
@@ -37,6 +37,10 @@ extension ModelManifest {
             }
         }
         let headPaths = reader.strings(root, "heads", section: nil, default: nil)
+        // Optional, with no default: absent means none.
+        let normalizationPath =
+            root["feature_normalization"] == nil
+            ? nil : reader.string(root, "feature_normalization", section: nil, default: nil)
 
         if let threshold, !(0...1).contains(threshold) {
             reader.invalid(
@@ -60,7 +64,9 @@ extension ModelManifest {
                 "heads", line: TOMLReader.line(of: "heads", in: root), "lists no head files",
                 fix: "list the CS-MIL head checkpoints, e.g. heads = [\"heads/0_model.pth\"]")
         }
-        for (key, path) in zip(["backbone_20x", "backbone_10x", "backbone_5x"], backbones.map { $0?.path })
+        for (key, path) in zip(
+            ["backbone_20x", "backbone_10x", "backbone_5x", "feature_normalization"],
+            backbones.map { $0?.path } + [normalizationPath])
         where path?.isEmpty ?? false {
             reader.invalid(key, line: TOMLReader.line(of: key, in: root), "is empty", fix: "name the checkpoint file")
         }
@@ -77,6 +83,9 @@ extension ModelManifest {
         return ModelManifest(
             name: name, architecture: architecture, threshold: threshold, positiveLabel: positive,
             negativeLabel: negative, bagsPerHead: Int(bags), clusters: Int(clusters), seed: UInt64(seed),
-            backbone20x: b20, backbone10x: b10, backbone5x: b5, heads: heads)
+            backbone20x: b20, backbone10x: b10, backbone5x: b5, heads: heads,
+            featureNormalization: normalizationPath.map {
+                File(role: "feature_normalization", path: $0, resolvedPath: Configuration.resolve($0, base: base))
+            })
     }
 }

@@ -36,6 +36,8 @@ public final class TripletEmbedder {
     private let scratch: UnsafeMutablePointer<Float>
     /// The triplets of the batch in progress.
     private var triplets: [TileTriplet] = []
+    /// Applied to each batch's features, when the model has one.
+    private let normalization: FeatureNormalization?
 
     /// The input side of each scale: 256, 512 and 1024 px at 20x.
     private static let sides = Preprocessing.inputSides
@@ -43,13 +45,21 @@ public final class TripletEmbedder {
     /// - Parameters:
     ///   - backbones: the 20x, 10x and 5x backbones, of one architecture.
     ///   - workers: threads that share each batch (see `Embedder`).
-    public init(backbones: [ResNet], batchSize: Int, workers: Int = Parallel.workers) {
+    ///   - normalization: applied to every tile's features (nil: the backbones' features as they are).
+    public init(
+        backbones: [ResNet], batchSize: Int, workers: Int = Parallel.workers,
+        normalization: FeatureNormalization? = nil
+    ) {
         precondition(backbones.count == 3, "one backbone per scale: 20x, 10x, 5x")
         precondition(
             backbones.allSatisfy { $0.architecture == backbones[0].architecture }, "backbones of one architecture")
         precondition(batchSize > 0, "a batch holds at least one tile")
         self.batchSize = batchSize
         self.backbones = backbones
+        precondition(
+            normalization.map { $0.featureSize == backbones[0].featureSize } ?? true,
+            "a normalisation for the backbones' feature size")
+        self.normalization = normalization
         embedder = Embedder(network: backbones[0], batchSize: batchSize, workers: workers)
         let count = batchSize * backbones[0].featureSize
         scratch = .allocate(capacity: count)
@@ -64,7 +74,7 @@ public final class TripletEmbedder {
 
     /// Embeds `count` tiles: `triplet(i)` gives tile i's three images (asked once per tile, in order),
     /// and `output` receives `count × 3 × D` floats, tile after tile, each tile's 20x features, then its
-    /// 10x, then its 5x.
+    /// 10x, then its 5x (normalised when the embedder has a `FeatureNormalization`).
     public func embed(count: Int, into output: UnsafeMutablePointer<Float>, triplet: (Int) -> TileTriplet) {
         precondition(count >= 0, "a negative tile count")
         let d = featureSize
@@ -83,6 +93,7 @@ public final class TripletEmbedder {
                     (output + ((start + i) * 3 + scale) * d).update(from: scratch + i * d, count: d)
                 }
             }
+            normalization?.apply(output + start * 3 * d, tileCount: rows)
             start += rows
         }
     }
