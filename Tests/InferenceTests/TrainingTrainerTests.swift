@@ -1,6 +1,7 @@
 import Foundation
-import Inference
 import Testing
+
+@testable import Inference
 
 /// Slides of a toy MIL problem: D = 16, random non-negative features at every scale; in positive
 /// slides a third of the tiles carry a signal (+2.5 on four 20x dimensions), the "lesion".
@@ -50,11 +51,43 @@ struct TrainingTrainerTests {
             #expect(fold.validationLosses[fold.bestEpoch - 1] == fold.bestValidationLoss)
             #expect(try #require(fold.validationAUC) >= 0.95)
             #expect(fold.validationSlides.count == 16)
-            // The head kept is the best epoch's, and it loads as a scoring head.
-            _ = try CSMILHead(stateDict: fold.head.stateDict())
+            // The head kept is the best epoch's, and it loads as a scoring head, its scale weights oriented
+            // positive on average over the slides it trained on.
+            let head = try CSMILHead(stateDict: fold.head.stateDict())
+            let training = slides.filter { $0.fold != fold.fold }
+            let mean = HeadTrainer.meanScaleWeight(of: head, over: training)
+            #expect(mean >= 0 && abs(mean - fold.meanScaleWeight) < 1e-9)
         }
         #expect(try #require(summary.pooledValidationAUC) >= 0.95)
         #expect(seconds < 20)
+    }
+
+    @Test("turning a head's scale weights over negates r and leaves every bag probability and attention as is")
+    func flippingScaleWeightsIsASymmetry() throws {
+        let slides = syntheticSlides(count: 2, folds: 2, seed: 9)
+        let parameters = try CSMILHeadParameters(stateDict: SeededWeights.head(featureSize: 16, seed: 3))
+        let flipped = parameters.flippingScaleWeights()
+        #expect(flipped != parameters && flipped.flippingScaleWeights() == parameters)
+        let scorer = SlideScorer(
+            heads: [try CSMILHead(stateDict: parameters.stateDict())],
+            configuration: .init(sampler: BagSampler(bagCount: 30)))
+        let turned = SlideScorer(
+            heads: [try CSMILHead(stateDict: flipped.stateDict())], configuration: scorer.configuration)
+        for slide in slides {
+            let scores = try [scorer, turned].map { scorer in
+                try #require(
+                    slide.withFeatures {
+                        scorer.score(
+                            features: $0, tileCount: slide.tileCount, labels: slide.clusterLabels,
+                            clusterCount: slide.clusterCount)
+                    }.score)
+            }
+            #expect(abs(scores[0].probability - scores[1].probability) <= 1e-12)
+            #expect(scores[0].bagProbabilities == scores[1].bagProbabilities)
+            #expect(scores[0].tileAttention == scores[1].tileAttention)
+            #expect(scores[0].scaleWeights == scores[1].scaleWeights.map { $0.map { -$0 } })
+            #expect(scores[0].scaleWeights.contains { $0.contains { $0 != 0 } })
+        }
     }
 
     @Test("a fold trains to the same head whether trained alone or with the others (seeded, deterministic)")

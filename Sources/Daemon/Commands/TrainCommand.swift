@@ -13,7 +13,7 @@ struct TrainCommand: AsyncParsableCommand {
             20x, as the scorer computes them. The labels CSV has a header and the columns slide,label,fold \
             (label 1/0, true/false or positive/negative). The head of fold k validates on the slides of fold k \
             and trains on the others. Writes <out>/heads/<k>_model_<best epoch>.pth in the published torch.save \
-            layout and <out>/model.toml naming the backbones given.
+            layout and <out>/model.toml naming the backbones given. With --normalize-features, the features are             standardised per scale and channel over all the slides' tiles before clustering and training, and             the statistics are written to <out>/feature_normalization.safetensors, which model.toml names so             the scorer applies the same (csmil's extension; the published model has none).
             """
     )
 
@@ -47,6 +47,13 @@ struct TrainCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seed of the training bags (and of the streams derived from it).")
     var seed: UInt64 = 1
 
+    @Flag(
+        name: .long,
+        help:
+            "Standardise the features per scale and channel (statistics of all the slides' tiles, saved with the model)."
+    )
+    var normalizeFeatures = false
+
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -62,10 +69,25 @@ struct TrainCommand: AsyncParsableCommand {
     private func train(logger: Logger) throws {
         let d = arch.featureSize
         let rows = try TrainingLabels.read(path: labels)
-        var slides: [TrainingSlide] = []
+        var loaded: [(data: Data, tiles: Int)] = []
+        var accumulator = FeatureNormalization.Accumulator(featureSize: d)
         for row in rows {
             let path = URL(fileURLWithPath: features).appendingPathComponent(row.slide + ".npy").path
             let (data, tiles) = try FeatureFile.read(path: path, featureSize: d)
+            if normalizeFeatures {
+                data.withUnsafeBytes { accumulator.add($0.bindMemory(to: Float.self), tileCount: tiles) }
+            }
+            loaded.append((data, tiles))
+        }
+        let normalization = normalizeFeatures ? accumulator.normalization() : nil
+        var slides: [TrainingSlide] = []
+        for (row, (original, tiles)) in zip(rows, loaded) {
+            var data = original
+            if let normalization {
+                data.withUnsafeMutableBytes {
+                    normalization.apply($0.bindMemory(to: Float.self).baseAddress!, tileCount: tiles)
+                }
+            }
             slides.append(
                 TrainingSlide.clustered(
                     name: row.slide, label: row.label, fold: row.fold, tileCount: tiles, features: data,
@@ -100,7 +122,16 @@ struct TrainCommand: AsyncParsableCommand {
             print(
                 "fold \(fold.fold): best epoch \(fold.bestEpoch), validation loss "
                     + "\(String(format: "%.4f", fold.bestValidationLoss)), validation AUC \(auc) "
-                    + "(\(fold.validationSlides.count) slides) → \(file)")
+                    + "(\(fold.validationSlides.count) slides), mean scale weight "
+                    + "\(String(format: "%.3f", fold.meanScaleWeight))\(fold.scaleWeightsFlipped ? " (sign turned over)" : "") "
+                    + "→ \(file)")
+        }
+        var normalizationLine = ""
+        if let normalization {
+            let file = "feature_normalization.safetensors"
+            try CheckpointWriter.safetensors(normalization.stateDict())
+                .write(to: URL(fileURLWithPath: out).appendingPathComponent(file), options: .atomic)
+            normalizationLine = "feature_normalization = \(tomlString(file))\n"
         }
         let pooled = summary.pooledValidationAUC.map { String(format: "%.4f", $0) } ?? "n/a"
         let mean = summary.meanValidationAUC.map { String(format: "%.4f", $0) } ?? "n/a"
@@ -118,7 +149,7 @@ struct TrainCommand: AsyncParsableCommand {
             backbone_10x = \(tomlString(backbone10x))
             backbone_5x = \(tomlString(backbone5x))
             heads = [\(headPaths.map(tomlString).joined(separator: ", "))]
-
+            \(normalizationLine)
             """
         try Data(manifest.utf8).write(
             to: URL(fileURLWithPath: out).appendingPathComponent("model.toml"), options: .atomic)

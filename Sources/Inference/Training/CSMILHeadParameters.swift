@@ -147,6 +147,22 @@ public struct CSMILHeadParameters: Sendable, Equatable {
         return dict
     }
 
+    /// The same function with the sign of its scale weights turned over: `res_attention.2` (weight and
+    /// bias) negates every r[n][s], so h = Σ r·e and M = Σ α·h change sign; negating `attention.0.weight`
+    /// and `fc6.0.weight`, the two layers that read h and M, undoes it. Every attention α and bag
+    /// probability is unchanged (an exact symmetry of spec §4; PyTorch computes the same): only the sign
+    /// of r, which softmax(r) displays, is a convention.
+    public func flippingScaleWeights() -> CSMILHeadParameters {
+        var flipped = self
+        for entry in layout
+        where ["res_attention.2.weight", "res_attention.2.bias", "attention.0.weight", "fc6.0.weight"]
+            .contains(entry.name)
+        {
+            for i in entry.range { flipped.values[i] = -values[i] }
+        }
+        return flipped
+    }
+
     /// The values of the tensor named `name` (a spec §4 name), or nil if the head has no such tensor.
     public subscript(name: String) -> ArraySlice<Double>? {
         layout.first { $0.name == name }.map { values[$0.range] }

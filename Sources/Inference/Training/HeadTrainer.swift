@@ -102,6 +102,10 @@ public struct HeadTrainer: Sendable {
         public var head: CSMILHeadParameters
         public var bestEpoch: Int
         public var bestValidationLoss: Double
+        /// The mean scale weight r over the training tiles, after orientation (≥ 0), and whether the
+        /// trained head's r had to be turned over to get there (`CSMILHeadParameters.flippingScaleWeights`).
+        public var meanScaleWeight: Double
+        public var scaleWeightsFlipped: Bool
         /// Per epoch.
         public var trainingLosses: [Double]
         public var validationLosses: [Double]
@@ -280,13 +284,18 @@ public struct HeadTrainer: Sendable {
                     bestValidationLoss: bestLoss, elapsed: elapsed, estimatedRemaining: remaining))
         }
 
-        // Score the validation slides with the kept head, as the daemon scores a slide.
-        let head: CSMILHead
-        do {
-            head = try CSMILHead(stateDict: best.stateDict())
-        } catch {
-            preconditionFailure("a trained head does not load: \(error)")
+        // The sign of r is a convention (see `flippingScaleWeights`): keep the one whose scale weights
+        // are positive on average over the training tiles, so softmax(r) shows the scales the head
+        // weighs most rather than the ones it weighs least.
+        var head = Self.load(best)
+        let meanScaleWeight = Self.meanScaleWeight(of: head, over: training)
+        let flipped = meanScaleWeight < 0
+        if flipped {
+            best = best.flippingScaleWeights()
+            head = Self.load(best)
         }
+
+        // Score the validation slides with the kept head, as the daemon scores a slide.
         let scorer = SlideScorer(heads: [head], configuration: config.scoring)
         let probabilities = validation.map { slide in
             let scoring = slide.withFeatures {
@@ -300,10 +309,41 @@ public struct HeadTrainer: Sendable {
         let labels = validation.map(\.label)
         return FoldResult(
             fold: fold, head: best, bestEpoch: bestEpoch, bestValidationLoss: bestLoss,
+            meanScaleWeight: abs(meanScaleWeight), scaleWeightsFlipped: flipped,
             trainingLosses: trainingLosses, validationLosses: validationLosses,
             validationSlides: validation.map(\.name),
             validationLabels: labels, validationProbabilities: probabilities,
             validationAUC: ROCAUC.score(labels: labels, scores: probabilities))
+    }
+
+    /// A trained head as the scorer runs it.
+    private static func load(_ parameters: CSMILHeadParameters) -> CSMILHead {
+        do {
+            return try CSMILHead(stateDict: parameters.stateDict())
+        } catch {
+            preconditionFailure("a trained head does not load: \(error)")
+        }
+    }
+
+    /// The mean of r[n][s] over every tile and scale of `slides`.
+    public static func meanScaleWeight(of head: CSMILHead, over slides: [TrainingSlide]) -> Double {
+        let workspace = CSMILHeadWorkspace(instances: CSMILHead.tileBlock)
+        let perTile = CSMILHead.scaleCount * head.featureSize
+        var sum = 0.0
+        var count = 0
+        for slide in slides {
+            slide.withFeatures { features in
+                var start = 0
+                while start < slide.tileCount {
+                    let rows = min(CSMILHead.tileBlock, slide.tileCount - start)
+                    head.embed(features.baseAddress! + start * perTile, instances: rows, workspace: workspace)
+                    for i in 0..<(rows * CSMILHead.scaleCount) { sum += Double(workspace.scaleWeights[i]) }
+                    count += rows * CSMILHead.scaleCount
+                    start += rows
+                }
+            }
+        }
+        return count > 0 ? sum / Double(count) : 0
     }
 
     /// Refuses a slide whose parts do not fit together or the head.
