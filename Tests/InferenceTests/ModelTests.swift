@@ -110,6 +110,27 @@ private func syntheticFeatures(tiles: Int, seed: UInt64) -> [Float] {
     }
 }
 
+/// `tiles` triplets of `images` (one array per scale, 256, 512 and 1024 px) through `embedder`:
+/// `[tile][scale][D]` features.
+private func embedTriplets(_ embedder: TripletEmbedder, images: [[UInt8]], tiles: Int) -> [Float] {
+    var features = [Float](repeating: .nan, count: tiles * 3 * embedder.featureSize)
+    images[0].withUnsafeBufferPointer { tile in
+        images[1].withUnsafeBufferPointer { context10x in
+            images[2].withUnsafeBufferPointer { context5x in
+                features.withUnsafeMutableBufferPointer { out in
+                    embedder.embed(count: tiles, into: out.baseAddress!) { i in
+                        TileTriplet(
+                            tile: tile.baseAddress! + i * 256 * 256 * 3,
+                            context10x: context10x.baseAddress! + i * 512 * 512 * 3,
+                            context5x: context5x.baseAddress! + i * 1024 * 1024 * 3)
+                    }
+                }
+            }
+        }
+    }
+    return features
+}
+
 private func maxDifference(_ a: [Float], _ b: [Double]) -> Double {
     zip(a, b).map { abs(Double($0) - $1) }.max() ?? 0
 }
@@ -167,22 +188,7 @@ struct ModelTests {
         }
 
         // batchSize 2: three tiles take a full batch and a partial one.
-        let embedder = model.makeTripletEmbedder(batchSize: 2, workers: 2)
-        var features = [Float](repeating: .nan, count: tiles * 3 * d)
-        images[0].withUnsafeBufferPointer { tile in
-            images[1].withUnsafeBufferPointer { context10x in
-                images[2].withUnsafeBufferPointer { context5x in
-                    features.withUnsafeMutableBufferPointer { out in
-                        embedder.embed(count: tiles, into: out.baseAddress!) { i in
-                            TileTriplet(
-                                tile: tile.baseAddress! + i * 256 * 256 * 3,
-                                context10x: context10x.baseAddress! + i * 512 * 512 * 3,
-                                context5x: context5x.baseAddress! + i * 1024 * 1024 * 3)
-                        }
-                    }
-                }
-            }
-        }
+        let features = embedTriplets(model.makeTripletEmbedder(batchSize: 2, workers: 2), images: images, tiles: tiles)
 
         // Each scale through a ResNet built straight from that scale's seeded weights.
         var worst = 0.0
@@ -430,26 +436,10 @@ struct ModelTests {
         let images = Preprocessing.inputSides.enumerated().map { scale, side in
             SeededWeights.images(count: tiles, size: side, seed: 50 + UInt64(scale))
         }
-        func embed(_ embedder: TripletEmbedder) -> [Float] {
-            var features = [Float](repeating: .nan, count: tiles * 3 * d)
-            images[0].withUnsafeBufferPointer { tile in
-                images[1].withUnsafeBufferPointer { context10x in
-                    images[2].withUnsafeBufferPointer { context5x in
-                        features.withUnsafeMutableBufferPointer { out in
-                            embedder.embed(count: tiles, into: out.baseAddress!) { i in
-                                TileTriplet(
-                                    tile: tile.baseAddress! + i * 256 * 256 * 3,
-                                    context10x: context10x.baseAddress! + i * 512 * 512 * 3,
-                                    context5x: context5x.baseAddress! + i * 1024 * 1024 * 3)
-                            }
-                        }
-                    }
-                }
-            }
-            return features
-        }
-        let normalized = embed(model.makeTripletEmbedder(batchSize: 2, workers: 2))
-        let raw = embed(TripletEmbedder(backbones: model.backbones, batchSize: 2, workers: 2))
+        let normalized = embedTriplets(
+            model.makeTripletEmbedder(batchSize: 2, workers: 2), images: images, tiles: tiles)
+        let raw = embedTriplets(
+            TripletEmbedder(backbones: model.backbones, batchSize: 2, workers: 2), images: images, tiles: tiles)
         var worst: Float = 0
         for tile in 0..<tiles {
             for i in 0..<3 * d {
