@@ -47,6 +47,7 @@ def analyse(work, kind):
     lines = [json.loads(line) for line in open(os.path.join(work, kind, "scores.jsonl")) if line.strip()]
     labels, probabilities, slides = [], [], []
     positive_tiles, negative_tiles, ring_tiles = [], [], []
+    positive_raw, negative_raw = [], []
     failed = [line["slide"] for line in lines if line["status"] != "scored"]
     for line in lines:
         if line["status"] != "scored":
@@ -63,13 +64,16 @@ def analyse(work, kind):
             xs, ys = [p[0] for p in ring], [p[1] for p in ring]
             x, y = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2
             weights = feature["properties"]["scale_attention"]
+            raw = feature["properties"]["scale_weights"]
             region = region_of(truth, x, y)
             if label and region is not None and region["positive"]:
                 positive_tiles.append(weights)
+                positive_raw.append(raw)
                 if kind == "macro" and sees_ring(truth, x, y, max(xs) - min(xs)):
                     ring_tiles.append(weights)
             elif not label:
                 negative_tiles.append(weights)
+                negative_raw.append(raw)
     result = {
         "kind": kind,
         "slides": len(labels),
@@ -79,6 +83,16 @@ def analyse(work, kind):
         "accuracy_at_0_5": float(np.mean([(p >= 0.5) == l for l, p in zip(labels, probabilities)])),
         "per_slide": slides,
     }
+    if positive_raw and negative_raw:
+        # The raw scale weights r (mean over heads), whose sign is a convention (csmil train orients each
+        # head so that its mean r is positive): how much each scale's r moves on the anomaly.
+        positive_mean = np.mean(positive_raw, axis=0)
+        negative_mean = np.mean(negative_raw, axis=0)
+        result["raw_scale_weights"] = {
+            "positive_region_mean": [float(v) for v in positive_mean],
+            "negative_slide_mean": [float(v) for v in negative_mean],
+            "shift": [float(v) for v in positive_mean - negative_mean],
+        }
     for name, tiles in [("positive_region_tiles", positive_tiles), ("negative_slide_tiles", negative_tiles),
                         ("positive_ring_tiles", ring_tiles)]:
         if not tiles:
@@ -114,6 +128,12 @@ def main():
             print(f"| {head} | {what}: {stats['count']} | "
                   + " / ".join(f"{v:.2f}" for v in stats["median"]) + " | "
                   + " / ".join(f"{v:.2f}" for v in stats["highest_share"]) + " |")
+        if "raw_scale_weights" in r:
+            raw = r["raw_scale_weights"]
+            print(f"| | | | | raw r 20x / 10x / 5x (mean over heads): positive regions "
+                  + " / ".join(f"{v:.2f}" for v in raw["positive_region_mean"]) + ", negative slides "
+                  + " / ".join(f"{v:.2f}" for v in raw["negative_slide_mean"]) + ", shift "
+                  + " / ".join(f"{v:+.2f}" for v in raw["shift"]) + " | |")
         if r["failed"]:
             print(f"\n{r['kind']}: failed slides: {r['failed']}")
     serialisable = [{k: v for k, v in r.items() if not k.endswith("_values")} for r in results]
@@ -140,7 +160,8 @@ def main():
             axis.set_ylabel("softmax scale weight")
             for s in range(3):
                 axis.text(s + 1, 0.96, f"{np.median(values[:, s]):.2f}", ha="center", fontsize=8)
-        figure.suptitle("CS-MIL scale attention on held-out toy slides (csmil, seeded ResNet-18 backbones)", fontsize=10)
+        figure.suptitle("CS-MIL scale attention on held-out toy slides (csmil: seeded ResNet-18 backbones, "
+                     "per-scale standardised features)", fontsize=10)
         figure.tight_layout()
         figure.savefig(png, dpi=110)
         print(f"\nbox plot: {png}")

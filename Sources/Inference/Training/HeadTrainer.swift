@@ -32,8 +32,10 @@ public struct TrainingError: Error, Sendable, Equatable, CustomStringConvertible
 /// Each fold starts from the same initial weights and seeds (the reference re-seeds per fold), so a
 /// fold trains to the same head whether it is trained alone or with the others.
 ///
-/// After training, each head scores its validation slides as the daemon would (`SlideScorer`:
-/// 200 bags, mean probability) for the fold's validation AUC.
+/// After training, each head is oriented so that its mean scale weight r over the training tiles is
+/// positive (`CSMILHeadParameters.flippingScaleWeights`, an exact symmetry: outputs unchanged), then
+/// scores its validation slides as the daemon would (`SlideScorer`: 200 bags, mean probability) for
+/// the fold's validation AUC.
 ///
 /// Runs BLAS and takes minutes: call it from a thread of your own, not Swift's cooperative pool.
 public struct HeadTrainer: Sendable {
