@@ -43,6 +43,29 @@ struct DaemonProgressTests {
         #expect(progress.shouldPingWatchdog(healthy: true, now: 700))
     }
 
+    @Test("csmil status lists a slide in progress only while the job store has it processing")
+    func statusTextDropsFinishedSlides() throws {
+        let folder = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = try JobStore(path: folder.appendingPathComponent("csmil.sqlite3").path)
+        for name in ["a", "b"] {
+            _ = try store.recordSettled(
+                path: "/in/\(name).svs", fingerprint: "sha256:\(name)", size: 10, modified: 1, now: 2)
+        }
+        let claimed = try #require(try store.claimNext(now: 3, leaseSeconds: 60))
+        let progress = DaemonProgress(watchFolder: "/in", watchMode: "inotify", stallLimit: 600, now: 3)
+        progress.started(jobID: claimed.id, path: claimed.path, now: 3)
+        // A job the snapshot still shows but the store does not have processing: it has just finished.
+        progress.started(jobID: claimed.id + 1, path: "/in/finished.svs", now: 3)
+        let path = folder.appendingPathComponent("daemon.json").path
+        try progress.write(to: path, now: 4)
+        let snapshot = try #require(DaemonProgress.read(from: path))
+        let text = StatusCommand.text(
+            summary: try store.summary(now: 5), daemon: .init(snapshot: snapshot, now: 5), snapshot: snapshot, now: 5)
+        #expect(text.contains("scoring \(URL(fileURLWithPath: claimed.path).lastPathComponent)"), "\(text)")
+        #expect(!text.contains("finished.svs"), "\(text)")
+    }
+
     @Test("the snapshot survives the round trip through daemon.json")
     func snapshotRoundTrip() throws {
         let folder = try TestSupport.temporaryDirectory()

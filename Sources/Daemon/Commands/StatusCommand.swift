@@ -90,7 +90,11 @@ struct StatusCommand: AsyncParsableCommand {
         if let snapshot {
             out += "  watching \(snapshot.watchFolder) (\(snapshot.watchMode))\n"
             if daemon.running {
-                for current in snapshot.current { out += "  " + DaemonProgress.describe(current) + "\n" }
+                // The snapshot is up to 2 s old: a slide the store no longer has processing has just finished.
+                let processing = Set(summary.processing.map(\.id))
+                for current in snapshot.current where processing.contains(current.jobID) {
+                    out += "  " + DaemonProgress.describe(current) + "\n"
+                }
             }
         }
         let counts = summary.counts
