@@ -68,8 +68,11 @@ struct TrainCommandTests {
         let again = try TestSupport.csmil(
             "train", "--features", features.path, "--labels", root.appendingPathComponent("labels.csv").path,
             "--out", plain.path, "--arch", "resnet18", "--backbone-20x", "b20.safetensors", "--backbone-10x",
-            "b10.safetensors", "--backbone-5x", "b5.safetensors", "--epochs", "2", "--log-level", "warning")
+            "b10.safetensors", "--backbone-5x", "b5.safetensors", "--epochs", "2", "--initialisation-seed", "2",
+            "--log-level", "warning")
         try #require(again.status == 0, "\(again.stderr)")
+        let written = try String(contentsOf: plain.appendingPathComponent("model.toml"), encoding: .utf8)
+        #expect(written.hasPrefix("# Written by csmil train (2 folds, 2 epochs, seed 1, initialisation seed 2).\n"))
         #expect(try ModelManifest.load(directory: plain.path).featureNormalization == nil)
         #expect(!FileManager.default.fileExists(atPath: plain.appendingPathComponent(file.path).path))
     }

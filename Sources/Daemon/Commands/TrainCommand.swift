@@ -47,6 +47,9 @@ struct TrainCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seed of the training bags (and of the streams derived from it).")
     var seed: UInt64 = 1
 
+    @Option(name: .long, help: "Seed of the heads' initial weights (every fold starts from the same ones).")
+    var initialisationSeed: UInt64 = 1
+
     @Flag(
         name: .long,
         help:
@@ -97,7 +100,10 @@ struct TrainCommand: AsyncParsableCommand {
         logger.info(
             "training", metadata: ["slides": "\(slides.count)", "folds": "\(Set(rows.map(\.fold)).count)"])
 
-        let trainer = HeadTrainer(featureSize: d, configuration: HeadTrainer.Configuration(epochs: epochs, seed: seed))
+        let trainer = HeadTrainer(
+            featureSize: d,
+            configuration: HeadTrainer.Configuration(epochs: epochs, seed: seed, initialisationSeed: initialisationSeed)
+        )
         let summary = try trainer.train(slides: slides) { progress in
             logger.info(
                 "epoch",
@@ -138,7 +144,8 @@ struct TrainCommand: AsyncParsableCommand {
         print("validation AUC: mean over folds \(mean), pooled out-of-fold \(pooled)")
 
         let manifest = """
-            # Written by csmil train (\(summary.folds.count) folds, \(epochs) epochs, seed \(seed)).
+            # Written by csmil train (\(summary.folds.count) folds, \(epochs) epochs, seed \(seed), \
+            initialisation seed \(initialisationSeed)).
             name = \(tomlString(name))
             architecture = "\(arch.rawValue)"
             threshold = 0.5
