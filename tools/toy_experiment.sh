@@ -5,7 +5,6 @@
 #
 # For each of the micro-anomaly and macro-anomaly datasets:
 #   1. csmil seeded-backbones  three untrained ResNet-18s from seed 1 (BACKBONES=plain, the demo model's), or
-#      scripts/demo-model      the same standardised on four calibration slides (BACKBONES=standardized), or
 #      seeded-backbones --calibrate  BatchNorm calibrated on four plain tissue slides (BACKBONES=calibrated)
 #   2. csmil synth             TRAIN training and TEST held-out slides, half positive, SIDE px square
 #   3. csmil embed-slides      the training slides' features, cached per slide ([tiles, 3·512])
@@ -54,9 +53,7 @@ synth_set() { # kind set count seed-base
 }
 
 step "the backbones: seeded ResNet-18, seed 1, $BACKBONES"
-if [ "$BACKBONES" = standardized ]; then
-    "$repo/scripts/demo-model" "$csmil" "$WORK/backbones"
-elif [ "$BACKBONES" = calibrated ]; then
+if [ "$BACKBONES" = calibrated ]; then
     # BatchNorm calibrated layer by layer on plain synthetic tissue (no anomaly), each backbone on its own scale.
     mkdir -p "$WORK/calibration"
     for i in 0 1 2 3; do
