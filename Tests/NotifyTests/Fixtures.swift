@@ -51,9 +51,23 @@ enum Fixtures {
             x: 512, y: 256, width: 256, height: 256, column: 2, row: 1, attention: nil, scaleWeights: [0, 1, 0]),
     ]
 
-    /// A fresh empty folder under the temporary directory.
+    /// One folder per test process under the temporary directory, removed when the process exits.
+    static let scratchRoot: String = {
+        let root = NSTemporaryDirectory() + "csmil-notify-tests-" + UUID().uuidString
+        atexit {
+            // Folders a test made read-only are made writable again so that they can go too.
+            let files = FileManager.default
+            for case let item as String in files.enumerator(atPath: Fixtures.scratchRoot)?.allObjects ?? [] {
+                chmod(Fixtures.scratchRoot + "/" + item, 0o755)
+            }
+            try? files.removeItem(atPath: Fixtures.scratchRoot)
+        }
+        return root
+    }()
+
+    /// A fresh empty folder under `scratchRoot`.
     static func temporaryFolder() throws -> String {
-        let path = NSTemporaryDirectory() + "csmil-notify-tests-" + UUID().uuidString
+        let path = scratchRoot + "/" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }
