@@ -10,12 +10,14 @@ import Testing
 struct OutboxCommandTests {
     static let secret = WebhookSecret(keys: [[UInt8](repeating: 11, count: 32)])
 
-    /// A configuration file whose state folder holds an outbox, and a secret file.
-    struct Setup {
+    /// A configuration file whose state folder holds an outbox, and a secret file; removed with the value.
+    final class Setup {
         let folder: URL
         let config: String
         let secretFile: String
         let outbox: Outbox
+
+        deinit { try? FileManager.default.removeItem(at: folder) }
 
         init(url: String = "http://127.0.0.1:9/") throws {
             folder = try TestSupport.temporaryDirectory()
