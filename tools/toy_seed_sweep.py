@@ -9,15 +9,14 @@ the held-out slides' features are embedded once into WORK/<kind>/features-test w
 each dataset and seed it prints csmil train's pooled out-of-fold AUC, how many heads csmil train turned over
 (the sign of r is a convention, see docs/toy-datasets.md) and, for the held-out tiles in positive regions, the
 median softmax scale weight at 20x / 10x / 5x (per head, then averaged over the heads, as csmil score reports it)
-and the shift of the raw r against the tiles of negative slides. NumPy only (Debian python3-numpy).
+and the shift of the raw r against the tiles of negative slides. NumPy, and PyTorch to read the heads
+(Debian python3-numpy, python3-torch).
 """
 import json
 import os
 import struct
 import subprocess
 import sys
-import zipfile
-import pickle
 
 import numpy as np
 
@@ -39,35 +38,11 @@ def safetensors(path):
     return out
 
 
-class _Storage:
-    def __init__(self, key):
-        self.key = key
-
-
 def torch_state_dict(path):
-    """The tensors of a torch.save zip as csmil train writes it ({'state_dict': {...}}, float32), without torch."""
-    with zipfile.ZipFile(path) as archive:
-        prefix = archive.namelist()[0].split("/")[0]
+    """The tensors of a head csmil train wrote ({'state_dict': {...}} in a torch.save zip), as NumPy arrays."""
+    import torch  # Debian python3-torch, only for reading the heads
 
-        def rebuild(storage, offset, size, stride, *rest):
-            values = np.frombuffer(archive.read(f"{prefix}/data/{storage.key}"), dtype="<f4")
-            return values[offset:offset + int(np.prod(size))].reshape(size)
-
-        class Reader(pickle.Unpickler):
-            def find_class(self, module, name):
-                if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
-                    return rebuild
-                if (module, name) == ("collections", "OrderedDict"):
-                    return dict
-                if module == "torch" and name.endswith("Storage"):
-                    return name
-                raise pickle.UnpicklingError(f"{module}.{name} is not a tensor")
-
-            def persistent_load(self, pid):
-                return _Storage(pid[2])
-
-        loaded = Reader(archive.open(f"{prefix}/data.pkl")).load()
-    return loaded.get("state_dict", loaded)
+    return {name: tensor.numpy() for name, tensor in torch.load(path, weights_only=True)["state_dict"].items()}
 
 
 def scale_weights(head, features):

@@ -83,14 +83,17 @@ struct TrainCommand: AsyncParsableCommand {
             loaded.append((data, tiles))
         }
         let normalization = normalizeFeatures ? accumulator.normalization() : nil
-        var slides: [TrainingSlide] = []
-        for (row, (original, tiles)) in zip(rows, loaded) {
-            var data = original
-            if let normalization {
-                data.withUnsafeMutableBytes {
+        if let normalization {
+            // In place: each slide's features are held once, not once raw and once normalised.
+            for index in loaded.indices {
+                let tiles = loaded[index].tiles
+                loaded[index].data.withUnsafeMutableBytes {
                     normalization.apply($0.bindMemory(to: Float.self).baseAddress!, tileCount: tiles)
                 }
             }
+        }
+        var slides: [TrainingSlide] = []
+        for (row, (data, tiles)) in zip(rows, loaded) {
             slides.append(
                 TrainingSlide.clustered(
                     name: row.slide, label: row.label, fold: row.fold, tileCount: tiles, features: data,
