@@ -440,17 +440,25 @@ struct ModelTests {
             model.makeTripletEmbedder(batchSize: 2, workers: 2), images: images, tiles: tiles)
         let raw = embedTriplets(
             TripletEmbedder(backbones: model.backbones, batchSize: 2, workers: 2), images: images, tiles: tiles)
+        // The two runs recompute the ResNets, whose float32 sums may be ordered differently (batches shared
+        // between workers, OpenBLAS threads), so compare relative to the largest raw feature, as the
+        // triplet-embedder test does; a normalisation not applied would be off by the mean itself (up to 4).
         var worst: Float = 0
+        var largest: Float = 0
         for tile in 0..<tiles {
             for i in 0..<3 * d {
                 let value = raw[tile * 3 * d + i]
-                let deviation = normalization.standardDeviation[i]
-                let expected = (value - normalization.mean[i]) / deviation
-                // Relative to the raw feature's size: the subtraction keeps its rounding error.
-                worst = max(worst, abs(normalized[tile * 3 * d + i] - expected) * deviation / (1 + abs(value)))
+                let restored =
+                    normalized[tile * 3 * d + i] * normalization.standardDeviation[i] + normalization.mean[i]
+                worst = max(worst, abs(restored - value))
+                largest = max(largest, abs(value))
             }
         }
-        #expect(worst <= 1e-6, "normalised features differ from (raw − mean) / std by \(worst) of the raw value")
+        let relative = worst / max(largest, 1)
+        print("feature_normalization: max |f·std + mean − raw| / max |raw| = \(relative)")
+        #expect(
+            relative <= 1e-5, "normalised features differ from (raw − mean) / std by \(relative) of the largest feature"
+        )
         #expect(raw != normalized)
     }
 
