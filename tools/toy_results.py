@@ -85,7 +85,8 @@ def analyse(work, kind):
     }
     if positive_raw and negative_raw:
         # The raw scale weights r (mean over heads), whose sign is a convention (csmil train orients each
-        # head so that its mean r is positive): how much each scale's r moves on the anomaly.
+        # head so that the scale whose r differs most between positive and negative training slides rises
+        # on the positive ones): how much each scale's r moves on the anomaly.
         positive_mean = np.mean(positive_raw, axis=0)
         negative_mean = np.mean(negative_raw, axis=0)
         result["raw_scale_weights"] = {

@@ -45,7 +45,9 @@ struct TrainCommandTests {
             "b10.safetensors", "--backbone-5x", "b5.safetensors", "--epochs", "3", "--normalize-features",
             "--log-level", "warning")
         try #require(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.components(separatedBy: "mean scale weight").count == 3, "one line per fold")
+        #expect(
+            result.stdout.components(separatedBy: "scale weights r, positive − negative slides").count == 3,
+            "one line per fold")
 
         let manifest = try ModelManifest.load(directory: out.path)
         #expect(manifest.heads.count == 2)

@@ -52,11 +52,17 @@ struct TrainingTrainerTests {
             #expect(try #require(fold.validationAUC) >= 0.95)
             #expect(fold.validationSlides.count == 16)
             // The head kept is the best epoch's, and it loads as a scoring head, its scale weights oriented
-            // positive on average over the slides it trained on.
+            // so that the scale that moves most between negative and positive training slides rises.
             let head = try CSMILHead(stateDict: fold.head.stateDict())
             let training = slides.filter { $0.fold != fold.fold }
-            let mean = HeadTrainer.meanScaleWeight(of: head, over: training)
-            #expect(mean >= 0 && abs(mean - fold.meanScaleWeight) < 1e-9)
+            let weights = HeadTrainer.scaleWeights(of: head, over: training)
+            #expect(weights == fold.scaleWeights)
+            let scale = try #require(weights.evidenceScale)
+            #expect(try #require(weights.shift)[scale] > 0)
+            #expect(!weights.shouldTurnOver)
+            let turned = HeadTrainer.scaleWeights(
+                of: try CSMILHead(stateDict: fold.head.flippingScaleWeights().stateDict()), over: training)
+            #expect(turned.shouldTurnOver && turned.evidenceScale == scale)
         }
         #expect(try #require(summary.pooledValidationAUC) >= 0.95)
         #expect(seconds < 20)
@@ -88,6 +94,29 @@ struct TrainingTrainerTests {
             #expect(scores[0].scaleWeights == scores[1].scaleWeights.map { $0.map { -$0 } })
             #expect(scores[0].scaleWeights.contains { $0.contains { $0 != 0 } })
         }
+    }
+
+    @Test("the sign convention: the scale that moves most between the classes rises; one class, mean r ≥ 0")
+    func scaleWeightConvention() {
+        // Micro-like: only 20x moves, downwards → turn over.
+        var means = ScaleWeightMeans(
+            positive: [-0.6, 1.0, 0.8], negative: [0.9, 0.98, 0.83], positiveTiles: 10, negativeTiles: 30)
+        #expect(means.evidenceScale == 0 && means.shouldTurnOver)
+        // Macro-like: 10x moves more than 20x, but 5x most, upwards → keep.
+        means = ScaleWeightMeans(
+            positive: [0.1, 0.1, 0.9], negative: [0.27, 0.32, 0.5], positiveTiles: 10, negativeTiles: 30)
+        #expect(means.evidenceScale == 2 && !means.shouldTurnOver)
+        // Nothing moves: the mean over all tiles decides (−1·10 + 0.5·30 > 0 → keep; the other way, turn over).
+        means = ScaleWeightMeans(
+            positive: [-1, -1, -1], negative: [-1, -1, -1], positiveTiles: 10, negativeTiles: 30)
+        #expect(means.evidenceScale == nil && means.overall == -1 && means.shouldTurnOver)
+        means = ScaleWeightMeans(positive: nil, negative: [0.5, 0.5, 0.5], positiveTiles: 0, negativeTiles: 30)
+        #expect(means.shift == nil && means.evidenceScale == nil && !means.shouldTurnOver)
+        means = ScaleWeightMeans(positive: [-1, -1, 0.5], negative: nil, positiveTiles: 10, negativeTiles: 0)
+        #expect(abs(means.overall + 0.5) < 1e-12 && means.shouldTurnOver)
+        means = ScaleWeightMeans(
+            positive: [-1, -1, -1], negative: [0.5, 0.5, 0.5], positiveTiles: 10, negativeTiles: 30)
+        #expect(abs(means.overall - 0.125) < 1e-12)
     }
 
     @Test("a fold trains to the same head whether trained alone or with the others (seeded, deterministic)")

@@ -131,9 +131,7 @@ struct TrainCommand: AsyncParsableCommand {
             print(
                 "fold \(fold.fold): best epoch \(fold.bestEpoch), validation loss "
                     + "\(String(format: "%.4f", fold.bestValidationLoss)), validation AUC \(auc) "
-                    + "(\(fold.validationSlides.count) slides), mean scale weight "
-                    + "\(String(format: "%.3f", fold.meanScaleWeight))\(fold.scaleWeightsFlipped ? " (sign turned over)" : "") "
-                    + "→ \(file)")
+                    + "(\(fold.validationSlides.count) slides), \(Self.describe(fold)) → \(file)")
         }
         var normalizationLine = ""
         if let normalization {
@@ -164,6 +162,20 @@ struct TrainCommand: AsyncParsableCommand {
         try Data(manifest.utf8).write(
             to: URL(fileURLWithPath: out).appendingPathComponent("model.toml"), options: .atomic)
         logger.info("model written", metadata: ["directory": "\(out)", "heads": "\(headPaths.count)"])
+    }
+
+    /// The fold's scale weights for the summary: how r moves between negative and positive training
+    /// slides, the scale that moves most, and whether the head was turned over to make it rise.
+    static func describe(_ fold: HeadTrainer.FoldResult) -> String {
+        let scales = ["20x", "10x", "5x"]
+        let turned = fold.scaleWeightsFlipped ? ", sign turned over" : ""
+        let weights = fold.scaleWeights
+        guard let shift = weights.shift else {
+            return "mean scale weight \(String(format: "%.3f", weights.overall))\(turned)"
+        }
+        let moves = weights.evidenceScale.map { " (\(scales[$0]) moves most\(turned))" } ?? turned
+        return "scale weights r, positive − negative slides "
+            + shift.map { String(format: "%+.2f", $0) }.joined(separator: " / ") + moves
     }
 
     /// A TOML basic string.

@@ -32,9 +32,9 @@ public struct TrainingError: Error, Sendable, Equatable, CustomStringConvertible
 /// Each fold starts from the same initial weights and seeds (the reference re-seeds per fold), so a
 /// fold trains to the same head whether it is trained alone or with the others.
 ///
-/// After training, each head is oriented so that its mean scale weight r over the training tiles is
-/// positive (`CSMILHeadParameters.flippingScaleWeights`, an exact symmetry: outputs unchanged), then
-/// scores its validation slides as the daemon would (`SlideScorer`: 200 bags, mean probability) for
+/// After training, each head's scale weights r are oriented (`CSMILHeadParameters.flippingScaleWeights`,
+/// an exact symmetry: outputs unchanged; the convention is `ScaleWeightMeans.shouldTurnOver`), then the
+/// head scores its validation slides as the daemon would (`SlideScorer`: 200 bags, mean probability) for
 /// the fold's validation AUC.
 ///
 /// Runs BLAS and takes minutes: call it from a thread of your own, not Swift's cooperative pool.
@@ -104,9 +104,9 @@ public struct HeadTrainer: Sendable {
         public var head: CSMILHeadParameters
         public var bestEpoch: Int
         public var bestValidationLoss: Double
-        /// The mean scale weight r over the training tiles, after orientation (≥ 0), and whether the
-        /// trained head's r had to be turned over to get there (`CSMILHeadParameters.flippingScaleWeights`).
-        public var meanScaleWeight: Double
+        /// The head's scale weights r over its training slides, after orientation, and whether the
+        /// trained head's r was turned over to get there (`CSMILHeadParameters.flippingScaleWeights`).
+        public var scaleWeights: ScaleWeightMeans
         public var scaleWeightsFlipped: Bool
         /// Per epoch.
         public var trainingLosses: [Double]
@@ -286,15 +286,14 @@ public struct HeadTrainer: Sendable {
                     bestValidationLoss: bestLoss, elapsed: elapsed, estimatedRemaining: remaining))
         }
 
-        // The sign of r is a convention (see `flippingScaleWeights`): keep the one whose scale weights
-        // are positive on average over the training tiles, so softmax(r) shows the scales the head
-        // weighs most rather than the ones it weighs least.
+        // The sign of r is a convention (see `flippingScaleWeights` and `ScaleWeightMeans.shouldTurnOver`).
         var head = Self.load(best)
-        let meanScaleWeight = Self.meanScaleWeight(of: head, over: training)
-        let flipped = meanScaleWeight < 0
+        var scaleWeights = Self.scaleWeights(of: head, over: training)
+        let flipped = scaleWeights.shouldTurnOver
         if flipped {
             best = best.flippingScaleWeights()
             head = Self.load(best)
+            scaleWeights = Self.scaleWeights(of: head, over: training)
         }
 
         // Score the validation slides with the kept head, as the daemon scores a slide.
@@ -311,7 +310,7 @@ public struct HeadTrainer: Sendable {
         let labels = validation.map(\.label)
         return FoldResult(
             fold: fold, head: best, bestEpoch: bestEpoch, bestValidationLoss: bestLoss,
-            meanScaleWeight: abs(meanScaleWeight), scaleWeightsFlipped: flipped,
+            scaleWeights: scaleWeights, scaleWeightsFlipped: flipped,
             trainingLosses: trainingLosses, validationLosses: validationLosses,
             validationSlides: validation.map(\.name),
             validationLabels: labels, validationProbabilities: probabilities,
@@ -327,25 +326,33 @@ public struct HeadTrainer: Sendable {
         }
     }
 
-    /// The mean of r[n][s] over every tile and scale of `slides`.
-    public static func meanScaleWeight(of head: CSMILHead, over slides: [TrainingSlide]) -> Double {
+    /// The head's scale weights r[n][s] (spec §4) averaged per scale over the tiles of the positive and
+    /// of the negative slides among `slides`.
+    public static func scaleWeights(of head: CSMILHead, over slides: [TrainingSlide]) -> ScaleWeightMeans {
         let workspace = CSMILHeadWorkspace(instances: CSMILHead.tileBlock)
         let perTile = CSMILHead.scaleCount * head.featureSize
-        var sum = 0.0
-        var count = 0
+        var sums = [[Double]](repeating: .init(repeating: 0, count: CSMILHead.scaleCount), count: 2)
+        var tiles = [0, 0]
         for slide in slides {
+            let group = slide.label ? 0 : 1
             slide.withFeatures { features in
                 var start = 0
                 while start < slide.tileCount {
                     let rows = min(CSMILHead.tileBlock, slide.tileCount - start)
                     head.embed(features.baseAddress! + start * perTile, instances: rows, workspace: workspace)
-                    for i in 0..<(rows * CSMILHead.scaleCount) { sum += Double(workspace.scaleWeights[i]) }
-                    count += rows * CSMILHead.scaleCount
+                    for i in 0..<(rows * CSMILHead.scaleCount) {
+                        sums[group][i % CSMILHead.scaleCount] += Double(workspace.scaleWeights[i])
+                    }
                     start += rows
                 }
             }
+            tiles[group] += slide.tileCount
         }
-        return count > 0 ? sum / Double(count) : 0
+        func mean(_ group: Int) -> [Double]? {
+            tiles[group] > 0 ? sums[group].map { $0 / Double(tiles[group]) } : nil
+        }
+        return ScaleWeightMeans(
+            positive: mean(0), negative: mean(1), positiveTiles: tiles[0], negativeTiles: tiles[1])
     }
 
     /// Refuses a slide whose parts do not fit together or the head.
