@@ -80,19 +80,38 @@ struct DemoModelTests {
         #expect(probability >= 0.8, "the toy slide with crosses: \(probability)")
         #expect(negativeProbability <= 0.2, "the toy slide without: \(negativeProbability)")
 
+        // On the tiles with crosses the heads' scale attention is highest at 20x, the only scale that shows
+        // them (spec §7; the sign convention of csmil train, docs/toy-datasets.md).
+        let reports = root.appendingPathComponent("out-toy")
+        let report = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: reports.path).first { $0.hasPrefix("toy-") })
+        let geojson = try #require(
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: reports.appendingPathComponent(report).appendingPathComponent("tiles.geojson")))
+                as? [String: Any])
+        let features = try #require(geojson["features"] as? [[String: Any]])
+        let attention = try features.map { feature in
+            let properties = try #require(feature["properties"] as? [String: Any])
+            return try #require(properties["scale_attention"] as? [Double])
+        }
+        #expect(attention.count == tiles)
+        let medians = (0..<3).map { scale in attention.map { $0[scale] }.sorted()[attention.count / 2] }
+        print("demo heads, toy slide with crosses: median scale attention 20x / 10x / 5x \(medians)")
+        #expect(medians[0] > medians[1] && medians[0] > medians[2], "\(medians)")
+
         // csmil embed-slides tiles the slide exactly as csmil score does: one .npy row per scored tile.
-        let features = root.appendingPathComponent("features")
+        let featureFolder = root.appendingPathComponent("features")
         let embedded = try TestSupport.csmil(
             "embed-slides", "--arch", "resnet18", "--backbone-20x",
             model.appendingPathComponent("backbone_20x.safetensors").path,
             "--backbone-10x", model.appendingPathComponent("backbone_10x.safetensors").path, "--backbone-5x",
-            model.appendingPathComponent("backbone_5x.safetensors").path, "--out", features.path, "--log-level",
+            model.appendingPathComponent("backbone_5x.safetensors").path, "--out", featureFolder.path, "--log-level",
             "warning", slide)
         try #require(embedded.status == 0, "\(embedded.stderr)")
-        let npy = try Data(contentsOf: features.appendingPathComponent("toy.npy"))
+        let npy = try Data(contentsOf: featureFolder.appendingPathComponent("toy.npy"))
         let header = String(decoding: npy.prefix(128), as: UTF8.self)
         #expect(header.contains("'shape': (\(tiles), 1536)"), "\(header)")
-        let csv = try String(contentsOf: features.appendingPathComponent("toy.tiles.csv"), encoding: .utf8)
+        let csv = try String(contentsOf: featureFolder.appendingPathComponent("toy.tiles.csv"), encoding: .utf8)
         #expect(csv.split(separator: "\n").count == tiles + 1)
     }
 }
