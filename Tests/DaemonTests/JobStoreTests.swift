@@ -482,9 +482,20 @@ struct JobStoreTests {
         try outbox.record(.delivered(status: 200), for: row, policy: policy, randomFraction: 0, now: 1100)
         #expect(try store.syncDelivered(now: 1101) == 1)
         #expect(try ids.map { try store.job(id: $0)?.state } == [.delivered, .reported, .reported])
-        let summary = try store.summary(now: 1102)
+        var summary = try store.summary(now: 1102)
         #expect(summary.counts.delivered == 1 && summary.counts.reported == 2)
         #expect(summary.outbox.backlog == 1 && summary.outbox.delivered == 1)
+
+        // Delivered by the outbox, not yet synced: csmil status already shows it delivered, the row still reported.
+        let second = try #require(try outbox.row(eventID: "evt_b"))
+        try outbox.record(.delivered(status: 200), for: second, policy: policy, randomFraction: 0, now: 1200)
+        #expect(try store.job(id: ids[1])?.state == .reported)
+        summary = try store.summary(now: 1201)
+        #expect(summary.counts.delivered == 2 && summary.counts.reported == 1)
+        #expect(summary.outbox.backlog == 0 && summary.outbox.delivered == 2)
+        #expect(summary.recent.map(\.state) == [.reported, .delivered, .delivered], "newest first: c, b, a")
+        #expect(try store.syncDelivered(now: 1202) == 1)
+        #expect(try store.summary(now: 1203).counts == summary.counts)
     }
 
     @Test("a damaged database file is refused with store.corrupt naming the file and the fix")
