@@ -2,7 +2,7 @@
 """How the toy results depend on the heads' initial weights: csmil train with initialisation seeds 1…N on the
 cached features of tools/toy_experiment.sh, then the scale weights r of the held-out slides' tiles.
 
-    tools/toy_seed_sweep.py CSMIL WORK [SEEDS]
+    tools/toy_seed_sweep.py CSMIL WORK [SEEDS] [EPOCHS]
 
 WORK is tools/toy_experiment.sh's folder (WORK/<kind>/features, labels.csv, test/*.svs and their .truth.json);
 the held-out slides' features are embedded once into WORK/<kind>/features-test with csmil embed-slides. For
@@ -89,6 +89,7 @@ def held_out(csmil, work, kind):
 def main():
     csmil, work = sys.argv[1], sys.argv[2]
     seeds = int(sys.argv[3]) if len(sys.argv) > 3 else 8
+    epochs = int(sys.argv[4]) if len(sys.argv) > 4 else 100  # spec §6: 100
     print("| dataset | initialisation seed | pooled out-of-fold AUC | heads turned over "
           "| median softmax scale weight 20x / 10x / 5x (positive regions, held out) | raw r shift vs negative slides "
           "| highest |")
@@ -98,13 +99,13 @@ def main():
             continue
         features, in_region, positive_slide = held_out(csmil, work, kind)
         for seed in range(1, seeds + 1):
-            out = os.path.join(work, kind, "sweep", f"seed-{seed}")
+            out = os.path.join(work, kind, "sweep", f"seed-{seed}" + ("" if epochs == 100 else f"-epochs-{epochs}"))
             result = subprocess.run(
                 [csmil, "train", "--features", os.path.join(work, kind, "features"),
                  "--labels", os.path.join(work, kind, "labels.csv"), "--out", out, "--arch", "resnet18",
                  "--backbone-20x", "backbone_20x.safetensors", "--backbone-10x", "backbone_10x.safetensors",
                  "--backbone-5x", "backbone_5x.safetensors", "--normalize-features",
-                 "--initialisation-seed", str(seed), "--log-level", "warning"],
+                 "--initialisation-seed", str(seed), "--epochs", str(epochs), "--log-level", "warning"],
                 check=True, capture_output=True, text=True).stdout
             oof = result.strip().splitlines()[-1].split("pooled out-of-fold ")[-1]
             turned = result.count("sign turned over")
