@@ -340,6 +340,23 @@ struct WatchDaemonTests {
         #expect(Self.stop(first))
     }
 
+    @Test(
+        "SIGHUP the moment READY=1 arrives is a reload, never the end of the daemon (systemctl reload right after start)"
+    )
+    func reloadRightAfterReady() throws {
+        let setup = try Setup()
+        defer { setup.cleanUp() }
+        let process = try setup.start()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        #expect(setup.notify.wait(for: "READY=1", timeout: 60))
+        kill(process.processIdentifier, SIGHUP)
+        #expect(setup.notify.wait(for: "RELOADING=1", timeout: 10), "log:\n\(setup.log())")
+        #expect(setup.notify.wait(for: "READY=1", timeout: 10))
+        #expect(setup.log().contains("configuration reloaded"))
+        #expect(process.isRunning)
+        #expect(Self.stop(process))
+    }
+
     @Test("SIGHUP with a broken configuration keeps the running settings and the daemon keeps working")
     func reloadWithBadConfig() throws {
         let setup = try Setup()

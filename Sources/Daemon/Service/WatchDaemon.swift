@@ -79,6 +79,9 @@ struct WatchDaemon {
         }
         progress.setWatchMode(watcher.mode.kind.rawValue)
 
+        // SIGHUP is trapped before READY=1: systemd may send a reload as soon as it is told the service is up, and
+        // SIGHUP's default action would end the daemon. Signals that come before ReloadService runs are buffered.
+        let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
         let running = RunningFlags()
         var services: [any Service] = [
             StatusService(
@@ -87,7 +90,7 @@ struct WatchDaemon {
                 needsDelivery: delivery != nil, logger: logger),
             ReloadService(
                 configurationPath: configurationPath, initial: configuration, settings: settings, delivery: delivery,
-                notifier: notifier, logger: logger),
+                signals: reloadSignals, notifier: notifier, logger: logger),
         ]
         if let delivery {
             services.append(DeliveryService(delivery: delivery, running: running))
@@ -327,12 +330,13 @@ struct ReloadService: Service {
     let initial: Configuration
     let settings: LiveSettings
     let delivery: OutboxDelivery?
+    /// SIGHUP, trapped by the daemon before it reported READY=1.
+    let signals: UnixSignalsSequence
     let notifier: SystemdNotifier
     let logger: Logger
 
     func run() async throws {
         var current = initial
-        let signals = await UnixSignalsSequence(trapping: .sighup)
         for await _ in signals.cancelOnGracefulShutdown() {
             notifier.reloading()
             defer { notifier.notify("READY=1") }
