@@ -8,10 +8,12 @@ WORK is tools/toy_experiment.sh's folder (WORK/<kind>/features, labels.csv, test
 the held-out slides' features are embedded once into WORK/<kind>/features-test with csmil embed-slides. For
 each dataset and seed it prints csmil train's pooled out-of-fold AUC, how many heads csmil train turned over
 (the sign of r is a convention, see docs/toy-datasets.md) and, for the held-out tiles in positive regions, the
-median softmax scale weight at 20x / 10x / 5x (per head, then averaged over the heads, as csmil score reports it)
-and the shift of the raw r against the tiles of negative slides. NumPy, and PyTorch to read the heads
-(Debian python3-numpy, python3-torch).
+median softmax scale weight at 20x / 10x / 5x (the softmax of r averaged over the heads, as csmil score reports it)
+and the shift of the raw r against the tiles of negative slides; and, for comparison, the same median under the
+label-free sign rule csmil train used before (each head's mean r over its training tiles positive). NumPy, and
+PyTorch to read the heads (Debian python3-numpy, python3-torch).
 """
+import csv
 import json
 import os
 import struct
@@ -92,12 +94,16 @@ def main():
     epochs = int(sys.argv[4]) if len(sys.argv) > 4 else 100  # spec §6: 100
     print("| dataset | initialisation seed | pooled out-of-fold AUC | heads turned over "
           "| median softmax scale weight 20x / 10x / 5x (positive regions, held out) | raw r shift vs negative slides "
-          "| highest |")
-    print("|---|---|---|---|---|---|---|")
+          "| highest | under the mean-r rule | highest |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for kind in ["micro", "macro"]:
         if not os.path.exists(os.path.join(work, kind, "labels.csv")):
             continue
         features, in_region, positive_slide = held_out(csmil, work, kind)
+        with open(os.path.join(work, kind, "labels.csv")) as file:
+            folds = {row["slide"]: int(row["fold"]) for row in csv.DictReader(file)}
+        training = {slide: np.load(os.path.join(work, kind, "features", slide + ".npy")).reshape(-1, 3, features.shape[2])
+                    for slide in folds}
         for seed in range(1, seeds + 1):
             out = os.path.join(work, kind, "sweep", f"seed-{seed}" + ("" if epochs == 100 else f"-epochs-{epochs}"))
             result = subprocess.run(
@@ -111,16 +117,23 @@ def main():
             turned = result.count("sign turned over")
             norm = safetensors(os.path.join(out, "feature_normalization.safetensors"))
             x = (features - norm["mean"]) / norm["std"]
-            heads = [torch_state_dict(os.path.join(out, "heads", name))
-                     for name in sorted(os.listdir(os.path.join(out, "heads")))]
+            names = sorted(os.listdir(os.path.join(out, "heads")))  # N_model_E.pth: the head of fold N
+            heads = [torch_state_dict(os.path.join(out, "heads", name)) for name in names]
             r = np.stack([scale_weights(head, x) for head in heads])  # [heads, n, 3]
-            shown = np.mean([softmax(per_head) for per_head in r], axis=0)
+            # The earlier rule: each head oriented so that its mean r over its own training tiles is positive.
+            signs = [np.sign(scale_weights(head, (np.concatenate(
+                [training[s] for s in folds if folds[s] != int(name.split("_")[0])]) - norm["mean"]) / norm["std"]).mean())
+                for head, name in zip(heads, names)]
+            earlier = np.median(softmax((r * np.array(signs)[:, None, None]).mean(axis=0))[in_region & positive_slide],
+                                axis=0)
+            shown = softmax(r.mean(axis=0))  # as SlideScorer: softmax of the mean over heads
             positive = in_region & positive_slide
             median = np.median(shown[positive], axis=0)
             shift = r.mean(axis=0)[positive].mean(axis=0) - r.mean(axis=0)[~positive_slide].mean(axis=0)
             print(f"| {kind} | {seed} | {oof} | {turned} of {len(heads)} | "
                   + " / ".join(f"{v:.2f}" for v in median) + " | "
-                  + " / ".join(f"{v:+.2f}" for v in shift) + f" | {SCALES[int(np.argmax(median))]} |", flush=True)
+                  + " / ".join(f"{v:+.2f}" for v in shift) + f" | {SCALES[int(np.argmax(median))]} | "
+                  + " / ".join(f"{v:.2f}" for v in earlier) + f" | {SCALES[int(np.argmax(earlier))]} |", flush=True)
 
 
 if __name__ == "__main__":
