@@ -98,34 +98,8 @@ public struct ResNet: Sendable {
         into output: UnsafeMutablePointer<Float>, workspace: ResNetWorkspace
     ) {
         precondition(count <= workspace.batch && side == workspace.side, "workspace too small for this batch")
-        let wide = workspace.wide
-        let narrow = workspace.narrow
-        // Stem: conv 7×7/2 + ReLU into wide 0, max-pool 3×3/2 into wide 1.
-        var side = convolve(stem, input, count, side, wide[0], residual: nil, relu: true, workspace)
-        side = Self.maxPool(wide[0], count, side, stem.spec.outChannels, into: wide[1], threads: workspace.threads)
-        var current = 1
-        for block in blocks {
-            // The block reads wide[current]; the projection (if any) and the output take the other two.
-            let (projection, next) = ((current + 1) % 3, (current + 2) % 3)
-            let x = UnsafePointer(wide[current])
-            var identity = x
-            if let downsample = block.downsample {
-                _ = convolve(downsample, x, count, side, wide[projection], residual: nil, relu: false, workspace)
-                identity = UnsafePointer(wide[projection])
-            }
-            var previous = x
-            var blockSide = side
-            for (index, conv) in block.convolutions.enumerated() {
-                let last = index == block.convolutions.count - 1
-                let target = last ? wide[next] : narrow[index % 2]
-                blockSide = convolve(
-                    conv, previous, count, blockSide, target, residual: last ? identity : nil, relu: true, workspace)
-                previous = UnsafePointer(target)
-            }
-            side = blockSide
-            current = next
-        }
-        Self.averagePool(wide[current], count, side, featureSize, into: output)
+        let last = forward(input, count: count, side: side, stoppingAt: nil, workspace: workspace)
+        Self.averagePool(last.output, count, last.side, featureSize, into: output)
     }
 
     /// The output of convolution number `target` in forward order (the stem is 0, then each block's projection, if
@@ -137,17 +111,27 @@ public struct ResNet: Sendable {
         workspace: ResNetWorkspace
     ) -> (output: UnsafePointer<Float>, side: Int, channels: Int) {
         precondition(count <= workspace.batch && inputSide == workspace.side, "workspace too small for this batch")
+        return forward(input, count: count, side: inputSide, stoppingAt: target, workspace: workspace)
+    }
+
+    /// The network up to its last block's output (`target` nil), or up to convolution number `target` (see
+    /// `convolutionOutput`), which is then left without its residual and ReLU.
+    private func forward(
+        _ input: UnsafePointer<Float>, count: Int, side inputSide: Int, stoppingAt target: Int?,
+        workspace: ResNetWorkspace
+    ) -> (output: UnsafePointer<Float>, side: Int, channels: Int) {
         let wide = workspace.wide
         let narrow = workspace.narrow
-        if target == 0 {
-            let side = convolve(stem, input, count, inputSide, wide[0], residual: nil, relu: false, workspace)
-            return (UnsafePointer(wide[0]), side, stem.spec.outChannels)
-        }
-        var index = 1
-        var side = convolve(stem, input, count, inputSide, wide[0], residual: nil, relu: true, workspace)
+        // Stem: conv 7×7/2 + ReLU into wide 0, max-pool 3×3/2 into wide 1.
+        let stemOnly = target == 0
+        var side = convolve(stem, input, count, inputSide, wide[0], residual: nil, relu: !stemOnly, workspace)
+        if stemOnly { return (UnsafePointer(wide[0]), side, stem.spec.outChannels) }
         side = Self.maxPool(wide[0], count, side, stem.spec.outChannels, into: wide[1], threads: workspace.threads)
+        var index = 1
         var current = 1
+        var channels = stem.spec.outChannels
         for block in blocks {
+            // The block reads wide[current]; the projection (if any) and the output take the other two.
             let (projection, next) = ((current + 1) % 3, (current + 2) % 3)
             let x = UnsafePointer(wide[current])
             var identity = x
@@ -163,21 +147,20 @@ public struct ResNet: Sendable {
             for (position, conv) in block.convolutions.enumerated() {
                 let last = position == block.convolutions.count - 1
                 let destination = last ? wide[next] : narrow[position % 2]
-                if index == target {
-                    let outSide = convolve(
-                        conv, previous, count, blockSide, destination, residual: nil, relu: false, workspace)
-                    return (UnsafePointer(destination), outSide, conv.spec.outChannels)
-                }
+                let stop = index == target
                 blockSide = convolve(
-                    conv, previous, count, blockSide, destination, residual: last ? identity : nil, relu: true,
-                    workspace)
+                    conv, previous, count, blockSide, destination, residual: last && !stop ? identity : nil,
+                    relu: !stop, workspace)
+                if stop { return (UnsafePointer(destination), blockSide, conv.spec.outChannels) }
                 previous = UnsafePointer(destination)
+                channels = conv.spec.outChannels
                 index += 1
             }
             side = blockSide
             current = next
         }
-        preconditionFailure("convolution \(target) does not exist")
+        precondition(target == nil, "convolution \(target!) does not exist")
+        return (UnsafePointer(wide[current]), side, channels)
     }
 
     /// One folded convolution over an NHWC batch; returns the output side.
