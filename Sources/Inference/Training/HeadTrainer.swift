@@ -293,7 +293,7 @@ public struct HeadTrainer: Sendable {
         if flipped {
             best = best.flippingScaleWeights()
             head = Self.load(best)
-            scaleWeights = Self.scaleWeights(of: head, over: training)
+            scaleWeights = scaleWeights.turnedOver()
         }
 
         // Score the validation slides with the kept head, as the daemon scores a slide.

@@ -48,6 +48,13 @@ public struct ScaleWeightMeans: Sendable, Equatable {
         return (positiveSum + negativeSum) / Double(tiles * (positive ?? negative ?? []).count)
     }
 
+    /// The means of the same head turned over (`CSMILHeadParameters.flippingScaleWeights` negates every r).
+    public func turnedOver() -> ScaleWeightMeans {
+        ScaleWeightMeans(
+            positive: positive?.map { -$0 }, negative: negative?.map { -$0 }, positiveTiles: positiveTiles,
+            negativeTiles: negativeTiles)
+    }
+
     /// Whether the head should be turned over to follow the convention: its evidence scale's weight
     /// is lower on positive slides than on negative ones, or, with no evidence scale, its mean r is
     /// negative.
