@@ -34,6 +34,7 @@ struct WatchDaemon {
         let logger = self.logger
         let stateDirectory = configuration.state.directory
         notifier.status("starting: opening the job store")
+        try Self.createMissingFolders(configuration, logger: logger)
         let lock = try StateFolderLock(stateDirectory: stateDirectory)
         let workDirectory = try ScoreCommand.workDirectory(state: stateDirectory)
         Self.removeLeftoverSpillFiles(in: workDirectory, logger: logger)
