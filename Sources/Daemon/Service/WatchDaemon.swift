@@ -60,7 +60,8 @@ struct WatchDaemon {
             return (pipeline, manifest.name)
         }
 
-        let delivery = try Self.makeDelivery(configuration, logger: logger)
+        let running = RunningFlags()
+        let delivery = DeliverySwitch(try Self.deliveryConfigurationIfOn(configuration), flags: running, logger: logger)
         let settings = LiveSettings(
             .init(url: configuration.webhook.url ?? "", format: configuration.webhook.payloadFormat))
         let progress = DaemonProgress(
@@ -69,7 +70,7 @@ struct WatchDaemon {
         let workers = workerStores.map { store in
             SlideWorker(
                 store: store, pipeline: pipeline, settings: settings, progress: progress,
-                stateDirectory: stateDirectory, logger: logger, wakeDelivery: { delivery?.wake() })
+                stateDirectory: stateDirectory, logger: logger, wakeDelivery: { delivery.wake() })
         }
 
         notifier.status("starting: watching \(configuration.watch.directory)")
@@ -83,19 +84,18 @@ struct WatchDaemon {
         // SIGHUP is trapped before READY=1: systemd may send a reload as soon as it is told the service is up, and
         // SIGHUP's default action would end the daemon. Signals that come before ReloadService runs are buffered.
         let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
-        let running = RunningFlags()
+        let reload = ReloadService(
+            configurationPath: configurationPath, initial: configuration, settings: settings, delivery: delivery,
+            signals: reloadSignals, notifier: notifier,
+            acknowledgementFolder: ReloadAcknowledgement.folder(stateDirectory: stateDirectory), logger: logger)
+        reload.acknowledge(generation: 0, applied: true, message: "started")
         var services: [any Service] = [
             StatusService(
                 notifier: notifier, progress: progress,
                 snapshotPath: Self.snapshotPath(stateDirectory: stateDirectory), running: running,
-                needsDelivery: delivery != nil, logger: logger),
-            ReloadService(
-                configurationPath: configurationPath, initial: configuration, settings: settings, delivery: delivery,
-                signals: reloadSignals, notifier: notifier, logger: logger),
+                needsDelivery: { delivery.isOn }, logger: logger),
+            reload, delivery,
         ]
-        if let delivery {
-            services.append(DeliveryService(delivery: delivery, running: running))
-        }
         for (index, worker) in workers.enumerated() {
             services.append(
                 ThreadService(name: "csmil-worker-\(index)", body: { worker.run() }, stop: { worker.stop() }))
@@ -120,7 +120,7 @@ struct WatchDaemon {
             "csmil watch ready",
             metadata: [
                 "folder": "\(configuration.watch.directory)", "mode": "\(watcher.mode.kind.rawValue)",
-                "model": "\(modelName)", "webhook": "\((configuration.webhook.url ?? "").isEmpty ? "none" : "on")",
+                "model": "\(modelName)", "webhook": "\(delivery.isOn ? "on" : "none")",
                 "message_id": "\(MessageID.ready.rawValue)",
             ])
         let group = ServiceGroup(
@@ -212,10 +212,10 @@ struct WatchDaemon {
         "svs", "tif", "tiff", "ndpi", "vms", "vmu", "scn", "mrxs", "svslide", "bif", "dcm", "czi",
     ]
 
-    /// The delivery worker when a webhook is configured; nil otherwise.
-    static func makeDelivery(_ configuration: Configuration, logger: Logger) throws -> OutboxDelivery? {
+    /// The delivery worker's settings when `[webhook] url` is set; nil when delivery is off.
+    static func deliveryConfigurationIfOn(_ configuration: Configuration) throws -> OutboxDelivery.Configuration? {
         guard !(configuration.webhook.url ?? "").isEmpty else { return nil }
-        return OutboxDelivery(configuration: try deliveryConfiguration(configuration), logger: logger)
+        return try deliveryConfiguration(configuration)
     }
 
     static func deliveryConfiguration(_ configuration: Configuration) throws -> OutboxDelivery.Configuration {
@@ -257,24 +257,6 @@ final class UncheckedBox<Value>: @unchecked Sendable {
     init(_ value: Value) { self.value = value }
 }
 
-/// The outbox delivery worker (its own thread, see `OutboxDelivery`) as a service: stopped on graceful shutdown;
-/// a request in flight is abandoned and its row stays pending, to be sent again with the same id.
-struct DeliveryService: Service {
-    let delivery: OutboxDelivery
-    let running: RunningFlags
-
-    func run() async throws {
-        let delivery = self.delivery
-        running.set(delivery: true)
-        defer { running.set(delivery: false) }
-        try await withGracefulShutdownHandler {
-            try await delivery.run()
-        } onGracefulShutdown: {
-            Thread.detachNewThread { delivery.stop() }
-        }
-    }
-}
-
 /// STATUS= and WATCHDOG=1 for systemd and `<state>/daemon.json` for `csmil status`, every 2 seconds (or twice per
 /// watchdog interval if that is shorter).
 struct StatusService: Service {
@@ -282,7 +264,8 @@ struct StatusService: Service {
     let progress: DaemonProgress
     let snapshotPath: String
     let running: RunningFlags
-    let needsDelivery: Bool
+    /// Whether deliveries are on: then the watchdog needs the delivery worker running.
+    let needsDelivery: @Sendable () -> Bool
     let logger: Logger
 
     func run() async throws {
@@ -306,7 +289,7 @@ struct StatusService: Service {
             notifier.status(line)
             lastLine = line
         }
-        if progress.shouldPingWatchdog(healthy: running.healthy(needsDelivery: needsDelivery)) {
+        if progress.shouldPingWatchdog(healthy: running.healthy(needsDelivery: needsDelivery())) {
             notifier.watchdog()
         }
         do {
@@ -325,69 +308,97 @@ struct StatusService: Service {
 
 /// SIGHUP: the configuration file is read again. The webhook settings (URL, secret, format, timeouts, retries)
 /// take effect at once; changes to other sections are logged as needing a restart. A file that does not parse or
-/// validate is logged with every problem and the running settings stay.
+/// validate is logged with every problem and the running settings stay. Each outcome is acknowledged in
+/// `reload.json` (`ReloadAcknowledgement`) for `csmil reload`, after RELOADING=1 … READY=1.
 struct ReloadService: Service {
     let configurationPath: String
     let initial: Configuration
     let settings: LiveSettings
-    let delivery: OutboxDelivery?
+    let delivery: DeliverySwitch
     /// SIGHUP, trapped by the daemon before it reported READY=1.
     let signals: UnixSignalsSequence
     let notifier: SystemdNotifier
+    /// Where `reload.json` goes; generation 0 is written before READY=1.
+    let acknowledgementFolder: String
     let logger: Logger
 
     func run() async throws {
         var current = initial
+        var generation = 0
         for await _ in signals.cancelOnGracefulShutdown() {
             notifier.reloading()
-            defer { notifier.notify("READY=1") }
-            let new: Configuration
+            generation += 1
+            let (applied, message) = reload(&current)
+            notifier.notify("READY=1")
+            acknowledge(generation: generation, applied: applied, message: message)
+        }
+    }
+
+    /// Writes `reload.json`; a failure is logged (csmil reload then times out, naming the journal).
+    func acknowledge(generation: Int, applied: Bool, message: String) {
+        do {
+            try ReloadAcknowledgement(pid: getpid(), generation: generation, applied: applied, message: message)
+                .write(folder: acknowledgementFolder)
+        } catch {
+            logger.error("cannot acknowledge the reload", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Reads the file again and applies what can be applied; returns whether it was taken and what happened.
+    private func reload(_ current: inout Configuration) -> (applied: Bool, message: String) {
+        let new: Configuration
+        do {
+            new = try Configuration.load(path: configurationPath)
+        } catch {
+            logger.error(
+                "configuration not reloaded; the running settings stay",
+                metadata: [
+                    "file": "\(configurationPath)", "error": "\(error)",
+                    "message_id": "\(MessageID.configurationRejected.rawValue)",
+                ])
+            return (false, "configuration not reloaded; the running settings stay: \(error)")
+        }
+        if new.webhook != current.webhook {
+            // Switched on, changed or off at once: results reported from now on are queued for the new URL (or,
+            // with url = "", not queued); rows already in the outbox keep the URL they were queued for.
+            let url = new.webhook.url ?? ""
             do {
-                new = try Configuration.load(path: configurationPath)
+                delivery.apply(try WatchDaemon.deliveryConfigurationIfOn(new))
+                settings.update(.init(url: url, format: new.webhook.payloadFormat))
             } catch {
                 logger.error(
-                    "configuration not reloaded; the running settings stay",
-                    metadata: [
-                        "file": "\(configurationPath)", "error": "\(error)",
-                        "message_id": "\(MessageID.configurationRejected.rawValue)",
-                    ])
-                continue
+                    "webhook settings not reloaded; the running ones stay",
+                    metadata: ["file": "\(configurationPath)", "error": "\(error)"])
+                return (false, "webhook settings not reloaded; the running ones stay: \(error)")
             }
-            if new.webhook != current.webhook {
-                if let delivery, let url = new.webhook.url, !url.isEmpty {
-                    do {
-                        delivery.reconfigure(try WatchDaemon.deliveryConfiguration(new))
-                        settings.update(.init(url: url, format: new.webhook.payloadFormat))
-                    } catch {
-                        logger.error(
-                            "webhook settings not reloaded; the running ones stay",
-                            metadata: ["file": "\(configurationPath)", "error": "\(error)"])
-                        continue
-                    }
-                } else {
-                    logger.warning(
-                        "[webhook] url switched on or off: restart csmil (systemctl restart csmil) to apply it")
-                }
+            if (current.webhook.url ?? "").isEmpty != url.isEmpty {
+                logger.notice("webhook delivery switched \(url.isEmpty ? "off" : "on")", metadata: ["url": "\(url)"])
             }
-            var restart: [String] = []
-            if new.watch != current.watch { restart.append("[watch]") }
-            if new.output != current.output { restart.append("[output]") }
-            if new.state != current.state { restart.append("[state]") }
-            if new.model != current.model { restart.append("[model]") }
-            if new.log != current.log { restart.append("[log]") }
-            if new.ingest != current.ingest { restart.append("[ingest]") }
-            if !restart.isEmpty {
-                logger.warning(
-                    "configuration reloaded; these sections changed and apply after a restart",
-                    metadata: ["sections": "\(restart.joined(separator: " "))"])
-            } else {
-                logger.notice(
-                    "configuration reloaded",
-                    metadata: [
-                        "file": "\(configurationPath)", "message_id": "\(MessageID.configurationReloaded.rawValue)",
-                    ])
-            }
-            current = new
         }
+        var restart: [String] = []
+        if new.watch != current.watch { restart.append("[watch]") }
+        if new.output != current.output { restart.append("[output]") }
+        if new.state != current.state { restart.append("[state]") }
+        if new.model != current.model { restart.append("[model]") }
+        if new.log != current.log { restart.append("[log]") }
+        if new.ingest != current.ingest { restart.append("[ingest]") }
+        current = new
+        if !restart.isEmpty {
+            let sections = restart.joined(separator: " ")
+            logger.warning(
+                "configuration reloaded; these sections changed and apply after a restart",
+                metadata: ["sections": "\(sections)"])
+            return (
+                true,
+                "configuration reloaded from \(configurationPath); \(sections) changed and apply after a restart "
+                    + "(systemctl restart csmil)"
+            )
+        }
+        logger.notice(
+            "configuration reloaded",
+            metadata: [
+                "file": "\(configurationPath)", "message_id": "\(MessageID.configurationReloaded.rawValue)",
+            ])
+        return (true, "configuration reloaded from \(configurationPath)")
     }
 }
