@@ -34,23 +34,29 @@ let package = Package(
         .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
 
+        // The one error protocol (code, subject, message, fix) every target's errors adopt.
+        .target(
+            name: "Errors",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         // Watch folder, slide reading, tissue, tiles.
         .target(
             name: "Ingest",
-            dependencies: ["COpenSlide", "CPNG", "CTIFF", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Errors", "COpenSlide", "CPNG", "CTIFF", .product(name: "Logging", package: "swift-log")],
             swiftSettings: numeric
         ),
         // Tensors, backbones, checkpoints, clustering, CS-MIL heads, training.
         .target(
             name: "Inference",
-            dependencies: ["COpenBLAS", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Errors", "COpenBLAS", .product(name: "Logging", package: "swift-log")],
             swiftSettings: numeric
         ),
         // Reports, webhook, outbox (and the SQLite wrapper the outbox and the job store share).
         .target(
             name: "Notify",
             dependencies: [
-                "CCurl", "CSQLite",
+                "Errors", "CCurl", "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -60,7 +66,7 @@ let package = Package(
         .executableTarget(
             name: "Daemon",
             dependencies: [
-                "Ingest", "Inference", "Notify", "CSystemd",
+                "Errors", "Ingest", "Inference", "Notify", "CSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -71,24 +77,24 @@ let package = Package(
         ),
         .testTarget(
             name: "InferenceTests",
-            dependencies: ["Inference"],
+            dependencies: ["Errors", "Inference"],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "IngestTests",
-            dependencies: ["Ingest", "COpenSlide"],
+            dependencies: ["Errors", "Ingest", "COpenSlide"],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "NotifyTests",
-            dependencies: ["Notify"],
+            dependencies: ["Errors", "Notify"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["Daemon", "Inference", "Ingest", "Notify"],
+            dependencies: ["Daemon", "Errors", "Inference", "Ingest", "Notify"],
             swiftSettings: strict
         ),
     ]

@@ -336,7 +336,7 @@ struct SyntheticSlideTests {
             do {
                 _ = try SyntheticSlide(configuration)
             } catch {
-                #expect(error.code == "synth.invalid_option")
+                #expect(error.code == .invalidOption)
             }
         }
     }
@@ -348,7 +348,7 @@ struct SyntheticSlideTests {
             try slide.write(to: "/nonexistent-csmil/slide.svs")
             Issue.record("wrote into a missing folder")
         } catch {
-            #expect(error.code == "synth.write_failed")
+            #expect(error.code == .writeFailed)
             #expect(error.description.contains("/nonexistent-csmil/slide.svs"))
         }
     }

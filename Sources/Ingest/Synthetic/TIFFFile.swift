@@ -18,7 +18,7 @@ final class TIFFFile {
             // Fully initialised, so `deinit` still runs and frees `error`.
             let message = lastError
             throw SyntheticSlideError(
-                code: "synth.write_failed", file: path, message: "cannot be opened by libtiff (\(message))",
+                code: .writeFailed, file: path, message: "cannot be opened by libtiff (\(message))",
                 fix: "check that the folder exists and is writable")
         }
     }
@@ -48,7 +48,7 @@ final class TIFFFile {
     func check(_ succeeded: Bool, _ what: String) throws(SyntheticSlideError) {
         guard succeeded else {
             throw SyntheticSlideError(
-                code: "synth.write_failed", file: path, message: "\(what) failed (\(lastError))",
+                code: .writeFailed, file: path, message: "\(what) failed (\(lastError))",
                 fix: "check the free space and permissions of the folder")
         }
     }
