@@ -51,7 +51,9 @@ struct ReloadTests {
         #expect(refused.stderr.contains("configuration not reloaded; the running settings stay"))
         #expect(refused.stderr.contains("nonsense"))
         // The daemon logs the reason as text too (in the journal's MESSAGE under systemd).
-        #expect(setup.log().contains("configuration not reloaded; the running settings stay error="))
+        #expect(
+            setup.log().contains("configuration not reloaded; the running settings stay code=config.unknown_key error=")
+        )
         #expect(process.isRunning)
         #expect(WatchDaemonTests.stop(process))
     }

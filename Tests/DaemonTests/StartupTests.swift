@@ -37,7 +37,7 @@ struct StartupTests {
         #expect(result.status == 1)
         #expect(
             result.stderr.contains(
-                "file/state ([state] directory) does not exist and cannot be created (Not a directory)"))
+                "file/state: [state] directory does not exist and cannot be created (Not a directory)"))
     }
 
     @Test("a configuration error exits 78 (EX_CONFIG: the unit's RestartPreventExitStatus=), naming the key")

@@ -1,7 +1,6 @@
 import ArgumentParser
+import Errors
 import Foundation
-import Inference
-import Notify
 
 /// `csmil watch`: the daemon, in the foreground.
 struct WatchCommand: AsyncParsableCommand {
@@ -35,7 +34,7 @@ struct WatchCommand: AsyncParsableCommand {
         do {
             try await WatchDaemon(configurationPath: config, configuration: configuration, logger: logger).run()
         } catch {
-            logger.critical("csmil watch cannot run", metadata: ["error": "\(error)"])
+            logger.critical("csmil watch cannot run", metadata: .error(error))
             throw ExitCode(Self.exitStatus(for: error))
         }
     }
@@ -44,13 +43,14 @@ struct WatchCommand: AsyncParsableCommand {
     /// RestartPreventExitStatus= names it: starting again cannot help, so systemd leaves the service failed.
     static let configurationExitStatus: Int32 = 78
 
-    /// 78 for errors that only a change of the configuration or the files it names can fix; 1 for the rest (a
-    /// state folder that is locked or unwritable, a job store that cannot be opened), which systemd retries.
+    /// 78 for errors that only a change of the configuration or the files it names can fix (by their codes); 1 for
+    /// the rest (a state folder that is locked or unwritable, a watch folder not mounted yet, a job store that
+    /// cannot be opened), which systemd retries.
     static func exitStatus(for error: any Error) -> Int32 {
-        switch error {
-        case is ConfigurationError, is ModelError, is CheckpointError, is HeadError, is WebhookSecretError:
-            configurationExitStatus
-        default: 1
-        }
+        let code = ErrorSummary(error).code
+        let configurationCodes = [
+            "config.", "model.", "checkpoint.", "head.", "webhook.secret", "watch.invalid_setting",
+        ]
+        return configurationCodes.contains { code.hasPrefix($0) } ? configurationExitStatus : 1
     }
 }

@@ -45,9 +45,9 @@ struct ReloadAcknowledgement: Codable, Equatable, Sendable {
         try JSONEncoder().encode(self).write(to: URL(fileURLWithPath: temporary))
         guard rename(temporary, path) == 0 else {
             throw DaemonError(
-                code: "runtime.unwritable",
-                message: "\(path): cannot be written (\(String(cString: strerror(errno)))) — csmil reload cannot "
-                    + "learn the outcome of a reload; check that the csmil user may write \(folder)")
+                code: .runtimeUnwritable, subject: path,
+                message: "cannot be written (\(String(cString: strerror(errno))))",
+                fix: "check that the csmil user may write \(folder); until then csmil reload cannot learn the outcome")
         }
     }
 }

@@ -15,10 +15,10 @@ extension WatchDaemon {
         for (key, path) in folders where !FileManager.default.fileExists(atPath: path) {
             if let reason = makeFolder(path) {
                 throw DaemonError(
-                    code: "folder.uncreatable",
-                    message: "\(path) (\(key)) does not exist and cannot be created (\(reason)) — create it and "
-                        + "give it to the csmil user, or change \(key) in the configuration; a folder outside "
-                        + "/var/lib/csmil also needs ReadWritePaths= in a drop-in (systemctl edit csmil)")
+                    code: .folderUncreatable, subject: path,
+                    message: "\(key) does not exist and cannot be created (\(reason))",
+                    fix: "create it and give it to the csmil user, or change \(key) in the configuration; a folder "
+                        + "outside /var/lib/csmil also needs ReadWritePaths= in a drop-in (systemctl edit csmil)")
             }
             logger.notice("created a missing folder", metadata: ["folder": "\(path)", "key": "\(key)"])
         }

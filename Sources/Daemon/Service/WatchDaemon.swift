@@ -1,3 +1,4 @@
+import Errors
 import Foundation
 import Inference
 import Ingest
@@ -148,7 +149,7 @@ struct WatchDaemon {
                 } catch {
                     logger.warning(
                         "settled slide cannot be read; waiting for it to change",
-                        metadata: ["slide": "\(name)", "error": "\(error)"])
+                        metadata: ["slide": "\(name)"].merging(.error(error)) { $1 })
                     return
                 }
                 let outcome = try store.recordSettled(
@@ -203,7 +204,7 @@ struct WatchDaemon {
                 logger.info("watch folder event", metadata: ["event": "\(event)"])
             }
         } catch {
-            logger.error("job store: cannot record a watch event", metadata: ["error": "\(error)"])
+            logger.error("job store: cannot record a watch event", metadata: .error(error))
         }
     }
 
@@ -340,7 +341,7 @@ struct ReloadService: Service {
             try ReloadAcknowledgement(pid: getpid(), generation: generation, applied: applied, message: message)
                 .write(folder: acknowledgementFolder)
         } catch {
-            logger.error("cannot acknowledge the reload", metadata: ["error": "\(error)"])
+            logger.error("cannot acknowledge the reload", metadata: .error(error))
         }
     }
 
@@ -353,9 +354,8 @@ struct ReloadService: Service {
             logger.error(
                 "configuration not reloaded; the running settings stay",
                 metadata: [
-                    "file": "\(configurationPath)", "error": "\(error)",
-                    "message_id": "\(MessageID.configurationRejected.rawValue)",
-                ])
+                    "file": "\(configurationPath)", "message_id": "\(MessageID.configurationRejected.rawValue)",
+                ].merging(.error(error)) { $1 })
             return (false, "configuration not reloaded; the running settings stay: \(error)")
         }
         if new.webhook != current.webhook {
@@ -368,7 +368,7 @@ struct ReloadService: Service {
             } catch {
                 logger.error(
                     "webhook settings not reloaded; the running ones stay",
-                    metadata: ["file": "\(configurationPath)", "error": "\(error)"])
+                    metadata: ["file": "\(configurationPath)"].merging(.error(error)) { $1 })
                 return (false, "webhook settings not reloaded; the running ones stay: \(error)")
             }
             if (current.webhook.url ?? "").isEmpty != url.isEmpty {
