@@ -73,7 +73,7 @@ install:
 	install -m 0644 models/demo/model.toml models/demo/feature_normalization.safetensors models/demo/backbones.sha256 \
 		models/demo/README.md models/demo/backbone_*.safetensors $(DESTDIR)$(DATADIR)/csmil/models/demo/
 	install -m 0644 models/demo/heads/*.pth $(DESTDIR)$(DATADIR)/csmil/models/demo/heads/
-	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/csmil
+	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/csmil
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/csmil/csmil.toml ]; then \
 		echo "kept the existing $(DESTDIR)$(SYSCONFDIR)/csmil/csmil.toml (new default: etc/csmil.toml)"; \
 	else \

@@ -67,6 +67,17 @@ struct SystemdUnitTests {
         #expect(sysusers.contains { $0.hasPrefix("u csmil ") })
     }
 
+    @Test("sudo make install runs no build and no apt: it copies what make release built")
+    func installBuildsNothing() throws {
+        let root = TestSupport.packageRoot.path
+        let make = try #require(try TestSupport.tool("make", ["-n", "-C", root, "install", "DESTDIR=/nonexistent"]))
+        #expect(make.status == 0, "\(make.stderr)")
+        for forbidden in ["swift build", "apt-get", "scripts/setup", "dpkg-buildpackage"] {
+            #expect(!make.stdout.contains(forbidden), "make install would run \(forbidden)")
+        }
+        #expect(make.stdout.contains("run make release first"))
+    }
+
     @Test("the Debian package's version is csmil --version")
     func packageVersion() throws {
         let changelog = TestSupport.packageRoot.appendingPathComponent("debian/changelog").path
