@@ -1,5 +1,6 @@
 import Foundation
 import Notify
+import Store
 import Testing
 
 @testable import Daemon
