@@ -92,7 +92,7 @@ struct PrecisionCommandTests {
                     as? [String: Any])
             let model = try #require(report["model"] as? [String: Any])
             #expect(model["precision"] as? String == precision)
-            #expect((model["kernels"] as? String)?.hasPrefix(precision == "bf16" ? "oneDNN" : "csmil") == true)
+            #expect(model["kernels"] as? String == Precision(rawValue: precision)?.kernelsDescription())
         }
         let fp32 = try #require(probabilities["fp32"])
         let bf16 = try #require(probabilities["bf16"])
