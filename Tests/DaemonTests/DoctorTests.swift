@@ -45,7 +45,7 @@ struct DoctorTests {
     func precisions() {
         let finding = Doctor.precisions()
         #expect(finding.severity == .ok)
-        #expect(finding.detail.contains("fp32 native (csmil"))
+        #expect(finding.detail.contains("fp32 native (\(Precision.fp32.kernelsDescription()))"))
         let native = Precision.bf16.unsupportedReason == nil
         #expect(finding.detail.contains(native ? "bf16 native (oneDNN" : "bf16 not native"), "\(finding.detail)")
         #expect(Doctor.precisions(configured: .fp32).severity == .ok)
