@@ -33,6 +33,9 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // oneDNN (bf16 backbones): Debian's libdnnl-dev ships no pkg-config file; headers and library are in the
+        // default paths.
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
         // The one error protocol (code, subject, message, fix) every target's errors adopt.
         .target(
@@ -49,14 +52,20 @@ let package = Package(
         // Tensors, backbones, checkpoints, clustering, CS-MIL heads, training.
         .target(
             name: "Inference",
-            dependencies: ["Errors", "COpenBLAS", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Errors", "COpenBLAS", "CDNNL", .product(name: "Logging", package: "swift-log")],
             swiftSettings: numeric
         ),
-        // Reports, webhook, outbox (and the SQLite wrapper the outbox and the job store share).
+        // The durable state: the job lifecycle, jobs, path aliases, leases, the outbox, dead letters, hosts; SQLite.
+        .target(
+            name: "Store",
+            dependencies: ["Errors", "CSQLite", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // Reports, webhook transport and the outbox delivery worker (the outbox's tables are in Store).
         .target(
             name: "Notify",
             dependencies: [
-                "Errors", "CCurl", "CSQLite",
+                "Errors", "Store", "CCurl",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -75,11 +84,11 @@ let package = Package(
             dependencies: ["Errors", "Notify"],
             swiftSettings: strict
         ),
-        // The `csmil` executable: commands, configuration, job store, pipeline, systemd.
+        // The `csmil` executable: commands, configuration, pipeline, systemd; wires Ingest, Inference, Notify, Store.
         .executableTarget(
             name: "Daemon",
             dependencies: [
-                "Errors", "Ingest", "Inference", "Notify", "SyntheticSlides", "Sinks", "CSystemd",
+                "Errors", "Ingest", "Inference", "Notify", "Store", "SyntheticSlides", "Sinks", "CSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -107,12 +116,17 @@ let package = Package(
         ),
         .testTarget(
             name: "NotifyTests",
-            dependencies: ["Errors", "Notify", "Sinks"],
+            dependencies: ["Errors", "Notify", "Sinks", "Store"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "StoreTests",
+            dependencies: ["Errors", "Store"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["Daemon", "Errors", "Inference", "Ingest", "Notify", "SyntheticSlides", "Sinks"],
+            dependencies: ["Daemon", "Errors", "Inference", "Ingest", "Notify", "Store", "SyntheticSlides", "Sinks"],
             swiftSettings: strict
         ),
     ]
