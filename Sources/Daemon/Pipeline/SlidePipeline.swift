@@ -246,7 +246,11 @@ struct SlidePipeline: Sendable {
         }
 
         let stream = try TileStream(slide: slide, resolution: resolution, grid: grid)
-        let spillPath = workDirectory + "/" + fingerprint.replacingOccurrences(of: "sha256:", with: "") + ".features"
+        // One file per scoring run, not per slide: two processes scoring the same content at once (a `csmil score`
+        // beside the daemon, two hosts sharing a work folder) must not read or remove each other's features.
+        let spillPath =
+            workDirectory + "/" + fingerprint.replacingOccurrences(of: "sha256:", with: "") + "-"
+            + UUID().uuidString.lowercased() + ".features"
         defer { unlink(spillPath) }
         observer?.tilesFound(grid.tiles.count)
         try embed(stream: stream, slidePath: path, spillPath: spillPath, observer: observer)
