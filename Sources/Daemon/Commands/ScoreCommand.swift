@@ -53,17 +53,19 @@ struct ScoreCommand: AsyncParsableCommand {
         let assumeMPP = self.resolution.assumeMPP ?? configuration?.ingest.assumeMPP
         let anyFailed = try await Self.onOwnThread { () throws -> Bool in
             let manifest = try ModelManifest.load(directory: modelDirectory)
-            let pipeline = SlidePipeline(
+            var pipeline = SlidePipeline(
                 model: try Model(manifest: manifest), modelReport: try SlidePipeline.modelReport(for: manifest),
                 writer: ReportWriter(outputDirectory: outputDirectory), workDirectory: workDirectory, logger: logger,
                 assumeMPP: assumeMPP)
+            pipeline.identityPattern = configuration?.identity.compiled()
+            pipeline.identityRequired = configuration?.identity.required ?? false
             var anyFailed = false
             for slide in slides {
                 let outcome = pipeline.score(path: slide)
                 let line = SummaryLine(outcome)
                 anyFailed = anyFailed || line.failed
                 FileHandle.standardOutput.write(line.json() + Data("\n".utf8))
-                if let notifier, outcome.folder != nil { try notifier.enqueue(outcome.report) }
+                if let notifier, let folder = outcome.folder { try notifier.enqueue(outcome.report, folder: folder) }
             }
             return anyFailed
         }
@@ -76,48 +78,43 @@ struct ScoreCommand: AsyncParsableCommand {
     /// what is still waiting for a retry stays queued for `csmil watch` or `csmil outbox deliver`.
     struct Notification {
         let configuration: Configuration
-        let url: String
-        let secret: WebhookSecret
+        let delivery: OutboxDelivery.Configuration
         let logger: Logger
 
         init(configuration: Configuration?, logger: Logger) throws {
-            guard let configuration, let url = configuration.webhook.url, !url.isEmpty,
-                let secretFile = configuration.webhook.secretFile
-            else {
+            guard let configuration, Publishing(configuration).isOn else {
                 throw ScoreError(
-                    description: "csmil score --notify: no webhook — pass --config with a [webhook] url and "
-                        + "secret_file; nothing was done")
+                    description: "csmil score --notify: nowhere to deliver — pass --config with a [webhook] url and "
+                        + "secret_file, or an [hl7] url; nothing was done")
             }
             try FileManager.default.createDirectory(
                 atPath: configuration.state.directory, withIntermediateDirectories: true)
             self.configuration = configuration
-            self.url = url
-            self.secret = try WebhookSecret.load(path: secretFile)
+            delivery = try configuration.deliveryConfiguration(idlePoll: 0.5)
             self.logger = logger
         }
 
-        func enqueue(_ report: SlideReport) throws {
+        func enqueue(_ report: SlideReport, folder: String) throws {
             let database = try SQLiteDatabase(path: configuration.databasePath)
             try Outbox.installSchema(in: database)
-            let payload = try WebhookPayload.make(
-                configuration.webhook.payloadFormat, report: report, timestamp: Date())
-            _ = try Outbox(database: database).enqueue(
-                OutboxMessage(payload: payload, slideKey: report.slide.fingerprint, targetURL: url))
+            let outbox = Outbox(database: database)
+            for message in try Publishing(configuration).messages(for: report, folder: folder) {
+                try outbox.enqueue(message)
+            }
         }
 
         func deliver() async throws {
-            let delivery = OutboxDelivery(
-                configuration: OutboxDelivery.Configuration(
-                    databasePath: configuration.databasePath, secret: secret,
-                    client: configuration.webhook.clientOptions,
-                    retry: configuration.webhook.retryPolicy, idlePoll: 0.5),
-                logger: logger)
+            let delivery = OutboxDelivery(configuration: self.delivery, logger: logger)
             try delivery.start()
             defer { delivery.stop() }
             let outbox = Outbox(database: try SQLiteDatabase(path: configuration.databasePath))
-            let deadline = ContinuousClock.now + .seconds(2 * configuration.webhook.timeoutSeconds)
+            let urls = configuration.deliveryURLs
+            let timeout = max(
+                configuration.webhook.url == nil ? 0 : configuration.webhook.timeoutSeconds,
+                configuration.hl7.url == nil ? 0 : configuration.hl7.ackTimeoutSeconds)
+            let deadline = ContinuousClock.now + .seconds(2 * timeout)
             while ContinuousClock.now < deadline {
-                if try outbox.summary().backlog == 0 { return }
+                if try outbox.nextDueTime(destinations: urls) == nil { return }
                 try await Task.sleep(for: .milliseconds(200))
             }
             let waiting = try outbox.summary().backlog

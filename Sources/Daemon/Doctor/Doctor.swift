@@ -80,6 +80,8 @@ enum Doctor {
         findings.append(model)
         if model.severity == .ok { findings += self.model(directory: configuration.model.directory) }
         findings += webhook(configuration.webhook)
+        findings += identity(configuration.identity)
+        findings += hl7(configuration.hl7, identity: configuration.identity)
         return findings
     }
 

@@ -108,8 +108,7 @@ extension JobStore {
     /// A job's state as `csmil status` shows it: `reported` becomes `delivered` once the outbox has delivered the
     /// job's event (what `syncDelivered` will record).
     private static let shownState = """
-        CASE WHEN state = 'reported' AND event_id IN (SELECT event_id FROM outbox WHERE state = 'delivered') \
-        THEN 'delivered' ELSE state END
+        CASE WHEN state = 'reported' AND event_id IN (\(deliveredEvents)) THEN 'delivered' ELSE state END
         """
 
     private func reading<Result>(_ body: () throws -> Result) throws -> Result {

@@ -245,8 +245,8 @@ final class JobStore {
     }
 
     /// Records a processing job's report, in one transaction: the job becomes reported with its event id, report
-    /// folder and result, and — when `outbox` is given — its webhook event is queued
-    /// (``Outbox/enqueue(_:now:)``). Either both are committed or neither.
+    /// folder and result, and its events in `outbox` (one per destination) are queued
+    /// (``Outbox/enqueue(_:now:)``). Either all are committed or none.
     ///
     /// Idempotent: completing a reported (or delivered) job again with the same event id changes nothing and
     /// queues no second outbox row.
@@ -255,10 +255,10 @@ final class JobStore {
     ///   has this id, or `outbox` carries another id; `job.wrong_state` when the job is not processing;
     ///   `job.unknown`.
     func complete(
-        jobID: Int64, eventID: String, reportDirectory: String, result: JobResult, outbox: OutboxMessage?,
+        jobID: Int64, eventID: String, reportDirectory: String, result: JobResult, outbox: [OutboxMessage],
         now: Double
     ) throws {
-        if let outbox, outbox.eventID != eventID {
+        if let outbox = outbox.first(where: { $0.eventID != eventID }) {
             throw JobStoreError(
                 code: .eventIDConflict, file: path,
                 message: "job \(jobID) is reported as \(eventID) but its webhook event is \(outbox.eventID)",
@@ -277,7 +277,7 @@ final class JobStore {
                         fix: "this is a bug in csmil (a slide version has one event id); please report it")
                 }
                 // Completed again (e.g. retried after an error past the commit): the outbox ignores a known id.
-                if let outbox { try Outbox(database: database).enqueue(outbox, now: now) }
+                for message in outbox { try Outbox(database: database).enqueue(message, now: now) }
                 return
             case .discovered, .settled, .failed:
                 throw JobStoreError.wrongState(path, job, "complete")
@@ -308,7 +308,7 @@ final class JobStore {
                     .optional(result.errorCode.map { .text($0) }), .optional(result.errorMessage.map { .text($0) }),
                     .real(now), .real(now), .integer(jobID),
                 ])
-            if let outbox { try Outbox(database: database).enqueue(outbox, now: now) }
+            for message in outbox { try Outbox(database: database).enqueue(message, now: now) }
         }
     }
 
@@ -401,19 +401,24 @@ final class JobStore {
             "UPDATE jobs SET lease_until = ?1, updated_at = ?1 WHERE state = 'processing'", [.real(now)])
     }
 
-    /// Reported jobs whose outbox row was delivered become delivered (call it periodically, or after the delivery
-    /// worker reports progress). Jobs without a webhook event stay reported. Returns how many changed.
+    /// Reported jobs whose outbox rows were all delivered (every destination) become delivered (call it
+    /// periodically, or after the delivery worker reports progress). Jobs without events stay reported. Returns how
+    /// many changed.
     @discardableResult
     func syncDelivered(now: Double) throws -> Int {
         try database.execute(
             """
             UPDATE jobs
             SET state = 'delivered', updated_at = ?,
-                delivered_at = (SELECT o.delivered_at FROM outbox AS o WHERE o.event_id = jobs.event_id)
-            WHERE state = 'reported'
-              AND event_id IN (SELECT event_id FROM outbox WHERE state = 'delivered')
+                delivered_at = (SELECT MAX(o.delivered_at) FROM outbox AS o WHERE o.event_id = jobs.event_id)
+            WHERE state = 'reported' AND event_id IN (\(Self.deliveredEvents))
             """, [.real(now)])
     }
+
+    /// The event ids whose outbox rows are all delivered.
+    static let deliveredEvents = """
+        SELECT event_id FROM outbox GROUP BY event_id HAVING SUM(state <> 'delivered') = 0
+        """
 
     // MARK: - Reading
 
