@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Notify
+import Sinks
 import UnixSignals
 
 /// `csmil hl7-sink`: an MLLP receiver for trying a deployment before the LIS interface is ready.

@@ -55,12 +55,14 @@ struct OutboxCommand: AsyncParsableCommand {
                     let states = rows.map {
                         rows.count == 1 ? $0.state.rawValue : "\($0.message.destination) \($0.state.rawValue)"
                     }
-                    throw OutboxCommandError(
-                        description: "\(outbox.database.path): event \(eventID) "
+                    throw CommandError(
+                        code: .notFound, subject: outbox.database.path,
+                        message: "event \(eventID) "
                             + (states.isEmpty
                                 ? "is not in the outbox" + (destination.map { " for \($0)" } ?? "")
                                 : "is \(states.joined(separator: ", ")), not dead")
-                            + " — nothing was replayed; `csmil status` lists the dead events")
+                            + "; nothing was replayed",
+                        fix: "`csmil status` lists the dead events")
                 }
                 print("requeued \(eventID)" + (count > 1 ? " (\(count) destinations)" : ""))
             } else {
@@ -94,9 +96,10 @@ struct OutboxCommand: AsyncParsableCommand {
             let configuration = try Configuration.load(path: config)
             let logger = global.bootstrapLogging(configured: configuration.log.level)
             guard Publishing(configuration).isOn else {
-                throw OutboxCommandError(
-                    description: "\(configuration.sourcePath): [webhook] url and [hl7] url are empty, so there is "
-                        + "nowhere to deliver to — set one of them")
+                throw CommandError(
+                    code: .usage, subject: configuration.sourcePath,
+                    message: "[webhook] url and [hl7] url are empty, so there is nowhere to deliver to",
+                    fix: "set [webhook] url and secret_file, or [hl7] url")
             }
             let outbox = try OutboxCommand.open(configuration)
             let delivery = OutboxDelivery(
@@ -114,17 +117,13 @@ struct OutboxCommand: AsyncParsableCommand {
     static func open(_ configuration: Configuration) throws -> Outbox {
         let path = configuration.databasePath
         guard FileManager.default.fileExists(atPath: path) else {
-            throw OutboxCommandError(
-                description: "\(path): no job store here — check [state] directory in \(configuration.sourcePath) "
-                    + "(the daemon creates the file when it first runs)")
+            throw CommandError(
+                code: .notFound, subject: path, message: "no job store here",
+                fix: "check [state] directory in \(configuration.sourcePath) (the daemon creates the file when it "
+                    + "first runs)")
         }
         let database = try SQLiteDatabase(path: path)
         try Outbox.installSchema(in: database)
         return Outbox(database: database)
     }
-}
-
-/// A problem of `csmil outbox`, naming the file and what to do.
-struct OutboxCommandError: Error, CustomStringConvertible {
-    var description: String
 }

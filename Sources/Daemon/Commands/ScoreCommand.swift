@@ -40,13 +40,14 @@ struct ScoreCommand: AsyncParsableCommand {
         let logger = global.bootstrapLogging(configured: configuration?.log.level)
         let notifier = try notify ? Notification(configuration: configuration, logger: logger) : nil
         guard let modelDirectory = model ?? configuration?.model.directory else {
-            throw ScoreError(
-                description: "csmil score: no model — pass --model DIR (a folder holding model.toml) or --config "
-                    + "with a [model] directory")
+            throw CommandError(
+                code: .usage, subject: "csmil score", message: "no model",
+                fix: "pass --model DIR (a folder holding model.toml) or --config with a [model] directory")
         }
         guard let outputDirectory = out ?? configuration?.output.directory else {
-            throw ScoreError(
-                description: "csmil score: no output folder — pass --out DIR or --config with an [output] directory")
+            throw CommandError(
+                code: .usage, subject: "csmil score", message: "no output folder",
+                fix: "pass --out DIR or --config with an [output] directory")
         }
         let workDirectory = try Self.workDirectory(state: configuration?.state.directory)
         let slides = self.slides
@@ -83,9 +84,9 @@ struct ScoreCommand: AsyncParsableCommand {
 
         init(configuration: Configuration?, logger: Logger) throws {
             guard let configuration, Publishing(configuration).isOn else {
-                throw ScoreError(
-                    description: "csmil score --notify: nowhere to deliver — pass --config with a [webhook] url and "
-                        + "secret_file, or an [hl7] url; nothing was done")
+                throw CommandError(
+                    code: .usage, subject: "csmil score --notify", message: "nowhere to deliver; nothing was done",
+                    fix: "pass --config with a [webhook] url and secret_file, or an [hl7] url")
             }
             try FileManager.default.createDirectory(
                 atPath: configuration.state.directory, withIntermediateDirectories: true)
@@ -134,9 +135,10 @@ struct ScoreCommand: AsyncParsableCommand {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
-            throw ScoreError(
-                description: "\(path): the work folder for feature spill files cannot be created (\(error)) — "
-                    + "check the [state] directory and its permissions")
+            throw DaemonError(
+                code: .stateUnwritable, subject: path,
+                message: "the work folder for feature spill files cannot be created (\(error.localizedDescription))",
+                fix: "check the [state] directory and its permissions")
         }
         return path
     }
@@ -154,11 +156,6 @@ struct ScoreCommand: AsyncParsableCommand {
             thread.start()
         }
     }
-}
-
-/// A usage or setup problem of `csmil score`, before any slide is touched.
-struct ScoreError: Error, CustomStringConvertible {
-    var description: String
 }
 
 /// The one JSON line printed per slide.
@@ -189,7 +186,7 @@ struct SummaryLine: Encodable {
         error = report.error
         if let writeError = outcome.writeError {
             status = SlideReport.Status.failed.rawValue
-            error = SlideReport.Failure(code: "report.write", message: writeError)
+            error = SlideReport.Failure(writeError)
         }
     }
 

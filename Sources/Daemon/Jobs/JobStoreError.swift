@@ -1,3 +1,4 @@
+import Errors
 import Notify
 
 /// A job store failure that is not a plain SQLite error: the file cannot be used, or a caller asked for a change
@@ -5,9 +6,9 @@ import Notify
 ///
 /// SQLite failures after the store is open (a full disk, an I/O error) are thrown as ``SQLiteError``, which has its
 /// own stable codes (`sqlite.disk_full`, …).
-struct JobStoreError: Error, Sendable, Equatable, CustomStringConvertible {
+struct JobStoreError: CSMILError, Sendable, Equatable {
     /// A stable code per kind of failure.
-    enum Code: String, Sendable, Equatable {
+    enum Code: String, ErrorCode {
         /// The file is damaged or is not a database; the integrity check at start failed.
         case corrupt = "store.corrupt"
         /// The file or its folder cannot be opened or created.
@@ -32,13 +33,14 @@ struct JobStoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What to do about it.
     var fix: String
 
-    var description: String { "\(file): \(message) — \(fix)" }
+    var subject: String { file }
 
     /// The error for a failure while opening the store at `path`.
     static func opening(_ path: String, _ error: any Error) -> JobStoreError {
         guard let error = error as? SQLiteError else {
             return JobStoreError(
-                code: .unavailable, file: path, message: "the job store could not be opened: \(error)",
+                code: .unavailable, file: path,
+                message: "the job store could not be opened: \(ErrorSummary(error).text)",
                 fix: "check the file and its folder, then start csmil again")
         }
         switch error.code {

@@ -1,3 +1,4 @@
+import Errors
 import Notify
 
 /// `[identity] pattern`: a regular expression with named groups (`accession`, `specimen`, `block`, `slide`,
@@ -85,13 +86,17 @@ struct IdentityPattern: @unchecked Sendable {
 }
 
 /// `[identity] pattern` cannot be used.
-struct IdentityPatternError: Error, Sendable, Equatable, CustomStringConvertible {
-    var code = "identity.pattern"
+struct IdentityPatternError: CSMILError, Sendable, Equatable {
+    enum Code: String, ErrorCode {
+        /// The pattern does not compile, has no accession group or names an unknown group.
+        case pattern = "identity.pattern"
+    }
+
+    var code = Code.pattern
     /// The pattern.
     var source: String
     var message: String
     var fix: String
 
     var subject: String { "[identity] pattern '\(source)'" }
-    var description: String { "\(subject) \(message) — \(fix)" }
 }

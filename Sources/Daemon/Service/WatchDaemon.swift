@@ -1,3 +1,4 @@
+import Errors
 import Foundation
 import Inference
 import Ingest
@@ -149,7 +150,7 @@ struct WatchDaemon {
                 } catch {
                     logger.warning(
                         "settled slide cannot be read; waiting for it to change",
-                        metadata: ["slide": "\(name)", "error": "\(error)"])
+                        metadata: ["slide": "\(name)"].merging(.error(error)) { $1 })
                     return
                 }
                 let outcome = try store.recordSettled(
@@ -204,7 +205,7 @@ struct WatchDaemon {
                 logger.info("watch folder event", metadata: ["event": "\(event)"])
             }
         } catch {
-            logger.error("job store: cannot record a watch event", metadata: ["error": "\(error)"])
+            logger.error("job store: cannot record a watch event", metadata: .error(error))
         }
     }
 
@@ -343,9 +344,8 @@ struct ReloadService: Service {
                 logger.error(
                     "configuration not reloaded; the running settings stay",
                     metadata: [
-                        "file": "\(configurationPath)", "error": "\(error)",
-                        "message_id": "\(MessageID.configurationRejected.rawValue)",
-                    ])
+                        "file": "\(configurationPath)", "message_id": "\(MessageID.configurationRejected.rawValue)",
+                    ].merging(.error(error)) { $1 })
                 continue
             }
             if new.webhook != current.webhook || new.hl7 != current.hl7 || new.identity != current.identity {
@@ -356,7 +356,7 @@ struct ReloadService: Service {
                     } catch {
                         logger.error(
                             "delivery settings not reloaded; the running ones stay",
-                            metadata: ["file": "\(configurationPath)", "error": "\(error)"])
+                            metadata: ["file": "\(configurationPath)"].merging(.error(error)) { $1 })
                         continue
                     }
                 } else if Publishing(new).isOn != Publishing(current).isOn {

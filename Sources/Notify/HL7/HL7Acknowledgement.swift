@@ -22,7 +22,7 @@ public struct HL7Acknowledgement: Sendable, Equatable {
         let message = try HL7Message(parsing: bytes)
         guard let msa = message.segment("MSA") else {
             throw HL7Error(
-                code: "hl7.ack_without_msa", subject: String(decoding: bytes.prefix(60), as: UTF8.self),
+                code: .ackWithoutMSA, subject: String(decoding: bytes.prefix(60), as: UTF8.self),
                 message: "the answer has no MSA segment", fix: "the receiver must answer with an HL7 ACK")
         }
         code = message.value(of: msa, 1).uppercased()

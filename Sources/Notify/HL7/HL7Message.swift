@@ -1,3 +1,4 @@
+import Errors
 import Foundation
 
 /// An HL7 v2 message in the traditional "pipe and hat" encoding (ER7): segments separated by carriage returns,
@@ -123,7 +124,7 @@ public struct HL7Message: Sendable, Equatable {
         let lines = text.split(omittingEmptySubsequences: true) { $0 == "\r" || $0 == "\n" || $0 == "\r\n" }
         guard let first = lines.first, first.hasPrefix("MSH"), first.count >= 8 else {
             throw HL7Error(
-                code: "hl7.not_a_message", subject: String(text.prefix(40)),
+                code: .notAMessage, subject: String(text.prefix(40)),
                 message: "does not start with an MSH segment", fix: "send an HL7 v2 message in ER7 encoding")
         }
         var delimiters = Delimiters()
@@ -209,9 +210,21 @@ public struct HL7Message: Sendable, Equatable {
 }
 
 /// An HL7 message that could not be built, parsed or delivered, naming the thing and the fix.
-public struct HL7Error: Error, Sendable, Equatable, CustomStringConvertible {
-    /// A stable dotted code, e.g. `hl7.not_a_message`.
-    public var code: String
+public struct HL7Error: CSMILError, Sendable, Equatable {
+    /// The kinds of failure.
+    public enum Code: String, ErrorCode {
+        /// Bytes that do not start with an MSH segment.
+        case notAMessage = "hl7.not_a_message"
+        /// An answer without an MSA segment.
+        case ackWithoutMSA = "hl7.ack_without_msa"
+        /// A URL that is not `mllp://` or `mllps://` HOST:PORT.
+        case url = "hl7.url"
+        /// `csmil hl7-sink` cannot listen.
+        case sinkListen = "hl7_sink.listen"
+    }
+
+    /// What kind of failure this is.
+    public var code: Code
     /// The message, URL or file concerned.
     public var subject: String
     /// What happened.
@@ -220,12 +233,10 @@ public struct HL7Error: Error, Sendable, Equatable, CustomStringConvertible {
     public var fix: String
 
     /// Makes an error.
-    public init(code: String, subject: String, message: String, fix: String) {
+    public init(code: Code, subject: String, message: String, fix: String) {
         self.code = code
         self.subject = subject
         self.message = message
         self.fix = fix
     }
-
-    public var description: String { "\(subject): \(message) — \(fix)" }
 }

@@ -141,14 +141,14 @@ public final class MLLPClient {
                 scheme == "mllp" || scheme == "mllps", let host = components.host, !host.isEmpty
             else {
                 throw HL7Error(
-                    code: "hl7.url", subject: url, message: "is not an mllp:// or mllps:// URL",
+                    code: .url, subject: url, message: "is not an mllp:// or mllps:// URL",
                     fix: "write mllp://HOST:PORT (loopback) or mllps://HOST:PORT (TLS)")
             }
             guard components.path.isEmpty || components.path == "/", components.query == nil,
                 components.user == nil, components.password == nil
             else {
                 throw HL7Error(
-                    code: "hl7.url", subject: url, message: "has a path, query or credentials, which MLLP has not",
+                    code: .url, subject: url, message: "has a path, query or credentials, which MLLP has not",
                     fix: "write only the scheme, host and port: mllps://HOST:PORT")
             }
             tls = scheme == "mllps"

@@ -1,3 +1,4 @@
+import Errors
 import Foundation
 import Logging
 
@@ -202,7 +203,7 @@ public final class OutboxDelivery: @unchecked Sendable {
             } catch {
                 logger.error(
                     "outbox delivery failed; retrying in 5 s",
-                    metadata: ["error": "\(error)", "database": "\(configuration.databasePath)"])
+                    metadata: ["database": "\(configuration.databasePath)"].merging(.error(error)) { $1 })
                 database = nil
                 sleep(until: Date().timeIntervalSince1970 + 5)
             }

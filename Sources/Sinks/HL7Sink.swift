@@ -1,4 +1,5 @@
 import Foundation
+import Notify
 
 #if canImport(Glibc)
 import Glibc
@@ -75,7 +76,7 @@ public final class HL7Sink: @unchecked Sendable {
         address.sin_port = in_port_t(boundPort).bigEndian
         guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
             throw HL7Error(
-                code: "hl7_sink.listen", subject: host, message: "is not an IPv4 address",
+                code: .sinkListen, subject: host, message: "is not an IPv4 address",
                 fix: "pass --host with an address such as 127.0.0.1")
         }
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -265,7 +266,7 @@ public final class HL7Sink: @unchecked Sendable {
 
     private static func failure(_ operation: String, _ number: Int32, host: String) -> HL7Error {
         HL7Error(
-            code: "hl7_sink.listen", subject: host,
+            code: .sinkListen, subject: host,
             message: "could not \(operation): \(String(cString: strerror(number)))",
             fix: number == EADDRINUSE
                 ? "another program uses that port; pass a different --port" : "check --host and --port")
