@@ -127,7 +127,10 @@ enum Judges {
         /// The messages received so far, as the judge parsed them.
         func messages() throws -> [[String: Any]] {
             guard let text = try? String(contentsOfFile: log, encoding: .utf8) else { return [] }
-            return try text.split(separator: "\n").map { try Fixtures.jsonObject(Data($0.utf8)) }
+            // Only whole lines: the receiver may be writing the next one right now.
+            var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            lines.removeLast()
+            return try lines.filter { !$0.isEmpty }.map { try Fixtures.jsonObject(Data($0.utf8)) }
         }
     }
 
