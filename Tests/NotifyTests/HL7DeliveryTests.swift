@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Store
 import Testing
 
 @testable import Notify

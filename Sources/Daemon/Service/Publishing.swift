@@ -1,5 +1,6 @@
 import Foundation
 import Notify
+import Store
 
 /// What each result becomes in the outbox: one row per configured destination — the webhook body (event or FHIR)
 /// and the HL7 ORU^R01 — built once from the report when it is committed.

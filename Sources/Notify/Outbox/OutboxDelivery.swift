@@ -1,6 +1,7 @@
 import Errors
 import Foundation
 import Logging
+import Store
 
 /// The worker that empties the outbox: on a thread of its own (libcurl and SQLite block), it takes the next due
 /// row, looks up its destination in the configuration in force now (URL and transport), sends the stored bytes —

@@ -1,12 +1,12 @@
 import Foundation
 import Testing
 
-@testable import Notify
+@testable import Store
 
 @Suite("Outbox")
 struct OutboxTests {
     func makeOutbox() throws -> Outbox {
-        let database = try SQLiteDatabase(path: Fixtures.temporaryFolder() + "/csmil.sqlite3")
+        let database = try SQLiteDatabase(path: StoreTestSupport.temporaryFolder() + "/csmil.sqlite3")
         try Outbox.installSchema(in: database)
         return Outbox(database: database)
     }
@@ -58,21 +58,17 @@ struct OutboxTests {
     @Test("a slide's events go out in queue order; other slides are not held up")
     func perSlideOrder() throws {
         let outbox = try makeOutbox()
-        let policy = RetryPolicy(initialDelay: 100, maximumDelay: 100, window: 1000)
         try outbox.enqueue(Self.message("a1", slide: "A"), now: 0)
         try outbox.enqueue(Self.message("b1", slide: "B"), now: 1)
         try outbox.enqueue(Self.message("a2", slide: "A"), now: 2)
         let first = try #require(try outbox.nextDue(now: 5, destinations: Self.webhookOnly))
         #expect(first.message.eventID == "a1")
         // a1 fails and waits 50 s: a2 must wait behind it, b1 goes.
-        try outbox.record(
-            .retry(reason: "HTTP 503", status: 503, retryAfter: nil), for: first, policy: policy,
-            randomFraction: 0.5, now: 5)
+        try outbox.record(OutboxAttempt(.retry(at: 55), status: 503, error: "HTTP 503"), for: first, now: 5)
         #expect(try outbox.nextDue(now: 6, destinations: Self.webhookOnly)?.message.eventID == "b1")
         try outbox.record(
-            .delivered(status: 200), for: try #require(try outbox.nextDue(now: 6, destinations: Self.webhookOnly)),
-            policy: policy,
-            randomFraction: 0, now: 6)
+            OutboxAttempt(.delivered, status: 200),
+            for: try #require(try outbox.nextDue(now: 6, destinations: Self.webhookOnly)), now: 6)
         #expect(try outbox.nextDue(now: 7, destinations: Self.webhookOnly) == nil)
         #expect(try outbox.nextDueTime(destinations: Self.webhookOnly) == 55)
         #expect(try outbox.nextDue(now: 55, destinations: Self.webhookOnly)?.message.eventID == "a1")
@@ -81,17 +77,15 @@ struct OutboxTests {
     @Test("dead letters and a disabled endpoint show in the summary and are replayed with the same id and body")
     func deadLettersAndReplay() throws {
         let outbox = try makeOutbox()
-        let policy = RetryPolicy()
         try outbox.enqueue(Self.message("evt_400", slide: "A", body: "x"), now: 0)
         try outbox.enqueue(Self.message("evt_410", slide: "B", body: "y"), now: 0)
         try outbox.enqueue(Self.message("evt_next", slide: "C"), now: 0)
         try outbox.record(
-            .deadLetter(status: 400, reason: "HTTP 400: bad field"),
-            for: try #require(try outbox.row(eventID: "evt_400")),
-            policy: policy, randomFraction: 0, now: 1)
+            OutboxAttempt(.dead, status: 400, error: "HTTP 400: bad field"),
+            for: try #require(try outbox.row(eventID: "evt_400")), now: 1)
         try outbox.record(
-            .endpointGone(status: 410, reason: "HTTP 410"), for: try #require(try outbox.row(eventID: "evt_410")),
-            policy: policy, randomFraction: 0, now: 2, url: Self.url)
+            OutboxAttempt(.endpointGone, status: 410, error: "HTTP 410"),
+            for: try #require(try outbox.row(eventID: "evt_410")), now: 2, url: Self.url)
         // Nothing more goes to the gone endpoint.
         #expect(try outbox.nextDue(now: 3, destinations: Self.webhookOnly) == nil)
         var summary = try outbox.summary(now: 100)
@@ -114,33 +108,16 @@ struct OutboxTests {
         #expect(String(decoding: json, as: UTF8.self).contains("\"oldest_undelivered_age_seconds\":300"))
     }
 
-    @Test("retrying past the window turns the event into a dead letter with the reason")
-    func windowExhausted() throws {
-        let outbox = try makeOutbox()
-        try outbox.enqueue(Self.message("evt_1"), now: 0)
-        let state = try outbox.record(
-            .retry(reason: "timeout: Operation timed out", status: nil, retryAfter: nil),
-            for: try #require(try outbox.row(eventID: "evt_1")), policy: RetryPolicy(window: 60), randomFraction: 1,
-            now: 58)
-        #expect(state == .dead)
-        let row = try #require(try outbox.row(eventID: "evt_1"))
-        #expect(row.lastError?.hasPrefix("gave up after 1 attempts") == true)
-        #expect(row.lastError?.hasSuffix("timeout: Operation timed out") == true)
-    }
-
     @Test("each destination has its own row, order and dead letter; rows wait while their destination is off")
     func destinations() throws {
         let outbox = try makeOutbox()
-        let both = [OutboxMessage.webhook: Self.url, OutboxMessage.hl7: "mllp://127.0.0.1:2575"]
         try outbox.enqueue(Self.message("e1", slide: "A"), now: 0)
         try outbox.enqueue(Self.message("e1", slide: "A", destination: OutboxMessage.hl7), now: 0)
         try outbox.enqueue(Self.message("e2", slide: "A", destination: OutboxMessage.hl7), now: 1)
         #expect(try outbox.rows(eventID: "e1").map(\.message.destination) == ["webhook", "hl7"])
         // The HL7 row of e1 is refused for good: e2's HL7 row goes next; the webhook row is not affected.
         let hl7Row = try #require(try outbox.row(eventID: "e1", destination: OutboxMessage.hl7))
-        try outbox.record(
-            .deadLetter(status: nil, reason: "ACK AR: unknown accession"), for: hl7Row,
-            policy: RetryPolicy(), randomFraction: 0, now: 2)
+        try outbox.record(OutboxAttempt(.dead, error: "ACK AR: unknown accession"), for: hl7Row, now: 2)
         #expect(try outbox.nextDue(now: 3, destinations: [OutboxMessage.hl7: "mllp://x"])?.message.eventID == "e2")
         #expect(try outbox.nextDue(now: 3, destinations: Self.webhookOnly)?.message.eventID == "e1")
         // Without any configured destination nothing is due.
@@ -153,7 +130,6 @@ struct OutboxTests {
         // Replaying one destination leaves the others alone.
         #expect(try outbox.requeue(eventID: "e1", destination: OutboxMessage.webhook, now: 20) == 0)
         #expect(try outbox.requeue(eventID: "e1", destination: OutboxMessage.hl7, now: 20) == 1)
-        _ = both
     }
 
     @Test("a 410 disables the URL it came from: a new URL for the destination gets the queued rows")
@@ -162,18 +138,18 @@ struct OutboxTests {
         try outbox.enqueue(Self.message("g1", slide: "A"), now: 0)
         try outbox.enqueue(Self.message("g2", slide: "B"), now: 0)
         try outbox.record(
-            .endpointGone(status: 410, reason: "HTTP 410"), for: try #require(try outbox.row(eventID: "g1")),
-            policy: RetryPolicy(), randomFraction: 0, now: 1, url: "https://old.example.org/in")
+            OutboxAttempt(.endpointGone, status: 410, error: "HTTP 410"),
+            for: try #require(try outbox.row(eventID: "g1")), now: 1, url: "https://old.example.org/in")
         #expect(try outbox.nextDue(now: 2, destinations: [OutboxMessage.webhook: "https://old.example.org/in"]) == nil)
         #expect(
             try outbox.nextDue(now: 2, destinations: [OutboxMessage.webhook: "https://new.example.org/in"])?.message
                 .eventID == "g2")
     }
 
-    @Test("an outbox of schema 1 (rows with a target URL) is migrated: its rows become webhook rows, ids kept")
-    func migratesVersionOne() throws {
-        let database = try SQLiteDatabase(path: Fixtures.temporaryFolder() + "/csmil.sqlite3")
-        try database.migrate(component: "outbox", [Outbox.migrations[0]])
+    @Test("an outbox of schema 2 (rows with a target URL) is migrated: its rows become webhook rows, ids kept")
+    func migratesTargetURLRows() throws {
+        let database = try SQLiteDatabase(path: StoreTestSupport.temporaryFolder() + "/csmil.sqlite3")
+        try database.migrate(Array(StoreSchema.sqlite.prefix(2)))
         try database.execute(
             """
             INSERT INTO outbox (event_id, slide_key, event_type, target_url, content_type, body, created_at,
