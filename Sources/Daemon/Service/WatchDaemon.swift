@@ -15,7 +15,8 @@ import UnixSignals
 ///   → one `failed` record; wakes the worker;
 /// - the worker (`SlideWorker`, own thread): the queue, one slide at a time, report and outbox row in one
 ///   transaction;
-/// - the delivery worker (`OutboxDelivery`, own thread) when `[webhook] url` is set;
+/// - the delivery worker (`OutboxDelivery`, own thread) when a `[webhook]` or `[hl7]` url is set (a reload switches
+///   it on and off);
 /// - the status timer: STATUS= and WATCHDOG=1 for systemd, `<state>/daemon.json` for `csmil status`;
 /// - SIGHUP: the configuration file is read again; a bad file is logged and the old settings stay.
 ///
@@ -64,13 +65,14 @@ struct WatchDaemon {
                 logger: logger, assumeMPP: configuration.ingest.assumeMPP)
             pipeline.workers = configuration.pipeline.threadsPerSlide(cores: Parallel.workers)
             pipeline.batch = configuration.pipeline.batch
+            pipeline.identityPattern = configuration.identity.compiled()
+            pipeline.identityRequired = configuration.identity.required
             return (pipeline, manifest.name)
         }
 
         let running = RunningFlags()
         let delivery = DeliverySwitch(try Self.deliveryConfigurationIfOn(configuration), flags: running, logger: logger)
-        let settings = LiveSettings(
-            .init(url: configuration.webhook.url ?? "", format: configuration.webhook.payloadFormat))
+        let settings = LiveSettings(Publishing(configuration))
         let progress = DaemonProgress(
             watchFolder: configuration.watch.directory, watchMode: "starting",
             stallLimit: Self.stallLimit(notifier.watchdogInterval))
@@ -127,7 +129,8 @@ struct WatchDaemon {
             "csmil watch ready",
             metadata: [
                 "folder": "\(configuration.watch.directory)", "mode": "\(watcher.mode.kind.rawValue)",
-                "model": "\(modelName)", "webhook": "\(delivery.isOn ? "on" : "none")",
+                "model": "\(modelName)", "webhook": "\(configuration.webhook.url == nil ? "none" : "on")",
+                "hl7": "\(configuration.hl7.url == nil ? "none" : "on")",
                 "message_id": "\(MessageID.ready.rawValue)",
             ])
         let group = ServiceGroup(
@@ -219,17 +222,10 @@ struct WatchDaemon {
         "svs", "tif", "tiff", "ndpi", "vms", "vmu", "scn", "mrxs", "svslide", "bif", "dcm", "czi",
     ]
 
-    /// The delivery worker's settings when `[webhook] url` is set; nil when delivery is off.
+    /// The delivery worker's settings when a webhook or HL7 destination is configured; nil when delivery is off.
     static func deliveryConfigurationIfOn(_ configuration: Configuration) throws -> OutboxDelivery.Configuration? {
-        guard !(configuration.webhook.url ?? "").isEmpty else { return nil }
-        return try deliveryConfiguration(configuration)
-    }
-
-    static func deliveryConfiguration(_ configuration: Configuration) throws -> OutboxDelivery.Configuration {
-        OutboxDelivery.Configuration(
-            databasePath: configuration.databasePath,
-            secret: try WebhookSecret.load(path: configuration.webhook.secretFile ?? ""),
-            client: configuration.webhook.clientOptions, retry: configuration.webhook.retryPolicy)
+        guard Publishing(configuration).isOn else { return nil }
+        return try configuration.deliveryConfiguration()
     }
 
     /// A busy worker counts as stuck after the larger of 10 minutes and the watchdog interval without progress.
@@ -313,10 +309,12 @@ struct StatusService: Service {
     }
 }
 
-/// SIGHUP: the configuration file is read again. The webhook settings (URL, secret, format, timeouts, retries)
-/// take effect at once; changes to other sections are logged as needing a restart. A file that does not parse or
-/// validate is logged with every problem and the running settings stay. Each outcome is acknowledged in
-/// `reload.json` (`ReloadAcknowledgement`) for `csmil reload`, after RELOADING=1 … READY=1.
+/// SIGHUP: the configuration file is read again. The delivery settings (`[webhook]`, `[hl7]`, `[identity]`
+/// accession_system: URLs, secret, formats, timeouts, retries) take effect at once, for queued events too (they
+/// go to the URLs configured now), and so does delivery switched on or off; changes to other sections are logged as
+/// needing a restart. A file that does not parse or validate is logged with every problem and the running settings
+/// stay. Each outcome is acknowledged in `reload.json` (`ReloadAcknowledgement`) for `csmil reload`, after
+/// RELOADING=1 … READY=1.
 struct ReloadService: Service {
     let configurationPath: String
     let initial: Configuration
@@ -364,21 +362,23 @@ struct ReloadService: Service {
                 ].merging(.error(error)) { $1 })
             return (false, "configuration not reloaded; the running settings stay: \(error)")
         }
-        if new.webhook != current.webhook {
-            // Switched on, changed or off at once: results reported from now on are queued for the new URL (or,
-            // with url = "", not queued); rows already in the outbox keep the URL they were queued for.
-            let url = new.webhook.url ?? ""
+        if new.webhook != current.webhook || new.hl7 != current.hl7 || new.identity != current.identity {
+            // Switched on, changed or off at once: results reported from now on are queued (or, with every
+            // destination off, not queued).
+            let publishing = Publishing(new)
             do {
                 delivery.apply(try WatchDaemon.deliveryConfigurationIfOn(new))
-                settings.update(.init(url: url, format: new.webhook.payloadFormat))
+                settings.update(publishing)
             } catch {
                 logger.error(
-                    "webhook settings not reloaded; the running ones stay",
+                    "delivery settings not reloaded; the running ones stay",
                     metadata: ["file": "\(configurationPath)"].merging(.error(error)) { $1 })
-                return (false, "webhook settings not reloaded; the running ones stay: \(error)")
+                return (false, "delivery settings not reloaded; the running ones stay: \(error)")
             }
-            if (current.webhook.url ?? "").isEmpty != url.isEmpty {
-                logger.notice("webhook delivery switched \(url.isEmpty ? "off" : "on")", metadata: ["url": "\(url)"])
+            if Publishing(current).isOn != publishing.isOn {
+                logger.notice(
+                    "delivery switched \(publishing.isOn ? "on" : "off")",
+                    metadata: ["webhook": "\(new.webhook.url ?? "none")", "hl7": "\(new.hl7.url ?? "none")"])
             }
         }
         var restart: [String] = []
@@ -388,6 +388,9 @@ struct ReloadService: Service {
         if new.model != current.model { restart.append("[model]") }
         if new.log != current.log { restart.append("[log]") }
         if new.ingest != current.ingest { restart.append("[ingest]") }
+        if new.identity.pattern != current.identity.pattern || new.identity.required != current.identity.required {
+            restart.append("[identity]")
+        }
         current = new
         if !restart.isEmpty {
             let sections = restart.joined(separator: " ")
