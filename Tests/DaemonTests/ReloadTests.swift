@@ -95,7 +95,7 @@ struct ReloadTests {
         try Self.waitForLog(setup, "slide reported", count: 1)
         try on.write(to: setup.installation.config, atomically: true, encoding: .utf8)
         #expect(try Self.reload(setup, pid: process.processIdentifier).status == 0)
-        #expect(setup.log().contains("webhook delivery switched on"))
+        #expect(setup.log().contains("delivery switched on"))
         try setup.drop("while-on.svs", seed: 12)
         let first = setup.waitForEvents(1, timeout: 120)
         #expect(first.count == 1, "log:\n\(setup.log())")
