@@ -53,10 +53,14 @@ public struct SlideResolution: Sendable, Equatable, CustomStringConvertible {
     /// The actual resolution of the "20x" pixels, µm per pixel (0.4527 for a Hamamatsu 20x slide).
     public var targetPixelMPP: Double { baseMPP * level0PixelsPerTargetPixel }
 
-    /// Decides the resolution of an open slide.
+    /// Decides the resolution of an open slide, and refuses a slide whose declared size cannot be a glass slide's
+    /// (``GlassSlide/checkSize(width:height:mpp:source:file:)``, `slide.implausible_size`): everything that is
+    /// allocated for a slide afterwards grows with that size.
     public init(slide: Slide, assumeMPP: Double? = nil) throws(SlideError) {
         try self.init(
             properties: slide.properties, downsamples: slide.downsamples, file: slide.path, assumeMPP: assumeMPP)
+        let (width, height) = slide.dimensions(level: 0)
+        try GlassSlide.checkSize(width: width, height: height, mpp: baseMPP, source: source, file: slide.path)
     }
 
     /// Decides the resolution from a slide's properties and level downsamples (level 0 first);
