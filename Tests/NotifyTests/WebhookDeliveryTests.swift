@@ -32,11 +32,12 @@ struct WebhookDeliveryTests {
         /// Starts a worker; `retry` defaults to 0.05 s … 0.2 s backoffs with full jitter set to its maximum.
         @discardableResult
         func startWorker(
-            retry: RetryPolicy = RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, window: 60), timeout: Double = 2
+            retry: RetryPolicy = RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, window: 60), timeout: Double = 2,
+            url: String? = nil
         ) throws -> OutboxDelivery {
             let worker = OutboxDelivery(
                 configuration: OutboxDelivery.Configuration(
-                    databasePath: databasePath, secret: WebhookDeliveryTests.secret,
+                    databasePath: databasePath, url: url ?? sink.url, secret: WebhookDeliveryTests.secret,
                     client: WebhookClientOptions(connectTimeout: 1, timeout: timeout, allowHTTP: true),
                     retry: retry, idlePoll: 0.5, randomFraction: { 1 }),
                 logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
@@ -45,15 +46,15 @@ struct WebhookDeliveryTests {
             return worker
         }
 
-        /// Queues the scored fixture report (event id `id`) for `url` (the sink by default) and wakes the workers.
+        /// Queues the scored fixture report (event id `id`) for the webhook and wakes the workers.
         @discardableResult
-        func enqueue(_ id: String = "evt_0123", url: String? = nil) throws -> WebhookPayload {
+        func enqueue(_ id: String = "evt_0123") throws -> WebhookPayload {
             var report = Fixtures.scored()
             report.eventID = id
             let payload = try WebhookPayload.event(report: report, timestamp: Date())
             try outbox.database.transaction {
                 try outbox.enqueue(
-                    OutboxMessage(payload: payload, slideKey: report.slide.fingerprint, targetURL: url ?? sink.url))
+                    OutboxMessage(payload: payload, slideKey: report.slide.fingerprint))
             }
             for worker in workers { worker.wake() }
             return payload

@@ -88,6 +88,8 @@ struct ScoreCommand: AsyncParsableCommand {
                 assumeMPP: assumeMPP)
             pipeline.workers = settings.threadsPerSlide(cores: Parallel.workers)
             pipeline.batch = settings.batch
+            pipeline.identityPattern = configuration?.identity.compiled()
+            pipeline.identityRequired = configuration?.identity.required ?? false
             var anyFailed = false
             for slide in slides where !stop.isRequested {
                 if let refusal = Self.refuseNonRegularFile(slide) {
@@ -105,7 +107,7 @@ struct ScoreCommand: AsyncParsableCommand {
                 let line = SummaryLine(outcome)
                 anyFailed = anyFailed || line.failed
                 FileHandle.standardOutput.write(line.json() + Data("\n".utf8))
-                if let notifier, outcome.folder != nil { try notifier.enqueue(outcome.report) }
+                if let notifier, let folder = outcome.folder { try notifier.enqueue(outcome.report, folder: folder) }
             }
             return anyFailed
         }
@@ -157,48 +159,43 @@ struct ScoreCommand: AsyncParsableCommand {
     /// what is still waiting for a retry stays queued for `csmil watch` or `csmil outbox deliver`.
     struct Notification {
         let configuration: Configuration
-        let url: String
-        let secret: WebhookSecret
+        let delivery: OutboxDelivery.Configuration
         let logger: Logger
 
         init(configuration: Configuration?, logger: Logger) throws {
-            guard let configuration, let url = configuration.webhook.url, !url.isEmpty,
-                let secretFile = configuration.webhook.secretFile
-            else {
+            guard let configuration, Publishing(configuration).isOn else {
                 throw CommandError(
-                    code: .usage, subject: "csmil score --notify", message: "no webhook; nothing was done",
-                    fix: "pass --config with a [webhook] url and secret_file")
+                    code: .usage, subject: "csmil score --notify", message: "nowhere to deliver; nothing was done",
+                    fix: "pass --config with a [webhook] url and secret_file, or an [hl7] url")
             }
             try FileManager.default.createDirectory(
                 atPath: configuration.state.directory, withIntermediateDirectories: true)
             self.configuration = configuration
-            self.url = url
-            self.secret = try WebhookSecret.load(path: secretFile)
+            delivery = try configuration.deliveryConfiguration(idlePoll: 0.5)
             self.logger = logger
         }
 
-        func enqueue(_ report: SlideReport) throws {
+        func enqueue(_ report: SlideReport, folder: String) throws {
             let database = try SQLiteDatabase(path: configuration.databasePath)
             try Outbox.installSchema(in: database)
-            let payload = try WebhookPayload.make(
-                configuration.webhook.payloadFormat, report: report, timestamp: Date())
-            _ = try Outbox(database: database).enqueue(
-                OutboxMessage(payload: payload, slideKey: report.slide.fingerprint, targetURL: url))
+            let outbox = Outbox(database: database)
+            for message in try Publishing(configuration).messages(for: report, folder: folder) {
+                try outbox.enqueue(message)
+            }
         }
 
         func deliver() async throws {
-            let delivery = OutboxDelivery(
-                configuration: OutboxDelivery.Configuration(
-                    databasePath: configuration.databasePath, secret: secret,
-                    client: configuration.webhook.clientOptions,
-                    retry: configuration.webhook.retryPolicy, idlePoll: 0.5),
-                logger: logger)
+            let delivery = OutboxDelivery(configuration: self.delivery, logger: logger)
             try delivery.start()
             defer { delivery.stop() }
             let outbox = Outbox(database: try SQLiteDatabase(path: configuration.databasePath))
-            let deadline = ContinuousClock.now + .seconds(2 * configuration.webhook.timeoutSeconds)
+            let urls = configuration.deliveryURLs
+            let timeout = max(
+                configuration.webhook.url == nil ? 0 : configuration.webhook.timeoutSeconds,
+                configuration.hl7.url == nil ? 0 : configuration.hl7.ackTimeoutSeconds)
+            let deadline = ContinuousClock.now + .seconds(2 * timeout)
             while ContinuousClock.now < deadline {
-                if try outbox.summary().backlog == 0 { return }
+                if try outbox.nextDueTime(destinations: urls) == nil { return }
                 try await Task.sleep(for: .milliseconds(200))
             }
             let waiting = try outbox.summary().backlog

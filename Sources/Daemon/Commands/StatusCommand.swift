@@ -127,12 +127,20 @@ struct StatusCommand: AsyncParsableCommand {
         out += "outbox: \(outbox.backlog) waiting, \(outbox.delivered) delivered, \(outbox.deadCount) dead"
         if let age = outbox.oldestUndeliveredAge { out += ", oldest waiting \(DaemonProgress.duration(age))" }
         out += "\n"
+        for destination in outbox.destinations {
+            out +=
+                "  \(destination.name): \(destination.backlog) waiting, \(destination.delivered) delivered, "
+                + "\(destination.deadCount) dead"
+            if let age = destination.oldestUndeliveredAge { out += ", oldest waiting \(DaemonProgress.duration(age))" }
+            out += "\n"
+        }
         for letter in outbox.deadLetters {
             out +=
-                "  dead: \(letter.eventID) \(letter.reason ?? "") — replay with csmil outbox retry \(letter.eventID)\n"
+                "  dead (\(letter.destination)): \(letter.eventID) \(letter.reason ?? "") — replay with csmil outbox "
+                + "retry \(letter.eventID) --destination \(letter.destination)\n"
         }
         for endpoint in outbox.disabledEndpoints {
-            out += "  endpoint disabled: \(endpoint.url) (\(endpoint.reason ?? "410 Gone"))\n"
+            out += "  endpoint disabled (\(endpoint.destination)): \(endpoint.url) (\(endpoint.reason ?? "410 Gone"))\n"
         }
         return out
     }

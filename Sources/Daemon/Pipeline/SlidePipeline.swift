@@ -63,6 +63,10 @@ struct SlidePipeline: Sendable {
     var batchSize: Int { batch ?? TripletEmbedder.defaultBatchSize(threads: workers) }
     /// Batches the reader may have ready ahead of the embedder.
     var queuedBatches = 2
+    /// `[identity] pattern`: the laboratory's identifiers from the file name; nil writes no identity.
+    var identityPattern: IdentityPattern?
+    /// `[identity] required`: a name without an accession fails the slide with `slide.no_accession`.
+    var identityRequired = false
 
     /// The `model` object of a report: SHA-256 of each file the manifest names, keyed by its path in `model.toml`.
     static func modelReport(for manifest: ModelManifest, precision: Precision = .fp32) throws -> SlideReport.Model {
@@ -148,7 +152,7 @@ struct SlidePipeline: Sendable {
         let name = URL(fileURLWithPath: path).lastPathComponent
         var progress = Progress(
             slide: SlideReport.Slide(path: path, name: name, fingerprint: "unreadable:" + Self.pathDigest(path)),
-            eventID: "")
+            eventID: "", identity: identityPattern?.identity(forSlideName: name))
         progress.eventID = Self.eventID(fingerprint: progress.slide.fingerprint)
         var files: ReportFiles
         do {
@@ -161,7 +165,7 @@ struct SlidePipeline: Sendable {
                 report: SlideReport(
                     eventID: progress.eventID, status: .failed, slide: progress.slide, model: modelReport,
                     tiles: .init(count: progress.tileCount), timing: timing(started, progress.stages),
-                    error: .init(error)),
+                    error: .init(error), identity: progress.identity),
                 folder: nil, cancelled: true)
         } catch {
             logger.error(
@@ -170,7 +174,8 @@ struct SlidePipeline: Sendable {
             let report = SlideReport(
                 eventID: progress.eventID, status: .failed, slide: progress.slide, model: modelReport,
                 tiles: .init(count: progress.tileCount), timing: timing(started, progress.stages), error: .init(error),
-                tissue: progress.tissue, resolution: progress.resolution, versions: Self.versions)
+                tissue: progress.tissue, resolution: progress.resolution, versions: Self.versions,
+                identity: progress.identity)
             files = ReportFiles(report: report, tissueMaskPNG: progress.tissueMaskPNG)
         }
         do {
@@ -191,7 +196,7 @@ struct SlidePipeline: Sendable {
             eventID: Self.eventID(fingerprint: fingerprint), status: .failed,
             slide: SlideReport.Slide(path: path, name: name, fingerprint: fingerprint), model: modelReport,
             tiles: .init(count: 0), timing: .init(seconds: 0), error: .init(error),
-            versions: Self.versions)
+            versions: Self.versions, identity: identityPattern?.identity(forSlideName: name))
         do {
             return Outcome(report: report, folder: try writer.write(ReportFiles(report: report)))
         } catch {
@@ -208,6 +213,7 @@ struct SlidePipeline: Sendable {
         var tissue: SlideReport.Tissue?
         var resolution: SlideReport.Resolution?
         var tissueMaskPNG: Data?
+        var identity: SlideIdentity?
         /// The stage in progress (for logs).
         var stage = "start"
     }
@@ -237,6 +243,13 @@ struct SlidePipeline: Sendable {
         progress.slide.fingerprint = fingerprint
         progress.eventID = Self.eventID(fingerprint: fingerprint)
         try lap("fingerprint", &progress, next: "open")
+        if identityRequired, let pattern = identityPattern, progress.identity?.accession == nil {
+            throw PipelineError(
+                code: .noAccession, subject: progress.slide.name,
+                message: "the file name gives no accession number by [identity] pattern '\(pattern.source)'",
+                fix: "rename the slide so that its name carries the accession, or change [identity] pattern "
+                    + "(or set required = false to score slides without one)")
+        }
 
         let slide = try Slide(path: path)
         let (width, height) = slide.dimensions(level: 0)
@@ -265,12 +278,16 @@ struct SlidePipeline: Sendable {
                 eventID: progress.eventID, status: .noTissue, slide: progress.slide, model: modelReport,
                 tiles: .init(count: 0, size: TileGrid.tileSize), timing: timing(started, progress.stages),
                 tissue: progress.tissue, resolution: progress.resolution, versions: Self.versions,
-                deviations: Self.deviations)
+                deviations: Self.deviations, identity: progress.identity)
             return ReportFiles(report: report, tissueMaskPNG: progress.tissueMaskPNG)
         }
 
         let stream = try TileStream(slide: slide, resolution: resolution, grid: grid)
-        let spillPath = workDirectory + "/" + fingerprint.replacingOccurrences(of: "sha256:", with: "") + ".features"
+        // One file per scoring run, not per slide: two processes scoring the same content at once (a `csmil score`
+        // beside the daemon, two hosts sharing a work folder) must not read or remove each other's features.
+        let spillPath =
+            workDirectory + "/" + fingerprint.replacingOccurrences(of: "sha256:", with: "") + "-"
+            + UUID().uuidString.lowercased() + ".features"
         defer { unlink(spillPath) }
         observer?.tilesFound(grid.tiles.count)
         try embed(stream: stream, slidePath: path, spillPath: spillPath, observer: observer)
@@ -310,13 +327,14 @@ struct SlidePipeline: Sendable {
             probability: score.probability,
             label: score.isPositive ? manifest.positiveLabel : manifest.negativeLabel, threshold: score.threshold,
             headProbabilities: score.headProbabilities, positive: score.isPositive, bagCount: manifest.bagsPerHead,
-            clusterCount: score.clusterCount, seed: manifest.seed)
+            clusterCount: score.clusterCount, seed: manifest.seed,
+            scaleAttention: Self.scaleAttention(records))
         let drawn = score.tileAttention.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
         let report = SlideReport(
             eventID: progress.eventID, status: .scored, slide: progress.slide, model: modelReport, result: result,
             tiles: .init(count: grid.tiles.count, drawn: drawn, size: TileGrid.tileSize),
             timing: timing(started, progress.stages), tissue: progress.tissue, resolution: progress.resolution,
-            versions: Self.versions, deviations: Self.deviations)
+            versions: Self.versions, deviations: Self.deviations, identity: progress.identity)
         logger.info(
             "slide scored",
             metadata: [
@@ -442,6 +460,23 @@ struct SlidePipeline: Sendable {
         return PNGImage(width: width, height: height, pixels: pixels)
     }
 
+    /// The slide's per-scale attention summary: each drawn tile's scale attention (softmax of its scale weights),
+    /// weighted by its instance attention, averaged and normalised to sum to 1; nil when no tile was drawn.
+    static func scaleAttention(_ tiles: [TileRecord]) -> [Double]? {
+        var sums = [Double](repeating: 0, count: 3)
+        var total = 0.0
+        for tile in tiles {
+            guard let attention = tile.attention, attention.isFinite, attention > 0, tile.scaleAttention.count == 3
+            else { continue }
+            for scale in 0..<3 { sums[scale] += Double(attention) * Double(tile.scaleAttention[scale]) }
+            total += Double(attention)
+        }
+        guard total > 0 else { return nil }
+        let normaliser = sums.reduce(0, +)
+        guard normaliser > 0, normaliser.isFinite else { return nil }
+        return sums.map { $0 / normaliser }
+    }
+
     static let versions = SlideReport.Versions(
         csmil: CSMIL.version, openslide: OpenSlideLibrary.version, openblas: BLASRuntime.configuration)
 
@@ -468,6 +503,8 @@ struct PipelineError: CSMILError, Sendable, Equatable {
         case crashed = "slide.crashed"
         /// The report folder could not be written (the ``ReportError`` inside says why).
         case reportNotWritten = "report.write"
+        /// `[identity] required` and the file name gives no accession number.
+        case noAccession = "slide.no_accession"
     }
 
     var code: Code

@@ -63,12 +63,13 @@ struct WatchDaemon {
                 logger: logger, assumeMPP: configuration.ingest.assumeMPP)
             pipeline.workers = configuration.pipeline.threadsPerSlide(cores: Parallel.workers)
             pipeline.batch = configuration.pipeline.batch
+            pipeline.identityPattern = configuration.identity.compiled()
+            pipeline.identityRequired = configuration.identity.required
             return (pipeline, manifest.name)
         }
 
         let delivery = try Self.makeDelivery(configuration, logger: logger)
-        let settings = LiveSettings(
-            .init(url: configuration.webhook.url ?? "", format: configuration.webhook.payloadFormat))
+        let settings = LiveSettings(Publishing(configuration))
         let progress = DaemonProgress(
             watchFolder: configuration.watch.directory, watchMode: "starting",
             stallLimit: Self.stallLimit(notifier.watchdogInterval))
@@ -126,7 +127,8 @@ struct WatchDaemon {
             "csmil watch ready",
             metadata: [
                 "folder": "\(configuration.watch.directory)", "mode": "\(watcher.mode.kind.rawValue)",
-                "model": "\(modelName)", "webhook": "\((configuration.webhook.url ?? "").isEmpty ? "none" : "on")",
+                "model": "\(modelName)", "webhook": "\(configuration.webhook.url == nil ? "none" : "on")",
+                "hl7": "\(configuration.hl7.url == nil ? "none" : "on")",
                 "message_id": "\(MessageID.ready.rawValue)",
             ])
         let group = ServiceGroup(
@@ -218,17 +220,10 @@ struct WatchDaemon {
         "svs", "tif", "tiff", "ndpi", "vms", "vmu", "scn", "mrxs", "svslide", "bif", "dcm", "czi",
     ]
 
-    /// The delivery worker when a webhook is configured; nil otherwise.
+    /// The delivery worker when a webhook or HL7 destination is configured; nil otherwise.
     static func makeDelivery(_ configuration: Configuration, logger: Logger) throws -> OutboxDelivery? {
-        guard !(configuration.webhook.url ?? "").isEmpty else { return nil }
-        return OutboxDelivery(configuration: try deliveryConfiguration(configuration), logger: logger)
-    }
-
-    static func deliveryConfiguration(_ configuration: Configuration) throws -> OutboxDelivery.Configuration {
-        OutboxDelivery.Configuration(
-            databasePath: configuration.databasePath,
-            secret: try WebhookSecret.load(path: configuration.webhook.secretFile ?? ""),
-            client: configuration.webhook.clientOptions, retry: configuration.webhook.retryPolicy)
+        guard Publishing(configuration).isOn else { return nil }
+        return OutboxDelivery(configuration: try configuration.deliveryConfiguration(), logger: logger)
     }
 
     /// A busy worker counts as stuck after the larger of 10 minutes and the watchdog interval without progress.
@@ -329,8 +324,9 @@ struct StatusService: Service {
     }
 }
 
-/// SIGHUP: the configuration file is read again. The webhook settings (URL, secret, format, timeouts, retries)
-/// take effect at once; changes to other sections are logged as needing a restart. A file that does not parse or
+/// SIGHUP: the configuration file is read again. The delivery settings (`[webhook]`, `[hl7]`, `[identity]`
+/// accession_system: URLs, secret, formats, timeouts, retries) take effect at once, for queued events too (they
+/// go to the URLs configured now); changes to other sections are logged as needing a restart. A file that does not parse or
 /// validate is logged with every problem and the running settings stay.
 struct ReloadService: Service {
     let configurationPath: String
@@ -358,20 +354,20 @@ struct ReloadService: Service {
                     ].merging(.error(error)) { $1 })
                 continue
             }
-            if new.webhook != current.webhook {
-                if let delivery, let url = new.webhook.url, !url.isEmpty {
+            if new.webhook != current.webhook || new.hl7 != current.hl7 || new.identity != current.identity {
+                if let delivery, Publishing(new).isOn {
                     do {
-                        delivery.reconfigure(try WatchDaemon.deliveryConfiguration(new))
-                        settings.update(.init(url: url, format: new.webhook.payloadFormat))
+                        delivery.reconfigure(try new.deliveryConfiguration())
+                        settings.update(Publishing(new))
                     } catch {
                         logger.error(
-                            "webhook settings not reloaded; the running ones stay",
+                            "delivery settings not reloaded; the running ones stay",
                             metadata: ["file": "\(configurationPath)"].merging(.error(error)) { $1 })
                         continue
                     }
-                } else {
+                } else if Publishing(new).isOn != Publishing(current).isOn {
                     logger.warning(
-                        "[webhook] url switched on or off: restart csmil (systemctl restart csmil) to apply it")
+                        "delivery switched on or off ([webhook] or [hl7] url): restart csmil to apply it")
                 }
             }
             var restart: [String] = []
@@ -381,6 +377,9 @@ struct ReloadService: Service {
             if new.model != current.model { restart.append("[model]") }
             if new.log != current.log { restart.append("[log]") }
             if new.ingest != current.ingest { restart.append("[ingest]") }
+            if new.identity.pattern != current.identity.pattern || new.identity.required != current.identity.required {
+                restart.append("[identity]")
+            }
             if !restart.isEmpty {
                 logger.warning(
                     "configuration reloaded; these sections changed and apply after a restart",

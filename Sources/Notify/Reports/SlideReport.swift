@@ -112,11 +112,16 @@ public struct SlideReport: Codable, Sendable, Equatable {
         public var clusterCount: Int?
         /// Extra: the bag sampler's seed.
         public var seed: UInt64?
+        /// Extra: the slide's per-scale attention summary, 20x, 10x, 5x: each tile's softmax of the scale weights
+        /// (`scale_attention` in `tiles.geojson`), averaged over the tiles drawn into bags, weighted by their instance
+        /// attention; sums to 1.
+        public var scaleAttention: [Double]?
 
         /// Makes a result.
         public init(
             probability: Double, label: String, threshold: Double, headProbabilities: [Double],
-            positive: Bool? = nil, bagCount: Int? = nil, clusterCount: Int? = nil, seed: UInt64? = nil
+            positive: Bool? = nil, bagCount: Int? = nil, clusterCount: Int? = nil, seed: UInt64? = nil,
+            scaleAttention: [Double]? = nil
         ) {
             self.probability = probability
             self.label = label
@@ -126,10 +131,12 @@ public struct SlideReport: Codable, Sendable, Equatable {
             self.bagCount = bagCount
             self.clusterCount = clusterCount
             self.seed = seed
+            self.scaleAttention = scaleAttention
         }
 
         enum CodingKeys: String, CodingKey {
             case probability, label, threshold, positive, seed
+            case scaleAttention = "scale_attention"
             case headProbabilities = "head_probabilities"
             case bagCount = "bag_count"
             case clusterCount = "cluster_count"
@@ -251,6 +258,9 @@ public struct SlideReport: Codable, Sendable, Equatable {
     public var status: Status
     /// The slide as it was read.
     public var slide: Slide
+    /// The laboratory's identifiers read from the file name by `[identity] pattern`; nil (left out) when no pattern
+    /// is configured, empty (`{}`) when the name did not match.
+    public var identity: SlideIdentity?
     /// The model that scored (or would have scored) the slide.
     public var model: Model
     /// The score; nil (written as `null`) unless `status` is `scored`.
@@ -274,9 +284,10 @@ public struct SlideReport: Codable, Sendable, Equatable {
     public init(
         eventID: String, status: Status, slide: Slide, model: Model, result: Result? = nil, tiles: Tiles,
         timing: Timing, error: Failure? = nil, tissue: Tissue? = nil, resolution: Resolution? = nil,
-        versions: Versions? = nil, deviations: [String]? = nil
+        versions: Versions? = nil, deviations: [String]? = nil, identity: SlideIdentity? = nil
     ) {
         self.schema = Self.currentSchema
+        self.identity = identity
         self.eventID = eventID
         self.status = status
         self.slide = slide
@@ -293,6 +304,7 @@ public struct SlideReport: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case schema, status, slide, model, result, tiles, timing, error, tissue, resolution, versions, deviations
+        case identity
         case eventID = "event_id"
     }
 
@@ -303,6 +315,7 @@ public struct SlideReport: Codable, Sendable, Equatable {
         try container.encode(eventID, forKey: .eventID)
         try container.encode(status, forKey: .status)
         try container.encode(slide, forKey: .slide)
+        try container.encodeIfPresent(identity, forKey: .identity)
         try container.encode(model, forKey: .model)
         try container.encode(result, forKey: .result)
         try container.encode(tiles, forKey: .tiles)
