@@ -121,6 +121,11 @@ public struct SlideResolution: Sendable, Equatable, CustomStringConvertible {
 
     /// One line for the report: magnification, MPP, where they came from and how 20x pixels are made.
     public var describe: String {
+        "\(format(magnification))x, \(format(baseMPP)) µm/px at level 0 (from \(source)); \(planDescription)"
+    }
+
+    /// How the 20x pixels are made, in words: "level 1 (downsample 2) read as 20x".
+    public var planDescription: String {
         let how: String
         switch plan {
         case .level(0): how = "level 0 read as 20x"
@@ -129,7 +134,7 @@ public struct SlideResolution: Sendable, Equatable, CustomStringConvertible {
         case .resample(let level, let scale):
             how = "level \(level) resampled (\(format(scale)) level pixels per 20x pixel)"
         }
-        return "\(format(magnification))x, \(format(baseMPP)) µm/px at level 0 (from \(source)); \(how)"
+        return how
     }
 
     public var description: String { describe }

@@ -73,8 +73,11 @@ struct HeaderBombTests {
     func daemonSigtermDuringTissue() throws {
         let setup = try WatchDaemonTests.Setup()
         defer { setup.cleanUp() }
+        // 10 × 100 mm at 0.25 µm/px, one level of small tiles: the watcher's probe decodes the first and last strips
+        // of it (80 tiles) in a second or two, its tissue detection reads every pixel.
         let staging = setup.installation.root.appendingPathComponent("huge.tif")
-        try DeclaredSizeSlide(levels: [(480_000, 400_000)], micronsPerPixel: 0.25).write(to: staging.path)
+        try DeclaredSizeSlide(levels: [(40_000, 400_000)], micronsPerPixel: 0.25, tileSize: 1024).write(
+            to: staging.path)
         let daemon = try ChildProcess(
             try TestSupport.binary(), ["watch", "--config", setup.installation.config.path, "--log-level", "debug"],
             outputIn: setup.installation.root, name: "watch",

@@ -261,7 +261,8 @@ struct SlidePipeline: Sendable {
         progress.slide.magnification = resolution.magnification
         progress.resolution = SlideReport.Resolution(
             level: resolution.readLevel, mpp: resolution.targetPixelMPP,
-            magnification: 10 / resolution.targetPixelMPP, source: resolution.source)
+            magnification: 10 / resolution.targetPixelMPP, source: resolution.source, slideMPP: resolution.baseMPP,
+            slideMagnification: resolution.magnification, plan: resolution.planDescription)
         try lap("open", &progress, next: "tissue")
 
         let mask = try TissueMask.compute(slide: slide, resolution: resolution, shouldStop: shouldStop)
