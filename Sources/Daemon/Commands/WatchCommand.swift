@@ -35,6 +35,8 @@ struct WatchCommand: AsyncParsableCommand {
             try await WatchDaemon(configurationPath: config, configuration: configuration, logger: logger).run()
         } catch {
             logger.critical("csmil watch cannot run", metadata: .error(error))
+            // The error as text too (the log line escapes it as a field value), as ArgumentParser printed it.
+            FileHandle.standardError.write(Data("csmil watch cannot run: \(error)\n".utf8))
             throw ExitCode(Self.exitStatus(for: error))
         }
     }
