@@ -36,7 +36,8 @@ def parse(lines):
     for raw in lines:
         line = raw.rstrip("\n")
         if line.startswith("#"):
-            text = line[1:].strip()
+            # "#   example": indented further than the text, kept as it is (a preformatted line).
+            text = line[1:].rstrip() if line.startswith("#  ") else line[1:].strip()
             if keys is not None:
                 keys = None
                 comment = []
@@ -65,17 +66,38 @@ def parse(lines):
 
 
 def paragraphs(comment):
-    """Comment lines joined into paragraphs; an empty comment line separates them."""
-    result, current = [], []
-    for text in comment:
-        if text:
-            current.append(text)
-        elif current:
+    """Comment lines joined into paragraphs; an empty comment line separates them. A run of indented lines
+    (examples) is one paragraph of its own, a list of lines kept as they are."""
+    result, current, example = [], [], []
+
+    def flush():
+        if current:
             result.append(" ".join(current))
-            current = []
-    if current:
-        result.append(" ".join(current))
+            current.clear()
+        if example:
+            result.append(list(example))
+            example.clear()
+
+    for text in comment:
+        if text.startswith(" "):
+            if current:
+                flush()
+            example.append(text[1:])
+        elif text:
+            if example:
+                flush()
+            current.append(text)
+        else:
+            flush()
+    flush()
     return result
+
+
+def typeset(paragraph):
+    """A paragraph as troff lines: text to fill, or examples line by line (no-fill mode)."""
+    if isinstance(paragraph, str):
+        return [escape(paragraph)]
+    return [".nf"] + ["\\&" + escape(line) for line in paragraph] + [".fi"]
 
 
 def main():
@@ -96,7 +118,7 @@ def main():
     for index, paragraph in enumerate(intro[1:] if len(intro) > 1 else intro):
         if index:
             out.append(".PP")
-        out.append(escape(paragraph))
+        out += typeset(paragraph)
     out.append(".PP")
     out.append(
         "Each key below is shown with its default value, as in the default file "
@@ -110,9 +132,9 @@ def main():
                 out.append(".TP" if index == 0 else ".TQ")
                 out.append(".B %s" % escape("%s = %s" % (key, value), argument=True))
             for index, paragraph in enumerate(text):
-                if index:
+                if index and isinstance(paragraph, str):
                     out.append(".IP")
-                out.append(escape(paragraph))
+                out += typeset(paragraph)
     out += [
         ".SH FILES",
         ".TP",
