@@ -112,6 +112,32 @@ struct JobStoreTests {
         #expect(throws: JobStoreError.self) { try store.renewLease(jobID: claimed.id, now: 1400, leaseSeconds: 1) }
     }
 
+    @Test("QC status and reasons are kept with the result; csmil status counts slides to review")
+    func qualityCounts() throws {
+        let folder = try Folder()
+        let store = try folder.open()
+        for (name, qc, reasons) in [("a.svs", "review", ["pen", "blur"]), ("b.svs", "pass", []), ("c.svs", nil, [])] {
+            try Self.queue(store, folder.slide(name), "sha256:" + name)
+            let job = try #require(try store.claimNext(now: 1001, leaseSeconds: 600))
+            var result = Self.scored
+            result.qcStatus = qc
+            result.qcReasons = reasons
+            try store.complete(
+                jobID: job.id, eventID: SlidePipeline.eventID(fingerprint: "sha256:" + name),
+                reportDirectory: "/reports/" + name, result: result, outbox: nil, now: 1100)
+            #expect(try store.job(id: job.id)?.result == result)
+        }
+        let summary = try store.summary(now: 1200)
+        #expect(summary.qc == JobSummary.QualityCounts(pass: 1, review: 1))
+        let review = try #require(summary.recent.first { $0.name == "a.svs" })
+        #expect(review.qcStatus == "review" && review.qcReasons == ["pen", "blur"])
+        #expect(summary.recent.first { $0.name == "c.svs" }?.qcStatus == nil)
+        let text = StatusCommand.text(
+            summary: summary, daemon: StatusCommand.DaemonLiveness(snapshot: nil, now: 1200), snapshot: nil, now: 1200)
+        #expect(text.contains("qc: 1 to review, 1 passed"))
+        #expect(text.contains("a.svs: scored p=0.820 (Crohn's disease) QC review (pen, blur)"))
+    }
+
     @Test("the same content under another name is recognised, not queued twice")
     func sameFingerprintOtherPath() throws {
         let folder = try Folder()

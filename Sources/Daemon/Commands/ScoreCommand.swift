@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Inference
+import Ingest
 import Logging
 import Notify
 
@@ -51,12 +52,14 @@ struct ScoreCommand: AsyncParsableCommand {
         let workDirectory = try Self.workDirectory(state: configuration?.state.directory)
         let slides = self.slides
         let assumeMPP = self.resolution.assumeMPP ?? configuration?.ingest.assumeMPP
+        let quality = configuration?.qc ?? QualitySettings()
         let anyFailed = try await Self.onOwnThread { () throws -> Bool in
             let manifest = try ModelManifest.load(directory: modelDirectory)
-            let pipeline = SlidePipeline(
+            var pipeline = SlidePipeline(
                 model: try Model(manifest: manifest), modelReport: try SlidePipeline.modelReport(for: manifest),
                 writer: ReportWriter(outputDirectory: outputDirectory), workDirectory: workDirectory, logger: logger,
                 assumeMPP: assumeMPP)
+            pipeline.quality = quality
             var anyFailed = false
             for slide in slides {
                 let outcome = pipeline.score(path: slide)
@@ -175,6 +178,8 @@ struct SummaryLine: Encodable {
     var seconds: Double
     var eventID: String
     var error: SlideReport.Failure?
+    /// `pass` or `review`; nil when QC is off.
+    var qc: String?
 
     /// Whether the slide (or its report) failed.
     var failed: Bool { status == SlideReport.Status.failed.rawValue }
@@ -190,6 +195,7 @@ struct SummaryLine: Encodable {
         seconds = (report.timing.seconds * 1000).rounded() / 1000
         eventID = report.eventID
         error = report.error
+        qc = report.qc?.status
         if let writeError = outcome.writeError {
             status = SlideReport.Status.failed.rawValue
             error = SlideReport.Failure(code: "report.write", message: writeError)
@@ -197,7 +203,7 @@ struct SummaryLine: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case slide, status, probability, label, report, tiles, seconds, error
+        case slide, status, probability, label, report, tiles, seconds, error, qc
         case eventID = "event_id"
     }
 
@@ -212,6 +218,7 @@ struct SummaryLine: Encodable {
         try container.encode(seconds, forKey: .seconds)
         try container.encode(eventID, forKey: .eventID)
         try container.encodeIfPresent(error, forKey: .error)
+        try container.encodeIfPresent(qc, forKey: .qc)
     }
 
     /// Compact JSON, keys sorted, slashes unescaped.

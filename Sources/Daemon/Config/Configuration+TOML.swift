@@ -22,6 +22,7 @@ extension Configuration {
         ("log", ["level"]),
         ("ingest", ["assume_mpp"]),
         ("pipeline", ["max_concurrent_slides", "threads"]),
+        ("qc", Configuration.qcKeys),
     ]
 
     /// The most slides `[pipeline] max_concurrent_slides` may score at once.
@@ -60,6 +61,7 @@ extension Configuration {
         let log = sections["log"] ?? empty
         let ingest = sections["ingest"] ?? empty
         let pipeline = sections["pipeline"] ?? empty
+        let quality = reader.qualitySettings(sections["qc"] ?? empty)
 
         let watchDirectory = reader.directory(watch, section: "watch", base: base, default: nil)
         let settle = reader.number(watch, "settle_seconds", section: "watch", default: 30)
@@ -181,7 +183,7 @@ extension Configuration {
             let pollSeconds, let outputDirectory,
             let stateDirectory, let modelDirectory, let secret, let format, let allowHTTP, let retryInitial,
             let retryMax, let retryWindow, let level, let assumeMPP, let connectTimeout, let timeout, let caFile,
-            let clientCertificate, let clientKey, let proxy
+            let clientCertificate, let clientKey, let proxy, let quality
         else {
             throw ConfigurationError(file: path, problems: reader.problems)
         }
@@ -204,7 +206,8 @@ extension Configuration {
             log: Log(level: level),
             ingest: Ingest(assumeMPP: assumeMPP > 0 ? assumeMPP : nil),
             pipeline: Pipeline(
-                maxConcurrentSlides: Int(concurrent ?? 1), threads: (threads ?? 0) > 0 ? Int(threads ?? 0) : nil)
+                maxConcurrentSlides: Int(concurrent ?? 1), threads: (threads ?? 0) > 0 ? Int(threads ?? 0) : nil),
+            qc: quality
         )
     }
 

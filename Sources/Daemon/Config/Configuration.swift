@@ -92,6 +92,8 @@ struct Configuration: Sendable, Equatable {
     var log: Log
     var ingest = Ingest()
     var pipeline = Pipeline()
+    /// `[qc]`: quality control of each slide's tiles.
+    var qc = QualitySettings()
 
     struct Pipeline: Sendable, Equatable {
         /// Slides scored at the same time, each by a worker of its own.

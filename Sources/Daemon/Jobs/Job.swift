@@ -60,11 +60,17 @@ struct JobResult: Sendable, Equatable, Codable {
     /// The report's error, when `status` is `failed`.
     var errorCode: String?
     var errorMessage: String?
+    /// The report's `qc.status` (`pass` or `review`); nil when QC was off.
+    var qcStatus: String? = nil
+    /// The report's `qc.reasons`.
+    var qcReasons: [String] = []
 
     enum CodingKeys: String, CodingKey {
         case status, probability, label
         case errorCode = "error_code"
         case errorMessage = "error_message"
+        case qcStatus = "qc_status"
+        case qcReasons = "qc_reasons"
     }
 }
 

@@ -65,6 +65,15 @@ extension JobStore {
                 );
                 CREATE INDEX job_paths_path ON job_paths (path, size, modified);
                 """)
-        }
+        },
+        { database in
+            // Quality control (issue 16): the report's qc.status ('pass' | 'review', NULL with QC off) and its
+            // reasons, comma-separated.
+            try database.execute(
+                """
+                ALTER TABLE jobs ADD COLUMN qc_status TEXT;
+                ALTER TABLE jobs ADD COLUMN qc_reasons TEXT;
+                """)
+        },
     ]
 }

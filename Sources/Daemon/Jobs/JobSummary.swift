@@ -102,6 +102,9 @@ struct JobSummary: Sendable, Equatable, Codable {
         var errorCode: String?
         var errorMessage: String?
         var finishedAt: Double
+        /// `pass` or `review` (nil with QC off) and why.
+        var qcStatus: String? = nil
+        var qcReasons: [String] = []
 
         enum CodingKeys: String, CodingKey {
             case id, name, path, state, status, probability, label
@@ -110,7 +113,17 @@ struct JobSummary: Sendable, Equatable, Codable {
             case errorCode = "error_code"
             case errorMessage = "error_message"
             case finishedAt = "finished_at"
+            case qcStatus = "qc_status"
+            case qcReasons = "qc_reasons"
         }
+    }
+
+    /// Reported slides by QC status (issue 16).
+    struct QualityCounts: Sendable, Equatable, Codable {
+        /// Slides QC passed.
+        var pass = 0
+        /// Slides QC sent to review (each still has its score, on its usable tiles).
+        var review = 0
     }
 
     /// A job in state failed: a file that is not a slide, or one given up after repeated transient failures.
@@ -134,6 +147,8 @@ struct JobSummary: Sendable, Equatable, Codable {
     /// When the summary was made.
     var generatedAt: Double
     var counts: Counts
+    /// Reported and delivered slides by QC status.
+    var qc = QualityCounts()
     /// Settled jobs in the order they will be claimed (the first `limit`).
     var queue: [Queued]
     var processing: [Processing]
@@ -147,7 +162,7 @@ struct JobSummary: Sendable, Equatable, Codable {
     var outbox: OutboxSummary
 
     enum CodingKeys: String, CodingKey {
-        case counts, queue, processing, discovered, recent, failures, outbox
+        case counts, queue, processing, discovered, recent, failures, outbox, qc
         case generatedAt = "generated_at"
     }
 }

@@ -135,7 +135,8 @@ final class SlideWorker: @unchecked Sendable {
             let report = outcome.report
             let result = JobResult(
                 status: report.status.rawValue, probability: report.result?.probability, label: report.result?.label,
-                errorCode: report.error?.code, errorMessage: report.error?.message)
+                errorCode: report.error?.code, errorMessage: report.error?.message, qcStatus: report.qc?.status,
+                qcReasons: report.qc?.reasons ?? [])
             var message: OutboxMessage?
             let webhook = settings.current
             if !webhook.url.isEmpty {

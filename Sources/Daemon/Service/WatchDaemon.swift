@@ -56,6 +56,7 @@ struct WatchDaemon {
                 writer: ReportWriter(outputDirectory: configuration.output.directory), workDirectory: workDirectory,
                 logger: logger, assumeMPP: configuration.ingest.assumeMPP)
             pipeline.workers = configuration.pipeline.threadsPerSlide(cores: Parallel.workers)
+            pipeline.quality = configuration.qc
             return (pipeline, manifest.name)
         }
 
@@ -375,6 +376,7 @@ struct ReloadService: Service {
             if new.model != current.model { restart.append("[model]") }
             if new.log != current.log { restart.append("[log]") }
             if new.ingest != current.ingest { restart.append("[ingest]") }
+            if new.qc != current.qc { restart.append("[qc]") }
             if !restart.isEmpty {
                 logger.warning(
                     "configuration reloaded; these sections changed and apply after a restart",

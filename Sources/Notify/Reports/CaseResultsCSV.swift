@@ -17,9 +17,14 @@ import Foundation
 /// - `acc` uses the reference's strict `prob > threshold` (the report's decision is `≥`, spec §5);
 /// - the `overall` row's `label` and `acc` are the integer `0`, as the reference assigns them.
 /// Fields are quoted as pandas' default `QUOTE_MINIMAL` does (only when they hold `,`, `"` or a line break).
+///
+/// csmil's one addition: with QC on, a fifth column `qc` holds the slide's QC status (`pass` or `review`) on every
+/// row, after the reference's four, so readers that select the reference's columns by name or position still work.
 public struct CaseResultsCSV: Sendable, Equatable {
     /// The reference's columns, in order.
     public static let columns = ["case_name", "label", "prob", "acc"]
+    /// The QC column csmil adds when QC ran.
+    public static let qcColumn = "qc"
 
     /// One line of the file, as the text of its four fields.
     public struct Row: Sendable, Equatable {
@@ -43,10 +48,13 @@ public struct CaseResultsCSV: Sendable, Equatable {
 
     /// The data rows (heads, then `overall`), without the header.
     public var rows: [Row]
+    /// The slide's QC status (`pass` or `review`) for the `qc` column; nil (no column) when QC is off.
+    public var qc: String?
 
     /// Makes the file from rows.
-    public init(rows: [Row]) {
+    public init(rows: [Row], qc: String? = nil) {
         self.rows = rows
+        self.qc = qc
     }
 
     /// The reference's rows for one slide: one per head, then `overall` (no rows when there are no heads, as
@@ -57,7 +65,10 @@ public struct CaseResultsCSV: Sendable, Equatable {
     ///   - headProbabilities: each head's probability (mean of its bag probabilities).
     ///   - threshold: the decision threshold (the reference's 0.5).
     ///   - label: the slide's true class when known; 0 as in the reference otherwise.
-    public init(caseName: String, headProbabilities: [Double], threshold: Double = 0.5, label: Double = 0) {
+    ///   - qc: the slide's QC status for the `qc` column; nil (no column) when QC is off.
+    public init(
+        caseName: String, headProbabilities: [Double], threshold: Double = 0.5, label: Double = 0, qc: String? = nil
+    ) {
         var rows: [Row] = []
         for probability in headProbabilities {
             let predicted: Double = probability > threshold ? 1 : 0
@@ -72,6 +83,7 @@ public struct CaseResultsCSV: Sendable, Equatable {
             rows.append(Row(caseName: "overall", label: "0", probability: mean.description, accuracy: "0"))
         }
         self.rows = rows
+        self.qc = qc
     }
 
     /// The reference's case name: the file name with its last extension removed (`a.b.svs` → `a.b`).
@@ -82,9 +94,10 @@ public struct CaseResultsCSV: Sendable, Equatable {
 
     /// The file's text: the header, then one line per row, each ending in `\n`.
     public var text: String {
-        var text = Self.columns.joined(separator: ",") + "\n"
+        var text = (Self.columns + (qc == nil ? [] : [Self.qcColumn])).joined(separator: ",") + "\n"
         for row in rows {
-            text += [row.caseName, row.label, row.probability, row.accuracy].map(Self.quoted).joined(separator: ",")
+            let fields = [row.caseName, row.label, row.probability, row.accuracy] + (qc.map { [$0] } ?? [])
+            text += fields.map(Self.quoted).joined(separator: ",")
             text += "\n"
         }
         return text
