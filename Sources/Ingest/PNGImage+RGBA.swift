@@ -18,7 +18,8 @@ extension PNGImage {
         }
         guard ok != 0, size > 0 else {
             throw ImageError(
-                file: "<memory>", message: "libpng could not size an RGBA image", fix: "this is a bug in csmil")
+                code: .encoding, file: "PNG", message: "libpng could not size an RGBA image",
+                fix: "this is a bug in csmil")
         }
         var data = Data(count: size)
         ok = data.withUnsafeMutableBytes { memory in
@@ -29,7 +30,8 @@ extension PNGImage {
         }
         guard ok != 0 else {
             throw ImageError(
-                file: "<memory>", message: "libpng could not encode an RGBA image", fix: "this is a bug in csmil")
+                code: .encoding, file: "PNG", message: "libpng could not encode an RGBA image",
+                fix: "this is a bug in csmil")
         }
         data.count = size
         return data

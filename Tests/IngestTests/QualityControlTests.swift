@@ -10,9 +10,22 @@ import Testing
 struct QualityControlTests {
     static let side = 256
 
+    /// SplitMix64, seeded.
+    struct Random: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        mutating func uniform(_ range: ClosedRange<Double>) -> Double { Double.random(in: range, using: &self) }
+    }
+
     /// An H&E-like tile: value noise between eosin pink and haematoxylin purple, ±7 grain, dark nuclei.
     static func texture(seed: UInt64) -> [UInt8] {
-        var random = SyntheticRandom(seed: seed, stream: 99)
+        var random = Random(state: seed &* 7919 &+ 99)
         var pixels = [UInt8](repeating: 0, count: side * side * 3)
         let nuclei = (0..<40).map { _ in
             (x: random.uniform(0...Double(side)), y: random.uniform(0...Double(side)), r: random.uniform(4...7))

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Ingest
+import SyntheticSlides
 
 extension BenchCommand {
     /// `csmil bench qc`: QC's tile-level recall and precision on synthetic slides with painted artifacts.

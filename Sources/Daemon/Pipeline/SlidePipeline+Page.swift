@@ -42,7 +42,8 @@ extension SlidePipeline {
             page.topTiles = try topTiles(slide: slide, resolution: resolution, grid: grid, records: records)
         } catch {
             logger.warning(
-                "report page without tile crops", metadata: ["slide": "\(report.slide.name)", "error": "\(error)"])
+                "report page without tile crops",
+                metadata: ["slide": "\(report.slide.name)"].merging(.error(error)) { $1 })
         }
         return page
     }

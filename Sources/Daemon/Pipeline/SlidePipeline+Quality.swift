@@ -48,16 +48,16 @@ extension SlidePipeline {
         let descriptor = open(path, O_RDWR | O_CLOEXEC)
         guard descriptor >= 0 else {
             throw PipelineError(
-                code: "work.spill",
-                message: "\(path): cannot be opened to drop QC-excluded tiles — check the work folder")
+                code: .spill, subject: path, message: "cannot be opened to drop the tiles QC excluded",
+                fix: "check that the state folder's work folder exists and is writable")
         }
         defer { close(descriptor) }
         var row = [UInt8](repeating: 0, count: rowBytes)
         func failure(_ what: String) -> PipelineError {
             PipelineError(
-                code: "work.spill",
-                message: "\(path): \(what) while dropping QC-excluded tiles (\(String(cString: strerror(errno)))) — "
-                    + "check that the work folder has room")
+                code: .spill, subject: path,
+                message: "\(what) while dropping the tiles QC excluded (\(String(cString: strerror(errno))))",
+                fix: "check that the state folder's work folder is writable and has room")
         }
         for (target, source) in keep.enumerated() where target != source {
             try row.withUnsafeMutableBytes { bytes in
