@@ -130,7 +130,7 @@ struct QualityControlTests {
         return measurements
     }
 
-    @Test("blurred, folded and inked tiles are flagged each by its own check; the slide needs review for blur")
+    @Test("blurred, folded and inked tiles are flagged each by its own check; the slide needs review for all three")
     func verdict() {
         let blurredTiles = Set(0..<6)
         let foldedTiles = Set(10..<13)
@@ -163,8 +163,8 @@ struct QualityControlTests {
         }
         #expect(quality.excludedCount == 11 && quality.usableCount == 29)
         #expect(quality.fractions[.blur] == 6.0 / 40 && quality.fractions[.pen] == 2.0 / 40)
-        // 11 of 40 excluded (> 10 %); blur alone passes 10 %, so it is the reason.
-        #expect(quality.status == .review && quality.reasons == [.blur])
+        // 11 of 40 excluded (> 10 %): every excluded check is named, the largest share first.
+        #expect(quality.status == .review && quality.reasons == [.blur, .fold, .pen])
         #expect(
             quality.usableTiles == (0..<40).filter { !(blurredTiles.union(foldedTiles).union(inkedTiles)).contains($0) }
         )

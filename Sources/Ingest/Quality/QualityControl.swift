@@ -51,12 +51,15 @@ public struct SlideQuality: Sendable, Equatable {
 ///   at least 10 % of it) is a fold when at least `fold_fraction` of its tissue pixels are dense.
 ///
 /// The slide needs review when the tiles excluded (flagged by a check in `exclude`) are more than
-/// `review_fraction` of its tissue tiles (reasons: each excluded check whose own share passes `review_fraction`,
-/// or, when none does alone, every excluded check that flagged a tile), when fewer than `min_tiles` usable tiles
-/// remain (`too_few_tiles`), or when the scan is coarser than `max_mpp` (`resolution`).
+/// `review_fraction` of its tissue tiles (reasons: each excluded check that flagged at least 1 % of the tissue
+/// tiles, largest share first), when fewer than `min_tiles` usable tiles remain (`too_few_tiles`), or when the
+/// scan is coarser than `max_mpp` (`resolution`).
 public enum QualityControl {
     /// The fewest focus blocks (of 64) a tile needs for the blur check to judge it.
     public static let minimumFocusBlocks = 2
+    /// The least share of the tissue tiles a check must flag to be named among the reasons of a slide sent to
+    /// review for its excluded tiles (so that a stray tile does not make a reason).
+    public static let reasonShare = 0.01
     /// The least share of a tile that must be tissue for the fold check to judge it.
     public static let minimumTissueShare = 0.1
 
@@ -124,10 +127,11 @@ public enum QualityControl {
         var reasons: [QualityReason] = []
         let excludedCount = excluded.reduce(0) { $0 + ($1 ? 1 : 0) }
         if !tiles.isEmpty, Double(excludedCount) > settings.reviewFraction * Double(tiles.count) {
-            let candidates = settings.exclude.sorted().filter { (fractions[$0] ?? 0) > 0 }
+            // Every excluded check that flagged at least 1 % of the tissue tiles, the largest share first (the
+            // largest one even when below: the excess is made of it).
+            let named = settings.exclude.sorted().filter { (fractions[$0] ?? 0) > 0 }
                 .sorted { (fractions[$0] ?? 0) > (fractions[$1] ?? 0) }
-            let alone = candidates.filter { (fractions[$0] ?? 0) > settings.reviewFraction }
-            for check in alone.isEmpty ? candidates : alone {
+            for (rank, check) in named.enumerated() where rank == 0 || (fractions[check] ?? 0) >= reasonShare {
                 reasons.append(QualityReason(rawValue: check.rawValue)!)
             }
         }
