@@ -28,6 +28,9 @@ struct ScoreCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Also deliver each result through the configured webhook.")
     var notify = false
 
+    @Option(name: .long, help: "The backbones' number format, fp32 or bf16 (overrides [pipeline] precision).")
+    var precision: Precision?
+
     @Argument(help: "Slide files (SVS, TIFF, NDPI, MRXS, … as OpenSlide reads them).")
     var slides: [String]
 
@@ -54,13 +57,20 @@ struct ScoreCommand: AsyncParsableCommand {
         let workDirectory = try Self.workDirectory(state: configuration?.state.directory)
         let slides = self.slides
         let assumeMPP = self.resolution.assumeMPP ?? configuration?.ingest.assumeMPP
+        let settings = configuration?.pipeline ?? Configuration.Pipeline()
+        let precision = self.precision ?? settings.precision
+        let subject = self.precision == nil ? "[pipeline] precision" : "--precision"
         let quality = configuration?.qc ?? QualitySettings()
         let anyFailed = try await Self.onOwnThread { () throws -> Bool in
             let manifest = try ModelManifest.load(directory: modelDirectory)
+            try precision.prepare(architecture: manifest.architecture, subject: subject)
             var pipeline = SlidePipeline(
-                model: try Model(manifest: manifest), modelReport: try SlidePipeline.modelReport(for: manifest),
+                model: try Model(manifest: manifest, precision: precision),
+                modelReport: try SlidePipeline.modelReport(for: manifest, precision: precision),
                 writer: ReportWriter(outputDirectory: outputDirectory), workDirectory: workDirectory, logger: logger,
                 assumeMPP: assumeMPP)
+            pipeline.workers = settings.threadsPerSlide(cores: Parallel.workers)
+            pipeline.batch = settings.batch
             pipeline.quality = quality
             var anyFailed = false
             for slide in slides {

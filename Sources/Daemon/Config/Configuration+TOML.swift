@@ -1,4 +1,5 @@
 import Foundation
+import Inference
 import Logging
 
 extension Configuration {
@@ -21,7 +22,7 @@ extension Configuration {
         ),
         ("log", ["level"]),
         ("ingest", ["assume_mpp"]),
-        ("pipeline", ["max_concurrent_slides", "threads"]),
+        ("pipeline", ["max_concurrent_slides", "threads", "batch", "precision"]),
         ("qc", Configuration.qcKeys),
     ]
 
@@ -127,6 +128,16 @@ extension Configuration {
                 "must be between 0 and 256 (is \(threads))",
                 fix: "use 0 to share the machine's cores among the slides, or a number of threads per slide")
         }
+        let batch = reader.integer(pipeline, "batch", section: "pipeline", default: 0)
+        if let batch, batch < 0 || batch > 256 {
+            reader.invalid(
+                "pipeline.batch", line: TOMLReader.line(of: "batch", in: pipeline),
+                "must be between 0 and 256 (is \(batch))",
+                fix: "use 0 for 4 tiles per thread, or a number of tiles per batch")
+        }
+        // Whether this CPU runs the precision is checked when the model is loaded (csmil watch, score), and told by
+        // csmil doctor: the file itself may be valid for another machine.
+        let precision = reader.choice(pipeline, "precision", section: "pipeline", default: Precision.fp32)
 
         if let text = url, !text.isEmpty {
             reader.checkWebhookURL(text, allowHTTP: allowHTTP ?? false, line: TOMLReader.line(of: "url", in: webhook))
@@ -206,7 +217,8 @@ extension Configuration {
             log: Log(level: level),
             ingest: Ingest(assumeMPP: assumeMPP > 0 ? assumeMPP : nil),
             pipeline: Pipeline(
-                maxConcurrentSlides: Int(concurrent ?? 1), threads: (threads ?? 0) > 0 ? Int(threads ?? 0) : nil),
+                maxConcurrentSlides: Int(concurrent ?? 1), threads: (threads ?? 0) > 0 ? Int(threads ?? 0) : nil,
+                batch: (batch ?? 0) > 0 ? Int(batch ?? 0) : nil, precision: precision ?? .fp32),
             qc: quality
         )
     }

@@ -1,3 +1,4 @@
+import Inference
 import Ingest
 import Logging
 
@@ -100,9 +101,16 @@ struct Configuration: Sendable, Equatable {
         var maxConcurrentSlides = 1
         /// Threads each slide's embedder uses; nil shares the cores among the slides.
         var threads: Int?
+        /// Tiles per embedder batch; nil: 4 per thread (`TripletEmbedder.defaultBatchSize`).
+        var batch: Int?
+        /// The backbones' number format (`precision = "fp32" | "bf16"`).
+        var precision: Precision = .fp32
 
         /// The threads per slide: `threads`, or the cores divided among the slides (at least 1).
         func threadsPerSlide(cores: Int) -> Int { threads ?? max(1, cores / maxConcurrentSlides) }
+
+        /// Tiles per embedder batch for `threads` threads: `batch`, or 4 per thread.
+        func batchSize(threads: Int) -> Int { batch ?? TripletEmbedder.defaultBatchSize(threads: threads) }
     }
 }
 

@@ -55,21 +55,19 @@ struct SlidePipeline: Sendable {
     /// The level-0 µm per pixel assumed for slides without resolution metadata (`[ingest] assume_mpp`,
     /// `--assume-mpp`); nil refuses them with `slide.no_resolution`.
     var assumeMPP: Double?
-    /// Tiles per embedder batch.
-    var batchSize = SlidePipeline.defaultBatchSize
-    /// Tiles per embedder batch unless set otherwise: each of the two workers runs 4 images through a backbone at
-    /// a time. Measured with `csmil bench embed --arch resnet50`: as fast as 16 (8 per worker), and the
-    /// activation buffers take 150 MB less.
-    static let defaultBatchSize = 8
     /// Threads that share each embedder batch (`[pipeline] threads`; default one per core).
     var workers = Parallel.workers
+    /// Tiles per embedder batch (`[pipeline] batch`); nil: 4 per thread (`TripletEmbedder.defaultBatchSize`).
+    var batch: Int?
+    /// Tiles per embedder batch.
+    var batchSize: Int { batch ?? TripletEmbedder.defaultBatchSize(threads: workers) }
     /// Batches the reader may have ready ahead of the embedder.
     var queuedBatches = 2
     /// Quality control (`[qc]`): measured as tiles stream, excluded tiles left out of clustering and bags.
     var quality = QualitySettings()
 
     /// The `model` object of a report: SHA-256 of each file the manifest names, keyed by its path in `model.toml`.
-    static func modelReport(for manifest: ModelManifest) throws -> SlideReport.Model {
+    static func modelReport(for manifest: ModelManifest, precision: Precision = .fp32) throws -> SlideReport.Model {
         var files: [String: String] = [:]
         for file in manifest.files {
             guard let handle = FileHandle(forReadingAtPath: file.resolvedPath) else {
@@ -80,7 +78,9 @@ struct SlidePipeline: Sendable {
             defer { try? handle.close() }
             files[file.path] = "sha256:" + (try Doctor.sha256(of: handle)).digest
         }
-        return SlideReport.Model(name: manifest.name, architecture: manifest.architecture.rawValue, files: files)
+        return SlideReport.Model(
+            name: manifest.name, architecture: manifest.architecture.rawValue, files: files,
+            precision: precision.rawValue, kernels: precision.kernelsDescription())
     }
 
     /// The slide's content fingerprint (daemon spec "Jobs and state"): `sha256:` + SHA-256 of the file size (8 bytes,
@@ -260,7 +260,11 @@ struct SlidePipeline: Sendable {
         }
 
         let stream = try TileStream(slide: slide, resolution: resolution, grid: grid)
-        let spillPath = workDirectory + "/" + fingerprint.replacingOccurrences(of: "sha256:", with: "") + ".features"
+        // One file per scoring run, not per slide: two processes scoring the same content at once (a `csmil score`
+        // beside the daemon, two hosts sharing a work folder) must not read or remove each other's features.
+        let spillPath =
+            workDirectory + "/" + fingerprint.replacingOccurrences(of: "sha256:", with: "") + "-"
+            + UUID().uuidString.lowercased() + ".features"
         defer { unlink(spillPath) }
         observer?.tilesFound(grid.tiles.count)
         let measurements = quality.enabled ? SlideQualityMeasurements(tileCount: grid.tiles.count) : nil
@@ -403,7 +407,7 @@ struct SlidePipeline: Sendable {
         reader.start()
 
         let writer = SpillWriter(path: spillPath)
-        let embedder = model.makeTripletEmbedder(batchSize: batchSize, workers: workers)
+        let embedder = model.makeTripletEmbedder(batchSize: batchSize, threads: workers)
         let featureCount = 3 * model.featureSize
         var features = [Float](repeating: 0, count: batchSize * featureCount)
         var writeError: (any Error)?

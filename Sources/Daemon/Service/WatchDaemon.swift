@@ -53,11 +53,16 @@ struct WatchDaemon {
         notifier.status("starting: loading the model")
         let (pipeline, modelName) = try await ScoreCommand.onOwnThread { () throws -> (SlidePipeline, String) in
             let manifest = try ModelManifest.load(directory: configuration.model.directory)
+            // A precision this CPU cannot run stops the start here, with the reason.
+            let precision = configuration.pipeline.precision
+            try precision.prepare(architecture: manifest.architecture)
             var pipeline = SlidePipeline(
-                model: try Model(manifest: manifest), modelReport: try SlidePipeline.modelReport(for: manifest),
+                model: try Model(manifest: manifest, precision: precision),
+                modelReport: try SlidePipeline.modelReport(for: manifest, precision: precision),
                 writer: ReportWriter(outputDirectory: configuration.output.directory), workDirectory: workDirectory,
                 logger: logger, assumeMPP: configuration.ingest.assumeMPP)
             pipeline.workers = configuration.pipeline.threadsPerSlide(cores: Parallel.workers)
+            pipeline.batch = configuration.pipeline.batch
             pipeline.quality = configuration.qc
             return (pipeline, manifest.name)
         }

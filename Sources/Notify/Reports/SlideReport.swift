@@ -76,12 +76,21 @@ public struct SlideReport: Codable, Sendable, Equatable {
         public var architecture: String
         /// Each model file's name and its digest, `sha256:…`.
         public var files: [String: String]
+        /// Extra: the backbones' number format, `fp32` or `bf16` (`[pipeline] precision`), and what computed them.
+        public var precision: String?
+        /// Extra: the kernels behind `precision`, e.g. "oneDNN 2.6.3 avx512_core_bf16".
+        public var kernels: String?
 
         /// Makes a model description.
-        public init(name: String, architecture: String, files: [String: String]) {
+        public init(
+            name: String, architecture: String, files: [String: String], precision: String? = nil,
+            kernels: String? = nil
+        ) {
             self.name = name
             self.architecture = architecture
             self.files = files
+            self.precision = precision
+            self.kernels = kernels
         }
     }
 
