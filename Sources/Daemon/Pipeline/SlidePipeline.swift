@@ -168,12 +168,7 @@ struct SlidePipeline: Sendable {
         }
         do {
             let folder = try writer.write(files)
-            // index.html follows each report; a failure there leaves the report as written.
-            do {
-                try ReportIndex(outputDirectory: writer.outputDirectory).record(files.report, folder: folder)
-            } catch {
-                logger.warning("index.html not updated", metadata: ["slide": "\(name)"].merging(.error(error)) { $1 })
-            }
+            recordInIndex(files.report, folder: folder)
             return Outcome(report: files.report, folder: folder)
         } catch {
             logger.error("report not written", metadata: ["slide": "\(name)"].merging(.error(error)) { $1 })
@@ -192,9 +187,22 @@ struct SlidePipeline: Sendable {
             tiles: .init(count: 0), timing: .init(seconds: 0), error: .init(error),
             versions: Self.versions)
         do {
-            return Outcome(report: report, folder: try writer.write(ReportFiles(report: report)))
+            let folder = try writer.write(ReportFiles(report: report))
+            recordInIndex(report, folder: folder)
+            return Outcome(report: report, folder: folder)
         } catch {
             return Outcome(report: report, folder: nil, writeError: .reportNotWritten(error))
+        }
+    }
+
+    /// Puts a written report at the top of the output folder's `index.html`; a failure there is logged and leaves
+    /// the report as written.
+    private func recordInIndex(_ report: SlideReport, folder: String) {
+        do {
+            try ReportIndex(outputDirectory: writer.outputDirectory).record(report, folder: folder)
+        } catch {
+            logger.warning(
+                "index.html not updated", metadata: ["slide": "\(report.slide.name)"].merging(.error(error)) { $1 })
         }
     }
 

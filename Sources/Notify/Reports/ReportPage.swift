@@ -263,10 +263,10 @@ public struct ReportPage: Sendable {
         html += "</div>\n<div class=\"legend\" id=\"legend\">\n"
         if let (low, high) = attentionRange {
             let middle = (low + high) / 2
-            html += "<div class=\"scale\"><span class=\"label\">attention</span><span class=\"ramp\"></span>"
-            html += "<span class=\"ticks\"><span>\(HeatmapRenderer.label(low))</span>"
-            html +=
-                "<span>\(HeatmapRenderer.label(middle))</span><span>\(HeatmapRenderer.label(high))</span></span></div>\n"
+            html += "<div class=\"scale\"><span class=\"label\">attention</span><span class=\"bar\">"
+            html += "<span class=\"ramp\"></span><span class=\"ticks\"><span>\(HeatmapRenderer.label(low))</span>"
+            html += "<span>\(HeatmapRenderer.label(middle))</span><span>\(HeatmapRenderer.label(high))</span></span>"
+            html += "</span></div>\n"
         }
         html += "<p>\(escape(HeatmapRenderer.attentionSentence)) Tiles without colour were never drawn into a bag "
         html += "or were left out by QC.</p>\n<p class=\"swatches\">QC flags: "
@@ -429,8 +429,8 @@ public struct ReportPage: Sendable {
         flex-wrap:wrap}
         .legend .ramp{display:inline-block;width:260px;height:16px;border:1px solid #444;background:\
         \(viridisGradient)}
-        .legend .ticks{display:inline-flex;justify-content:space-between;width:260px;font-variant-numeric:\
-        tabular-nums}
+        .legend .bar{display:inline-flex;flex-direction:column;gap:2px}.legend .ticks{display:flex;\
+        justify-content:space-between;width:262px;font-variant-numeric:tabular-nums}
         .swatch{display:inline-block;width:12px;height:12px;border:1px solid #333;margin:0 4px 0 8px;\
         vertical-align:-1px}
         table.tiles{border-collapse:collapse}table.tiles td,table.tiles th{border-top:1px solid #e2e2e2;\
