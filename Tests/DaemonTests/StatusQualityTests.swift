@@ -22,7 +22,7 @@ struct StatusQualityTests {
             result.qcReasons = reasons
             try store.complete(
                 jobID: job.id, eventID: SlidePipeline.eventID(fingerprint: "sha256:" + name),
-                reportDirectory: "/reports/" + name, result: result, outbox: nil, now: 1100)
+                reportDirectory: "/reports/" + name, result: result, outbox: [], now: 1100)
             #expect(try store.job(id: job.id)?.result == result)
         }
         let summary = try store.summary(now: 1200)

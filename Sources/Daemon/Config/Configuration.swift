@@ -71,6 +71,8 @@ struct Configuration: Sendable, Equatable {
         var clientKey: String?
         /// A proxy URL; nil for none (proxy environment variables are ignored).
         var proxy: String?
+        /// With `format = "fhir"`: a transaction Bundle instead of one DiagnosticReport.
+        var fhirBundle = false
     }
 
     struct Log: Sendable, Equatable {
@@ -93,6 +95,8 @@ struct Configuration: Sendable, Equatable {
     var log: Log
     var ingest = Ingest()
     var pipeline = Pipeline()
+    var identity = Identity()
+    var hl7 = HL7()
     /// `[qc]`: quality control of each slide's tiles.
     var qc = QualitySettings()
 

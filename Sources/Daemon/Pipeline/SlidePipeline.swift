@@ -65,6 +65,10 @@ struct SlidePipeline: Sendable {
     var queuedBatches = 2
     /// Quality control (`[qc]`): measured as tiles stream, excluded tiles left out of clustering and bags.
     var quality = QualitySettings()
+    /// `[identity] pattern`: the laboratory's identifiers from the file name; nil writes no identity.
+    var identityPattern: IdentityPattern?
+    /// `[identity] required`: a name without an accession fails the slide with `slide.no_accession`.
+    var identityRequired = false
 
     /// The `model` object of a report: SHA-256 of each file the manifest names, keyed by its path in `model.toml`.
     static func modelReport(for manifest: ModelManifest, precision: Precision = .fp32) throws -> SlideReport.Model {
@@ -93,8 +97,15 @@ struct SlidePipeline: Sendable {
                 code: .unreadable, file: path, message: "cannot be read (\(reason))",
                 fix: "check that the file exists and that csmil may read it")
         }
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw unreadable("cannot open it") }
+        // O_NONBLOCK: a FIFO put in the slide's place must not block the open; it is refused by its type below.
+        let descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard descriptor >= 0 else { throw unreadable(String(cString: strerror(errno))) }
+        let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
         defer { try? handle.close() }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+            throw unreadable("not a regular file")
+        }
         do {
             let size = try handle.seekToEnd()
             var hasher = SHA256()
@@ -143,18 +154,20 @@ struct SlidePipeline: Sendable {
         let name = URL(fileURLWithPath: path).lastPathComponent
         var progress = Progress(
             slide: SlideReport.Slide(path: path, name: name, fingerprint: "unreadable:" + Self.pathDigest(path)),
-            eventID: "")
+            eventID: "", identity: identityPattern?.identity(forSlideName: name))
         progress.eventID = Self.eventID(fingerprint: progress.slide.fingerprint)
         var files: ReportFiles
         do {
             files = try run(path: path, progress: &progress, started: started, observer: observer)
-        } catch let error as PipelineError where error.code == .cancelled {
-            logger.info("slide interrupted", metadata: ["slide": "\(name)", "event_id": "\(progress.eventID)"])
+        } catch let error where PipelineError.isCancellation(error) {
+            logger.info(
+                "slide interrupted",
+                metadata: ["slide": "\(name)", "event_id": "\(progress.eventID)", "stage": "\(progress.stage)"])
             return Outcome(
                 report: SlideReport(
                     eventID: progress.eventID, status: .failed, slide: progress.slide, model: modelReport,
                     tiles: .init(count: progress.tileCount), timing: timing(started, progress.stages),
-                    error: .init(error)),
+                    error: .init(error), identity: progress.identity),
                 folder: nil, cancelled: true)
         } catch {
             logger.error(
@@ -163,7 +176,8 @@ struct SlidePipeline: Sendable {
             let report = SlideReport(
                 eventID: progress.eventID, status: .failed, slide: progress.slide, model: modelReport,
                 tiles: .init(count: progress.tileCount), timing: timing(started, progress.stages), error: .init(error),
-                tissue: progress.tissue, resolution: progress.resolution, versions: Self.versions)
+                tissue: progress.tissue, resolution: progress.resolution, versions: Self.versions,
+                identity: progress.identity)
             files = ReportFiles(report: report, tissueMaskPNG: progress.tissueMaskPNG)
         }
         do {
@@ -185,7 +199,7 @@ struct SlidePipeline: Sendable {
             eventID: Self.eventID(fingerprint: fingerprint), status: .failed,
             slide: SlideReport.Slide(path: path, name: name, fingerprint: fingerprint), model: modelReport,
             tiles: .init(count: 0), timing: .init(seconds: 0), error: .init(error),
-            versions: Self.versions)
+            versions: Self.versions, identity: identityPattern?.identity(forSlideName: name))
         do {
             let folder = try writer.write(ReportFiles(report: report))
             recordInIndex(report, folder: folder)
@@ -215,20 +229,43 @@ struct SlidePipeline: Sendable {
         var tissue: SlideReport.Tissue?
         var resolution: SlideReport.Resolution?
         var tissueMaskPNG: Data?
+        var identity: SlideIdentity?
+        /// The stage in progress (for logs).
+        var stage = "start"
     }
 
     private func run(
         path: String, progress: inout Progress, started: Date, observer: (any Observer)?
     ) throws -> ReportFiles {
         var clock = Date()
-        func lap(_ stage: String, _ progress: inout Progress) {
+        let shouldStop = { observer?.shouldStop == true }
+        /// Ends one stage (its seconds go into the report) and starts the next, unless the observer asks to stop.
+        func lap(_ stage: String, _ progress: inout Progress, next: String) throws {
             progress.stages[stage] = Date().timeIntervalSince(clock)
             clock = Date()
+            try enter(next, &progress)
         }
+        func enter(_ stage: String, _ progress: inout Progress) throws {
+            if shouldStop() {
+                throw PipelineError(
+                    code: .cancelled, subject: path, message: "stopped before \(stage)",
+                    fix: "nothing: it is scored again at the next start")
+            }
+            progress.stage = stage
+            logger.debug("slide stage", metadata: ["slide": "\(progress.slide.name)", "stage": "\(stage)"])
+        }
+        try enter("fingerprint", &progress)
         let fingerprint = try Self.fingerprint(path: path)
         progress.slide.fingerprint = fingerprint
         progress.eventID = Self.eventID(fingerprint: fingerprint)
-        lap("fingerprint", &progress)
+        try lap("fingerprint", &progress, next: "open")
+        if identityRequired, let pattern = identityPattern, progress.identity?.accession == nil {
+            throw PipelineError(
+                code: .noAccession, subject: progress.slide.name,
+                message: "the file name gives no accession number by [identity] pattern '\(pattern.source)'",
+                fix: "rename the slide so that its name carries the accession, or change [identity] pattern "
+                    + "(or set required = false to score slides without one)")
+        }
 
         let slide = try Slide(path: path)
         let (width, height) = slide.dimensions(level: 0)
@@ -240,16 +277,17 @@ struct SlidePipeline: Sendable {
         progress.slide.magnification = resolution.magnification
         progress.resolution = SlideReport.Resolution(
             level: resolution.readLevel, mpp: resolution.targetPixelMPP,
-            magnification: 10 / resolution.targetPixelMPP, source: resolution.source)
-        lap("open", &progress)
+            magnification: 10 / resolution.targetPixelMPP, source: resolution.source, slideMPP: resolution.baseMPP,
+            slideMagnification: resolution.magnification, plan: resolution.planDescription)
+        try lap("open", &progress, next: "tissue")
 
-        let mask = try TissueMask.compute(slide: slide, resolution: resolution)
+        let mask = try TissueMask.compute(slide: slide, resolution: resolution, shouldStop: shouldStop)
         progress.tissue = SlideReport.Tissue(
             areaMM2: mask.tissueArea, fraction: Double(mask.tissuePixelCount) / Double(max(mask.pixels.count, 1)))
         progress.tissueMaskPNG = try mask.png().encoded()
         let grid = TileGrid(slide: slide, resolution: resolution, mask: mask)
         progress.tileCount = grid.tiles.count
-        lap("tissue", &progress)
+        try lap("tissue", &progress, next: "embed")
 
         guard !grid.tiles.isEmpty else {
             logger.info("no tissue", metadata: ["slide": "\(progress.slide.name)", "event_id": "\(progress.eventID)"])
@@ -263,7 +301,7 @@ struct SlidePipeline: Sendable {
                 eventID: progress.eventID, status: .noTissue, slide: progress.slide, model: modelReport,
                 tiles: .init(count: 0, size: TileGrid.tileSize), timing: timing(started, progress.stages),
                 tissue: progress.tissue, resolution: progress.resolution, versions: Self.versions,
-                deviations: Self.deviations, qc: qc)
+                deviations: Self.deviations, qc: qc, identity: progress.identity)
             return ReportFiles(report: report, tissueMaskPNG: progress.tissueMaskPNG)
         }
 
@@ -278,7 +316,7 @@ struct SlidePipeline: Sendable {
         let measurements = quality.enabled ? SlideQualityMeasurements(tileCount: grid.tiles.count) : nil
         try embed(
             stream: stream, slidePath: path, spillPath: spillPath, observer: observer, measurements: measurements)
-        lap("embed", &progress)
+        try lap("embed", &progress, next: "qc")
 
         // QC's verdict; the excluded tiles' features leave the spill file (nothing moves when none is excluded).
         let verdict = measurements.map { QualityControl.decide($0, settings: quality, baseMPP: resolution.baseMPP) }
@@ -295,7 +333,7 @@ struct SlidePipeline: Sendable {
                     "reasons": "\(qc.reasons.joined(separator: ","))", "excluded": "\(verdict.excludedCount)",
                 ])
         }
-        lap("qc", &progress)
+        try lap("qc", &progress, next: "score")
         // Every grid tile's QC flags and report record; excluded ones carry no attention and no scale weights.
         func baseRecord(_ index: Int) -> TileRecord {
             let tile = grid.tiles[index]
@@ -318,7 +356,7 @@ struct SlidePipeline: Sendable {
                 eventID: progress.eventID, status: .noTissue, slide: progress.slide, model: modelReport,
                 tiles: .init(count: grid.tiles.count, drawn: 0, size: TileGrid.tileSize),
                 timing: timing(started, progress.stages), tissue: progress.tissue, resolution: progress.resolution,
-                versions: Self.versions, deviations: Self.deviations, qc: qc)
+                versions: Self.versions, deviations: Self.deviations, qc: qc, identity: progress.identity)
             return ReportFiles(
                 report: report, tissueMaskPNG: progress.tissueMaskPNG,
                 qcMaskPNG: try qc.map {
@@ -331,9 +369,14 @@ struct SlidePipeline: Sendable {
         }
 
         let spill = try MappedFeatures(path: spillPath, floats: scored.count * 3 * model.featureSize)
-        let scoring = model.score(features: spill.buffer, tileCount: scored.count)
+        let scoring = model.score(features: spill.buffer, tileCount: scored.count, shouldStop: shouldStop)
         spill.unmap()
-        lap("score", &progress)
+        guard let scoring else {
+            throw PipelineError(
+                code: .cancelled, subject: path, message: "stopped while the slide was clustered",
+                fix: "nothing: it is scored again at the next start")
+        }
+        try lap("score", &progress, next: "report")
         guard let score = scoring.score else {
             throw PipelineError(
                 code: .internal, subject: path, message: "the model gave no score for \(scored.count) tiles",
@@ -355,20 +398,21 @@ struct SlidePipeline: Sendable {
             try Self.qualityMaskPNG(
                 thumbnail: thumbnail, slideWidth: width, slideHeight: height, tiles: records, qc: $0)
         }
-        lap("report", &progress)
+        progress.stages["report"] = Date().timeIntervalSince(clock)
 
         let manifest = model.manifest
         let result = SlideReport.Result(
             probability: score.probability,
             label: score.isPositive ? manifest.positiveLabel : manifest.negativeLabel, threshold: score.threshold,
             headProbabilities: score.headProbabilities, positive: score.isPositive, bagCount: manifest.bagsPerHead,
-            clusterCount: score.clusterCount, seed: manifest.seed)
+            clusterCount: score.clusterCount, seed: manifest.seed,
+            scaleAttention: Self.scaleAttention(records))
         let drawn = score.tileAttention.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
         let report = SlideReport(
             eventID: progress.eventID, status: .scored, slide: progress.slide, model: modelReport, result: result,
             tiles: .init(count: grid.tiles.count, drawn: drawn, size: TileGrid.tileSize),
             timing: timing(started, progress.stages), tissue: progress.tissue, resolution: progress.resolution,
-            versions: Self.versions, deviations: Self.deviations, qc: qc)
+            versions: Self.versions, deviations: Self.deviations, qc: qc, identity: progress.identity)
         logger.info(
             "slide scored",
             metadata: [
@@ -512,6 +556,23 @@ struct SlidePipeline: Sendable {
         return PNGImage(width: width, height: height, pixels: pixels)
     }
 
+    /// The slide's per-scale attention summary: each drawn tile's scale attention (softmax of its scale weights),
+    /// weighted by its instance attention, averaged and normalised to sum to 1; nil when no tile was drawn.
+    static func scaleAttention(_ tiles: [TileRecord]) -> [Double]? {
+        var sums = [Double](repeating: 0, count: 3)
+        var total = 0.0
+        for tile in tiles {
+            guard let attention = tile.attention, attention.isFinite, attention > 0, tile.scaleAttention.count == 3
+            else { continue }
+            for scale in 0..<3 { sums[scale] += Double(attention) * Double(tile.scaleAttention[scale]) }
+            total += Double(attention)
+        }
+        guard total > 0 else { return nil }
+        let normaliser = sums.reduce(0, +)
+        guard normaliser > 0, normaliser.isFinite else { return nil }
+        return sums.map { $0 / normaliser }
+    }
+
     static let versions = SlideReport.Versions(
         csmil: CSMIL.version, openslide: OpenSlideLibrary.version, openblas: BLASRuntime.configuration)
 
@@ -538,6 +599,8 @@ struct PipelineError: CSMILError, Sendable, Equatable {
         case crashed = "slide.crashed"
         /// The report folder could not be written (the ``ReportError`` inside says why).
         case reportNotWritten = "report.write"
+        /// `[identity] required` and the file name gives no accession number.
+        case noAccession = "slide.no_accession"
     }
 
     var code: Code
@@ -547,6 +610,12 @@ struct PipelineError: CSMILError, Sendable, Equatable {
     var fix: String
 
     static let reportBug = "this is a bug in csmil; please report it with the slide"
+
+    /// Whether `error` says the work was stopped on request (the daemon's shutdown, SIGTERM), from the pipeline or
+    /// from inside Ingest's long loops: not a failure of the slide.
+    static func isCancellation(_ error: any Error) -> Bool {
+        (error as? PipelineError)?.code == .cancelled || (error as? SlideError)?.code == .cancelled
+    }
 
     /// `report.write`, carrying the writer's subject, message and fix.
     static func reportNotWritten(_ error: any Error) -> PipelineError {

@@ -18,13 +18,18 @@ import Foundation
 /// - the `overall` row's `label` and `acc` are the integer `0`, as the reference assigns them.
 /// Fields are quoted as pandas' default `QUOTE_MINIMAL` does (only when they hold `,`, `"` or a line break).
 ///
-/// csmil's one addition: with QC on, a fifth column `qc` holds the slide's QC status (`pass` or `review`) on every
-/// row, after the reference's four, so readers that select the reference's columns by name or position still work.
+/// csmil's additions, after the reference's four columns (so a reader that selects the reference's columns by name
+/// or position sees the same file): with QC on, a column `qc` holds the slide's QC status (`pass` or `review`) on
+/// every row; when `[identity] pattern` is configured, every row then ends with the columns `accession`,
+/// `specimen`, `block`, `slide`, `patient` (empty where the name gave none).
 public struct CaseResultsCSV: Sendable, Equatable {
     /// The reference's columns, in order.
     public static let columns = ["case_name", "label", "prob", "acc"]
     /// The QC column csmil adds when QC ran.
     public static let qcColumn = "qc"
+
+    /// The slide's identity for the extra columns; nil writes the reference's columns only.
+    public var identity: SlideIdentity?
 
     /// One line of the file, as the text of its four fields.
     public struct Row: Sendable, Equatable {
@@ -52,9 +57,10 @@ public struct CaseResultsCSV: Sendable, Equatable {
     public var qc: String?
 
     /// Makes the file from rows.
-    public init(rows: [Row], qc: String? = nil) {
+    public init(rows: [Row], qc: String? = nil, identity: SlideIdentity? = nil) {
         self.rows = rows
         self.qc = qc
+        self.identity = identity
     }
 
     /// The reference's rows for one slide: one per head, then `overall` (no rows when there are no heads, as
@@ -66,9 +72,12 @@ public struct CaseResultsCSV: Sendable, Equatable {
     ///   - threshold: the decision threshold (the reference's 0.5).
     ///   - label: the slide's true class when known; 0 as in the reference otherwise.
     ///   - qc: the slide's QC status for the `qc` column; nil (no column) when QC is off.
+    ///   - identity: the slide's identity, for the extra columns (nil: none).
     public init(
-        caseName: String, headProbabilities: [Double], threshold: Double = 0.5, label: Double = 0, qc: String? = nil
+        caseName: String, headProbabilities: [Double], threshold: Double = 0.5, label: Double = 0, qc: String? = nil,
+        identity: SlideIdentity? = nil
     ) {
+        self.identity = identity
         var rows: [Row] = []
         for probability in headProbabilities {
             let predicted: Double = probability > threshold ? 1 : 0
@@ -94,9 +103,12 @@ public struct CaseResultsCSV: Sendable, Equatable {
 
     /// The file's text: the header, then one line per row, each ending in `\n`.
     public var text: String {
-        var text = (Self.columns + (qc == nil ? [] : [Self.qcColumn])).joined(separator: ",") + "\n"
+        let extra = identity.map { identity in SlideIdentity.groupNames.map { identity[$0] ?? "" } }
+        let header = Self.columns + (qc == nil ? [] : [Self.qcColumn]) + (extra == nil ? [] : SlideIdentity.groupNames)
+        var text = header.joined(separator: ",") + "\n"
         for row in rows {
-            let fields = [row.caseName, row.label, row.probability, row.accuracy] + (qc.map { [$0] } ?? [])
+            let fields =
+                [row.caseName, row.label, row.probability, row.accuracy] + (qc.map { [$0] } ?? []) + (extra ?? [])
             text += fields.map(Self.quoted).joined(separator: ",")
             text += "\n"
         }

@@ -131,7 +131,8 @@ public struct ReportWriter: Sendable {
             ?? CaseResultsCSV(
                 caseName: CaseResultsCSV.caseName(forSlideName: files.report.slide.name),
                 headProbabilities: files.report.result?.headProbabilities ?? [],
-                threshold: files.report.result?.threshold ?? 0.5, qc: files.report.qc?.status)
+                threshold: files.report.result?.threshold ?? 0.5, qc: files.report.qc?.status,
+                identity: files.report.identity)
 
         try Self.makeDirectories(outputDirectory)
         try Self.makeDirectory(folder)
@@ -153,7 +154,9 @@ public struct ReportWriter: Sendable {
             }
         }
         try commit(Self.tilesFileName, in: folder) { (file) throws(ReportError) in
-            try TilesGeoJSON.write(files.tiles) { (piece) throws(ReportError) in try file.write(piece) }
+            try TilesGeoJSON.write(files.tiles, identity: files.report.identity) { (piece) throws(ReportError) in
+                try file.write(piece)
+            }
         }
         let page = files.page ?? ReportPage(report: files.report)
         try commit(Self.pageFileName, in: folder) { (file) throws(ReportError) in try file.write(page.html) }
