@@ -29,7 +29,8 @@ build: setup
 ## Optimised build: .build/release/csmil, its man pages in .build/man, the demo model's backbones in models/demo.
 release: setup
 	$(SWIFT) build -c release
-	scripts/manpages .build/release/csmil $(VERSION) .build/man
+	$(SWIFT) build -c release --product generate-manual
+	GENERATE_MANUAL=.build/release/generate-manual scripts/manpages .build/release/csmil $(VERSION) .build/man
 	scripts/demo-backbones .build/release/csmil
 
 ## Build and run the whole test suite (warnings are errors in every csmil target).
@@ -99,4 +100,4 @@ lint:
 	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests
 
 clean:
-	rm -rf .build .build-deb dist
+	rm -rf .build .build-deb .build-manual dist
