@@ -494,78 +494,82 @@ func multilineKey() {
 
 // MARK: - Errors: values
 
-@Test("invalid escapes and escapes of non-scalar code points are rejected")
-func badEscapes() {
-    expectError(#"s = "bad \q escape""#, line: 1, column: 10, #"invalid escape sequence '\q'"#)
-    expectError(#"s = "\uD800""#, line: 1, column: 6, #"'\uD800' is not a valid Unicode scalar value"#)
-    expectError(#"s = "\U00110000""#, line: 1, column: 6, #"'\U00110000' is not a valid Unicode scalar value"#)
-    expectError(#"s = "\u12""#, line: 1, column: 6, #"expected 4 hexadecimal digits after '\u'"#)
-    expectError("s = \"\"\"a \\ b\"\"\"", line: 1, column: 10, #"invalid escape sequence '\'"#)
+/// A document with a bad value, and the error it must give.
+struct ValueError: Sendable, CustomTestStringConvertible {
+    var text: String
+    var line: Int
+    var column: Int
+    var message: String
+    var testDescription: String { message }
 }
 
-@Test("control characters other than tab are rejected in strings and comments")
-func controlCharacters() {
-    expectError(
-        "s = \"tab\tok bell\u{07}\"", line: 1, column: 17,
-        "control character U+0007 must be escaped in a string")
-    expectError("s = 'del\u{7F}'", line: 1, column: 9, "control character U+007F must be escaped in a string")
-    expectError("a = 1 # bell\u{07}", line: 1, column: 13, "control character U+0007 is not allowed in a comment")
-    expectError("a = 1\rb = 2", line: 1, column: 6, "a carriage return must be followed by a line feed")
-}
+/// Bad values of every kind: escapes, control characters, unterminated strings and arrays, integers, floats,
+/// dates and times, inline tables, and columns counted in Unicode scalars.
+let valueErrors: [ValueError] = [
+    ValueError(text: #"s = "bad \q escape""#, line: 1, column: 10, message: #"invalid escape sequence '\q'"#),
+    ValueError(text: #"s = "\uD800""#, line: 1, column: 6, message: #"'\uD800' is not a valid Unicode scalar value"#),
+    ValueError(
+        text: #"s = "\U00110000""#, line: 1, column: 6, message: #"'\U00110000' is not a valid Unicode scalar value"#),
+    ValueError(text: #"s = "\u12""#, line: 1, column: 6, message: #"expected 4 hexadecimal digits after '\u'"#),
+    ValueError(text: "s = \"\"\"a \\ b\"\"\"", line: 1, column: 10, message: #"invalid escape sequence '\'"#),
+    ValueError(
+        text: "s = \"tab\tok bell\u{07}\"", line: 1, column: 17,
+        message: "control character U+0007 must be escaped in a string"),
+    ValueError(
+        text: "s = 'del\u{7F}'", line: 1, column: 9, message: "control character U+007F must be escaped in a string"),
+    ValueError(
+        text: "a = 1 # bell\u{07}", line: 1, column: 13, message: "control character U+0007 is not allowed in a comment"
+    ),
+    ValueError(text: "a = 1\rb = 2", line: 1, column: 6, message: "a carriage return must be followed by a line feed"),
+    ValueError(
+        text: "s = \"open\nx = 1", line: 1, column: 10,
+        message: "expected '\"' to close the string before the end of the line"),
+    ValueError(text: "s = '''never closed\n", line: 2, column: 1, message: "expected \"'''\" to close the string"),
+    ValueError(
+        text: "a = [1, 2\n", line: 2, column: 1,
+        message: "expected ',' or ']' after an array element, found end of input"),
+    ValueError(text: "a = [1 2]", line: 1, column: 8, message: "expected ',' or ']' after an array element, found '2'"),
+    ValueError(
+        text: "big = 9223372036854775808", line: 1, column: 7,
+        message: "integer '9223372036854775808' does not fit in 64 bits"),
+    ValueError(
+        text: "h = 0x8000000000000000", line: 1, column: 5,
+        message: "integer '0x8000000000000000' does not fit in 64 bits"),
+    ValueError(text: "n = 012", line: 1, column: 5, message: "leading zeros are not allowed in '012'"),
+    ValueError(text: "n = 1__000", line: 1, column: 6, message: "an underscore in a number must be between two digits"),
+    ValueError(text: "n = 1_", line: 1, column: 6, message: "an underscore in a number must be between two digits"),
+    ValueError(
+        text: "n = -0x1F", line: 1, column: 5, message: "a sign is not allowed on hexadecimal, octal or binary integers"
+    ),
+    ValueError(text: "n = 0b102", line: 1, column: 9, message: "unexpected '2' in number"),
+    ValueError(text: "f = 1.", line: 1, column: 7, message: "expected a digit after the decimal point"),
+    ValueError(text: "f = .5", line: 1, column: 5, message: "expected a value, found '.'"),
+    ValueError(text: "f = 1e", line: 1, column: 7, message: "expected a digit in the exponent"),
+    ValueError(text: "f = 1.5.2", line: 1, column: 8, message: "unexpected '.' in number"),
+    ValueError(text: "d = 2024-13-01", line: 1, column: 10, message: "month must be between 01 and 12"),
+    ValueError(text: "d = 2023-02-29", line: 1, column: 13, message: "day must be between 01 and 28 for month 2"),
+    ValueError(text: "d = 2024-04-31", line: 1, column: 13, message: "day must be between 01 and 30 for month 4"),
+    ValueError(text: "t = 24:00:00", line: 1, column: 5, message: "hour must be between 00 and 23"),
+    ValueError(text: "t = 12:60:00", line: 1, column: 8, message: "minute must be between 00 and 59"),
+    ValueError(text: "t = 07:32", line: 1, column: 10, message: "expected ':' after the minute, found end of input"),
+    ValueError(
+        text: "d = 1979-05-27T07:32:00+25:00", line: 1, column: 25, message: "offset hour must be between 00 and 23"),
+    ValueError(
+        text: "d = 1979-05-27T", line: 1, column: 16, message: "expected 2 digits for the hour, found end of input"),
+    ValueError(
+        text: "p = { a = 1,\n b = 2 }", line: 1, column: 13, message: "newlines are not allowed in an inline table"),
+    ValueError(
+        text: "p = { a = 1, }", line: 1, column: 14, message: "trailing comma is not allowed in an inline table"),
+    ValueError(
+        text: "p = { a = 1 b = 2 }", line: 1, column: 13, message: "expected ',' or '}' in inline table, found 'b'"),
+    ValueError(text: "name = \"é😀\" x", line: 1, column: 13, message: "expected a newline after the value, found 'x'"),
+]
 
-@Test("unterminated strings and arrays are reported")
-func unterminated() {
-    expectError(
-        "s = \"open\nx = 1", line: 1, column: 10,
-        "expected '\"' to close the string before the end of the line")
-    expectError("s = '''never closed\n", line: 2, column: 1, "expected \"'''\" to close the string")
-    expectError("a = [1, 2\n", line: 2, column: 1, "expected ',' or ']' after an array element, found end of input")
-    expectError("a = [1 2]", line: 1, column: 8, "expected ',' or ']' after an array element, found '2'")
-}
-
-@Test("integers reject overflow, leading zeros, stray underscores and signed prefixes")
-func badIntegers() {
-    expectError(
-        "big = 9223372036854775808", line: 1, column: 7,
-        "integer '9223372036854775808' does not fit in 64 bits")
-    expectError("h = 0x8000000000000000", line: 1, column: 5, "integer '0x8000000000000000' does not fit in 64 bits")
-    expectError("n = 012", line: 1, column: 5, "leading zeros are not allowed in '012'")
-    expectError("n = 1__000", line: 1, column: 6, "an underscore in a number must be between two digits")
-    expectError("n = 1_", line: 1, column: 6, "an underscore in a number must be between two digits")
-    expectError("n = -0x1F", line: 1, column: 5, "a sign is not allowed on hexadecimal, octal or binary integers")
-    expectError("n = 0b102", line: 1, column: 9, "unexpected '2' in number")
-}
-
-@Test("floats need digits on both sides of the point and in the exponent")
-func badFloats() {
-    expectError("f = 1.", line: 1, column: 7, "expected a digit after the decimal point")
-    expectError("f = .5", line: 1, column: 5, "expected a value, found '.'")
-    expectError("f = 1e", line: 1, column: 7, "expected a digit in the exponent")
-    expectError("f = 1.5.2", line: 1, column: 8, "unexpected '.' in number")
-}
-
-@Test("dates and times are validated for shape and range")
-func badDateTimes() {
-    expectError("d = 2024-13-01", line: 1, column: 10, "month must be between 01 and 12")
-    expectError("d = 2023-02-29", line: 1, column: 13, "day must be between 01 and 28 for month 2")
-    expectError("d = 2024-04-31", line: 1, column: 13, "day must be between 01 and 30 for month 4")
-    expectError("t = 24:00:00", line: 1, column: 5, "hour must be between 00 and 23")
-    expectError("t = 12:60:00", line: 1, column: 8, "minute must be between 00 and 59")
-    expectError("t = 07:32", line: 1, column: 10, "expected ':' after the minute, found end of input")
-    expectError("d = 1979-05-27T07:32:00+25:00", line: 1, column: 25, "offset hour must be between 00 and 23")
-    expectError("d = 1979-05-27T", line: 1, column: 16, "expected 2 digits for the hour, found end of input")
-}
-
-@Test("inline tables must stay on one line and have no trailing comma")
-func badInlineTables() {
-    expectError("p = { a = 1,\n b = 2 }", line: 1, column: 13, "newlines are not allowed in an inline table")
-    expectError("p = { a = 1, }", line: 1, column: 14, "trailing comma is not allowed in an inline table")
-    expectError("p = { a = 1 b = 2 }", line: 1, column: 13, "expected ',' or '}' in inline table, found 'b'")
-}
-
-@Test("error columns count Unicode scalars, not bytes")
-func columnsCountCharacters() {
-    expectError("name = \"é😀\" x", line: 1, column: 13, "expected a newline after the value, found 'x'")
+@Test(
+    "a bad value is reported with its line, its column (in Unicode scalars) and what was expected",
+    arguments: valueErrors)
+func badValue(_ error: ValueError) {
+    expectError(error.text, line: error.line, column: error.column, error.message)
 }
 
 @Test("deeply nested arrays are rejected instead of exhausting the stack")

@@ -3,6 +3,7 @@ import Foundation
 import Inference
 import Logging
 import Notify
+import Threads
 
 extension BenchCommand {
     /// `csmil bench score`: whole-slide scoring throughput and memory through the real pipeline.
@@ -56,7 +57,7 @@ extension BenchCommand {
             let settings = Settings(
                 slide: slide, model: model, seeded: seeded, embedSeconds: embedSeconds, batch: batch,
                 assumeMPP: resolution.assumeMPP)
-            let (line, failed) = try await ScoreCommand.onOwnThread {
+            let (line, failed) = try await DedicatedThread.run(name: "csmil-bench") {
                 try Self.measure(settings, logger: logger)
             }
             print(line)

@@ -83,24 +83,16 @@ struct OutboxCommand: AsyncParsableCommand {
         func run() async throws {
             let configuration = try Configuration.load(path: config)
             let logger = global.bootstrapLogging(configured: configuration.log.level)
-            guard let secretFile = configuration.webhook.secretFile, configuration.webhook.url != nil else {
+            guard configuration.webhook.secretFile != nil, let delivery = try configuration.delivery(idlePoll: 1) else {
                 throw CommandError(
                     code: .usage, subject: configuration.sourcePath,
                     message: "[webhook] url is empty, so there is nowhere to deliver to",
                     fix: "set url and secret_file")
             }
-            let secret = try WebhookSecret.load(path: secretFile)
             let outbox = try OutboxCommand.open(configuration)
-            let delivery = OutboxDelivery(
-                configuration: OutboxDelivery.Configuration(
-                    databasePath: outbox.database.path, secret: secret, client: configuration.webhook.clientOptions,
-                    retry: configuration.webhook.retryPolicy, idlePoll: 1),
-                logger: logger)
-            try delivery.start()
-            defer { delivery.stop() }
-            while true {
-                try await Task.sleep(for: .milliseconds(200))
-                if untilEmpty, try outbox.summary().backlog == 0 { return }
+            let untilEmpty = self.untilEmpty
+            try await OutboxDelivery(configuration: delivery, logger: logger).run {
+                try !untilEmpty || outbox.summary().backlog > 0
             }
         }
     }

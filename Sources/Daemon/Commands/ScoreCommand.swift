@@ -3,6 +3,7 @@ import Foundation
 import Inference
 import Logging
 import Notify
+import Threads
 
 /// `csmil score`: one-shot scoring of slides named on the command line.
 struct ScoreCommand: AsyncParsableCommand {
@@ -49,10 +50,10 @@ struct ScoreCommand: AsyncParsableCommand {
                 code: .usage, subject: "csmil score", message: "no output folder",
                 fix: "pass --out DIR or --config with an [output] directory")
         }
-        let workDirectory = try Self.workDirectory(state: configuration?.state.directory)
+        let workDirectory = try SpillFiles.workDirectory(state: configuration?.state.directory)
         let slides = self.slides
         let assumeMPP = self.resolution.assumeMPP ?? configuration?.ingest.assumeMPP
-        let anyFailed = try await Self.onOwnThread { () throws -> Bool in
+        let anyFailed = try await DedicatedThread.run(name: "csmil-score") { () throws -> Bool in
             let manifest = try ModelManifest.load(directory: modelDirectory)
             let pipeline = SlidePipeline(
                 model: try Model(manifest: manifest), modelReport: try SlidePipeline.modelReport(for: manifest),
@@ -77,13 +78,12 @@ struct ScoreCommand: AsyncParsableCommand {
     /// what is still waiting for a retry stays queued for `csmil watch` or `csmil outbox deliver`.
     struct Notification {
         let configuration: Configuration
-        let url: String
-        let secret: WebhookSecret
+        let delivery: OutboxDelivery.Configuration
         let logger: Logger
 
         init(configuration: Configuration?, logger: Logger) throws {
-            guard let configuration, let url = configuration.webhook.url, !url.isEmpty,
-                let secretFile = configuration.webhook.secretFile
+            guard let configuration, configuration.webhook.secretFile != nil,
+                let delivery = try configuration.delivery(idlePoll: 0.5)
             else {
                 throw CommandError(
                     code: .usage, subject: "csmil score --notify", message: "no webhook; nothing was done",
@@ -92,36 +92,26 @@ struct ScoreCommand: AsyncParsableCommand {
             try FileManager.default.createDirectory(
                 atPath: configuration.state.directory, withIntermediateDirectories: true)
             self.configuration = configuration
-            self.url = url
-            self.secret = try WebhookSecret.load(path: secretFile)
+            self.delivery = delivery
             self.logger = logger
         }
 
         func enqueue(_ report: SlideReport) throws {
             let database = try SQLiteDatabase(path: configuration.databasePath)
             try Outbox.installSchema(in: database)
-            let payload = try WebhookPayload.make(
-                configuration.webhook.payloadFormat, report: report, timestamp: Date())
-            _ = try Outbox(database: database).enqueue(
-                OutboxMessage(payload: payload, slideKey: report.slide.fingerprint, targetURL: url))
+            for destination in delivery.destinations.values {
+                _ = try Outbox(database: database).enqueue(try destination.encode(report, Date()))
+            }
         }
 
         func deliver() async throws {
-            let delivery = OutboxDelivery(
-                configuration: OutboxDelivery.Configuration(
-                    databasePath: configuration.databasePath, secret: secret,
-                    client: configuration.webhook.clientOptions,
-                    retry: configuration.webhook.retryPolicy, idlePoll: 0.5),
-                logger: logger)
-            try delivery.start()
-            defer { delivery.stop() }
             let outbox = Outbox(database: try SQLiteDatabase(path: configuration.databasePath))
             let deadline = ContinuousClock.now + .seconds(2 * configuration.webhook.timeoutSeconds)
-            while ContinuousClock.now < deadline {
-                if try outbox.summary().backlog == 0 { return }
-                try await Task.sleep(for: .milliseconds(200))
+            try await OutboxDelivery(configuration: delivery, logger: logger).run {
+                try ContinuousClock.now < deadline && outbox.summary().backlog > 0
             }
             let waiting = try outbox.summary().backlog
+            guard waiting > 0 else { return }
             FileHandle.standardError.write(
                 Data(
                     ("csmil score --notify: \(waiting) event(s) not delivered yet stay queued in "
@@ -129,36 +119,6 @@ struct ScoreCommand: AsyncParsableCommand {
         }
     }
 
-    /// `<state>/work` when the configuration names a state folder, else a folder under the system's temporary
-    /// directory; created if missing.
-    static func workDirectory(state: String?) throws -> String {
-        let path =
-            state.map { $0 + "/work" }
-            ?? FileManager.default.temporaryDirectory.appendingPathComponent("csmil-work-\(getuid())").path
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        } catch {
-            throw DaemonError(
-                code: .stateUnwritable, subject: path,
-                message: "the work folder for feature spill files cannot be created (\(error.localizedDescription))",
-                fix: "check the [state] directory and its permissions")
-        }
-        return path
-    }
-
-    /// Runs blocking work (OpenSlide, BLAS) on a thread of its own, off Swift's cooperative pool.
-    static func onOwnThread<Result: Sendable>(
-        _ body: @escaping @Sendable () throws -> Result
-    ) async throws -> Result {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                continuation.resume(with: Swift.Result { try body() })
-            }
-            thread.name = "csmil-score"
-            thread.stackSize = 16 << 20
-            thread.start()
-        }
-    }
 }
 
 /// The one JSON line printed per slide.

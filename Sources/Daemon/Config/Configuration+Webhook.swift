@@ -3,6 +3,35 @@ import Notify
 extension Configuration {
     /// The job store's SQLite file, which also holds the webhook outbox.
     var databasePath: String { state.directory + "/csmil.sqlite3" }
+
+    /// The webhook destination: `[webhook]` url, format, secret file and client options. Throws when the secret
+    /// cannot be used; nil when no url is set.
+    func webhookDestination() throws -> Destination? {
+        guard let url = webhook.url, !url.isEmpty else { return nil }
+        return try Destination.webhook(
+            url: url, format: webhook.payloadFormat, secret: try WebhookSecret.load(path: webhook.secretFile ?? ""),
+            options: webhook.clientOptions)
+    }
+
+    /// What the outbox delivery worker needs; nil when no webhook is configured.
+    func delivery(idlePoll: Double = 30) throws -> OutboxDelivery.Configuration? {
+        guard let destination = try webhookDestination() else { return nil }
+        return OutboxDelivery.Configuration(
+            databasePath: databasePath, destinations: [destination], retry: webhook.retryPolicy, idlePoll: idlePoll)
+    }
+}
+
+extension OutboxDelivery {
+    /// Runs the worker in the foreground (`csmil score --notify`, `csmil outbox deliver`) while `keepGoing`
+    /// says so, asked every 200 ms; then cancels it (a transfer in flight stays queued).
+    func run(while keepGoing: () throws -> Bool) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.run() }
+            while try keepGoing() { try await Task.sleep(for: .milliseconds(200)) }
+            group.cancelAll()
+            try await group.waitForAll()
+        }
+    }
 }
 
 extension Configuration.Webhook {
@@ -11,7 +40,7 @@ extension Configuration.Webhook {
         WebhookClientOptions(
             connectTimeout: connectTimeoutSeconds, timeout: timeoutSeconds, allowHTTP: allowHTTP, caFile: caFile,
             clientCertificate: clientCertificate, clientKey: clientKey, proxy: proxy,
-            userAgent: "csmil/\(CSMIL.version)")
+            userAgent: "csmil/\(Product.version)")
     }
 
     /// When failed deliveries are retried.

@@ -84,17 +84,9 @@ public struct CaseResultsCSV: Sendable, Equatable {
     public var text: String {
         var text = Self.columns.joined(separator: ",") + "\n"
         for row in rows {
-            text += [row.caseName, row.label, row.probability, row.accuracy].map(Self.quoted).joined(separator: ",")
+            text += [row.caseName, row.label, row.probability, row.accuracy].map(CSV.quoted).joined(separator: ",")
             text += "\n"
         }
         return text
-    }
-
-    /// A field as pandas' `QUOTE_MINIMAL` writes it.
-    static func quoted(_ field: String) -> String {
-        guard field.unicodeScalars.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else {
-            return field
-        }
-        return "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }
