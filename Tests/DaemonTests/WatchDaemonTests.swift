@@ -2,6 +2,7 @@ import Foundation
 import Ingest
 import Notify
 import Sinks
+import Store
 import SyntheticSlides
 import Testing
 

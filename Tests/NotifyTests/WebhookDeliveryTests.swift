@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Sinks
+import Store
 import Synchronization
 import Testing
 
@@ -54,17 +55,18 @@ struct WebhookDeliveryTests {
         }
 
         /// Starts a worker delivering through `transport` (the real webhook transport by default); `retry`
-        /// defaults to 0.05 s … 0.2 s backoffs with full jitter set to its maximum.
+        /// defaults to 0.05 s … 0.2 s backoffs with full jitter set to its maximum and an hour's window, and requests
+        /// to 30 s, so that a loaded machine neither gives up nor times out where a test does not mean it to.
         @discardableResult
         func startWorker(
-            retry: RetryPolicy = RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, window: 60), timeout: Double = 2,
+            retry: RetryPolicy = RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, window: 3600), timeout: Double = 30,
             idlePoll: Double = 0.5, transport: (any DeliveryTransport)? = nil
         ) throws -> OutboxDelivery {
             let transport =
                 try transport
                 ?? WebhookTransport(
                     secret: WebhookDeliveryTests.secret,
-                    options: WebhookClientOptions(connectTimeout: 1, timeout: timeout, allowHTTP: true))
+                    options: WebhookClientOptions(connectTimeout: 10, timeout: timeout, allowHTTP: true))
             let destination = Destination(
                 name: Destination.webhookName, encode: { _, _ in fatalError("the tests enqueue messages themselves") },
                 transport: transport)
@@ -233,9 +235,11 @@ struct WebhookDeliveryTests {
             try harness.enqueue()
             #expect(try await Self.eventually { try harness.row().state == .delivered })
             #expect(Date().timeIntervalSince(started) >= 0.5)
-            #expect(harness.sink.events.count == 2)
+            // The first request is never answered; a loaded machine may time out a later one too.
+            let count = harness.sink.events.count
+            #expect(count >= 2)
             #expect(harness.sink.events.first?.status == 0)
-            #expect(try harness.row().attempts == 2)
+            #expect(try harness.row().attempts == count)
         }
     }
 

@@ -2,6 +2,7 @@ import Errors
 import Foundation
 import Logging
 import Notify
+import Store
 import Synchronization
 import Threads
 
@@ -61,7 +62,6 @@ final class SlideWorker: @unchecked Sendable {
         progress.setState("idle")
         while !isStopping {
             do {
-                try store.syncDelivered(now: Date().timeIntervalSince1970)
                 progress.setQueued(try store.counts().settled)
                 guard
                     let job = try store.claimNext(now: Date().timeIntervalSince1970, leaseSeconds: Self.leaseSeconds)

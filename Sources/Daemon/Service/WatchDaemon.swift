@@ -5,6 +5,7 @@ import Ingest
 import Logging
 import Notify
 import ServiceLifecycle
+import Store
 import Synchronization
 import Threads
 import UnixSignals

@@ -1,4 +1,5 @@
 import Foundation
+import Store
 
 /// Carries one outbox message to where it goes and judges the answer: for the webhook, a signed HTTP POST through
 /// libcurl (``WebhookTransport``). Delivery tests that are about scheduling, not the wire, use a transport of their

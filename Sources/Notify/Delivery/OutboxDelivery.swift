@@ -1,6 +1,7 @@
 import Errors
 import Foundation
 import Logging
+import Store
 import Synchronization
 import Threads
 

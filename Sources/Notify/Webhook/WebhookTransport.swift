@@ -1,4 +1,5 @@
 import Foundation
+import Store
 import Synchronization
 
 /// The webhook's ``DeliveryTransport``: signs each attempt with its own timestamp (Standard Webhooks; `webhook-id`
