@@ -34,6 +34,9 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // oneDNN (bf16 backbones): Debian's libdnnl-dev ships no pkg-config file; headers and library are in the
+        // default paths.
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
         // The one error protocol (code, subject, message, fix) every target's errors adopt.
         .target(
@@ -58,7 +61,7 @@ let package = Package(
         .target(
             name: "Ingest",
             dependencies: [
-                "Errors", "Threads", "Images", "COpenSlide", .product(name: "Logging", package: "swift-log"),
+                "Errors", "Threads", "Images", "COpenSlide", "CTIFF", .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: numeric
@@ -66,7 +69,7 @@ let package = Package(
         // Tensors, backbones, checkpoints, clustering, CS-MIL heads, training.
         .target(
             name: "Inference",
-            dependencies: ["Errors", "COpenBLAS", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Errors", "COpenBLAS", "CDNNL", .product(name: "Logging", package: "swift-log")],
             swiftSettings: numeric
         ),
         // The durable state: the job lifecycle, jobs, path aliases, leases, the outbox, dead letters, hosts; SQLite.

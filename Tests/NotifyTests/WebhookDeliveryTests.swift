@@ -54,42 +54,51 @@ struct WebhookDeliveryTests {
             await harness.stop()
         }
 
-        /// Starts a worker delivering through `transport` (the real webhook transport by default); `retry`
-        /// defaults to 0.05 s … 0.2 s backoffs with full jitter set to its maximum and an hour's window, and requests
-        /// to 30 s, so that a loaded machine neither gives up nor times out where a test does not mean it to.
+        /// The destination name of the markers (``settle()``): a second destination, at another URL of the sink.
+        static let markerDestination = "marker"
+
+        /// Starts a worker delivering through `transport` (the real webhook transport by default) to `url` (the
+        /// sink by default), and the markers to another URL of the sink; `retry` defaults to 0.05 s … 0.2 s backoffs
+        /// with full jitter set to its maximum and an hour's window, and requests to 30 s, so that a loaded machine
+        /// neither gives up nor times out where a test does not mean it to.
         @discardableResult
         func startWorker(
             retry: RetryPolicy = RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, window: 3600), timeout: Double = 30,
-            idlePoll: Double = 0.5, transport: (any DeliveryTransport)? = nil
+            idlePoll: Double = 0.5, url: String? = nil, transport: (any DeliveryTransport)? = nil
         ) throws -> OutboxDelivery {
             let transport =
                 try transport
                 ?? WebhookTransport(
                     secret: WebhookDeliveryTests.secret,
                     options: WebhookClientOptions(connectTimeout: 10, timeout: timeout, allowHTTP: true))
-            let destination = Destination(
-                name: Destination.webhookName, encode: { _, _ in fatalError("the tests enqueue messages themselves") },
-                transport: transport)
             let delivery = OutboxDelivery(
                 configuration: OutboxDelivery.Configuration(
-                    databasePath: databasePath, destinations: [destination], retry: retry, idlePoll: idlePoll,
-                    randomFraction: { 1 }),
+                    databasePath: databasePath,
+                    destinations: [
+                        Destination(
+                            name: OutboxMessage.webhook, url: url ?? sink.url, retry: retry, transport: transport),
+                        Destination(
+                            name: Self.markerDestination, url: sink.url + "marker", retry: retry, transport: transport),
+                    ], idlePoll: idlePoll, randomFraction: { 1 }),
                 logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
             workers.append((delivery, Task { try await delivery.run() }))
             return delivery
         }
 
         /// Queues the scored fixture report (event id `id`, of the fixture's slide unless `slideKey` says otherwise)
-        /// for `url` (the sink by default) and wakes the workers.
+        /// for the webhook (or `destination`) and wakes the workers.
         @discardableResult
-        func enqueue(_ id: String = "evt_0123", url: String? = nil, slideKey: String? = nil) throws -> WebhookPayload {
+        func enqueue(
+            _ id: String = "evt_0123", destination: String = OutboxMessage.webhook, slideKey: String? = nil
+        ) throws -> WebhookPayload {
             var report = Fixtures.scored()
             report.eventID = id
             if let slideKey { report.slide.fingerprint = slideKey }
             let payload = try WebhookPayload.event(report: report, timestamp: Date())
             try outbox.database.transaction {
-                try outbox.enqueue(
-                    OutboxMessage(payload: payload, slideKey: report.slide.fingerprint, targetURL: url ?? sink.url))
+                var message = OutboxMessage(payload: payload, slideKey: report.slide.fingerprint)
+                message.destination = destination
+                try outbox.enqueue(message)
             }
             for worker in workers { worker.delivery.wake() }
             return payload
@@ -103,12 +112,15 @@ struct WebhookDeliveryTests {
         }
 
         /// Proves that nothing more happens to the rows queued so far: a marker event of another slide, queued now
-        /// for `url` (the sink by default), is delivered after every row already due, so once it is delivered every
-        /// attempt due before it has been made.
-        func settle(url: String? = nil) async throws {
+        /// for the marker destination (another URL of the sink), is delivered after every row already due, so once
+        /// it is delivered every attempt due before it has been made.
+        func settle() async throws {
             let marker = "evt_marker_\(UUID().uuidString.prefix(8))"
-            try enqueue(marker, url: url, slideKey: "sha256:" + marker)
-            #expect(try await WebhookDeliveryTests.eventually { try self.row(marker).state == .delivered })
+            try enqueue(marker, destination: Self.markerDestination, slideKey: "sha256:" + marker)
+            #expect(
+                try await WebhookDeliveryTests.eventually {
+                    try self.outbox.row(eventID: marker, destination: Self.markerDestination)?.state == .delivered
+                })
         }
 
         /// Stops worker `index` by cancelling its task, and waits until it has ended.
@@ -209,7 +221,7 @@ struct WebhookDeliveryTests {
             try harness.enqueue("evt_1")
             #expect(try await Self.eventually { try harness.row("evt_1").state == .disabled })
             try harness.enqueue("evt_2")
-            try await harness.settle(url: harness.sink.url + "elsewhere")  // another endpoint still works
+            try await harness.settle()  // another endpoint still works
             #expect(harness.requests("evt_2").isEmpty)
             #expect(try harness.outbox.summary().endpointDisabled)
             #expect(try harness.row("evt_2").state == .pending)
@@ -316,7 +328,7 @@ struct WebhookDeliveryTests {
 
         var sent: [String] { log.withLock { $0 } }
 
-        func deliver(_ message: OutboxMessage, now: Double) async -> DeliveryOutcome? {
+        func deliver(_ message: OutboxMessage, to url: String, now: Double) async -> DeliveryOutcome? {
             log.withLock { $0.append(message.eventID) }
             let answer = script.withLock { $0.isEmpty ? .outcome(.delivered(status: 200)) : $0.removeFirst() }
             switch answer {
@@ -355,10 +367,10 @@ struct WebhookDeliveryTests {
         }
     }
 
-    @Test("the client refuses plain http unless allowed, and never follows redirects")
+    @Test("the client refuses plain http unless allowed, and never follows redirects; a 307 is retried, a 308 is not")
     func clientRules() throws {
-        let harness = try Harness(responder: { _, _ in
-            .init(status: 302, headers: [("Location", "http://127.0.0.1:1/")])
+        let harness = try Harness(responder: { request, _ in
+            .init(status: request.number == 1 ? 307 : 308, headers: [("Location", "http://127.0.0.1:1/")])
         })
         defer { harness.sink.stop() }  // no worker to stop
         let strict = try WebhookClient(options: WebhookClientOptions(timeout: 2))
@@ -373,8 +385,18 @@ struct WebhookDeliveryTests {
         #expect(harness.sink.events.isEmpty)
         let loose = try WebhookClient(options: WebhookClientOptions(timeout: 2, allowHTTP: true))
         let response = loose.post(url: harness.sink.url, contentType: "application/json", headers: [], body: [1])
-        #expect(response == .response(status: 302, retryAfter: nil, body: ""))
-        #expect(DeliveryOutcome(response, now: 0) == .deadLetter(status: 302, reason: "HTTP 302"))
+        #expect(response == .response(status: 307, retryAfter: nil, body: ""))
+        guard case .retry(_, 307, nil) = DeliveryOutcome(response, now: 0) else {
+            Issue.record("a 307 is a temporary failure: \(String(describing: DeliveryOutcome(response, now: 0)))")
+            return
+        }
+        let permanent = loose.post(url: harness.sink.url, contentType: "application/json", headers: [], body: [1])
+        #expect(permanent == .response(status: 308, retryAfter: nil, body: ""))
+        guard case .deadLetter(308, _) = DeliveryOutcome(permanent, now: 0) else {
+            Issue.record("a 308 is a dead letter")
+            return
+        }
+        #expect(harness.sink.events.count == 2, "each request reached the receiver once: no redirect was followed")
     }
 
     @Test("the sink rejects a bad signature and a stale timestamp with 401")

@@ -33,6 +33,9 @@ struct EmbedSlidesCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Embed slides whose features are already in the folder again.")
     var force = false
 
+    @Option(name: .long, help: "The backbones' number format: fp32 (csmil's kernels) or bf16 (oneDNN).")
+    var precision: Precision = .fp32
+
     @OptionGroup var resolution: ResolutionOptions
 
     @Argument(help: "Slide files (SVS, TIFF, NDPI, MRXS, … as OpenSlide reads them).")
@@ -64,10 +67,14 @@ struct EmbedSlidesCommand: AsyncParsableCommand {
     /// Embeds every slide; a slide that fails is reported and the others go on. Returns whether any failed.
     private func embedAll(logger: Logger) throws -> Bool {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        var networks: [ResNet] = []
-        for file in backbones.files {
+        try precision.prepare(architecture: backbones.arch, subject: "--precision")
+        var networks: [Backbone] = []
+        for file in self.backbones.files {
             networks.append(
-                try ResNet(architecture: backbones.arch, weights: try Checkpoint.loadBackbone(path: file), file: file))
+                try Backbone(
+                    architecture: backbones.arch, weights: try Checkpoint.loadBackbone(path: file),
+                    precision: precision,
+                    file: file))
         }
         let embedder = TripletEmbedder(backbones: networks, batchSize: batch)
         let tiles = TileTripletBatch(capacity: batch)

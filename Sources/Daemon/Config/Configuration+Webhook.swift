@@ -3,22 +3,6 @@ import Notify
 extension Configuration {
     /// The job store's SQLite file, which also holds the webhook outbox.
     var databasePath: String { state.directory + "/csmil.sqlite3" }
-
-    /// The webhook destination: `[webhook]` url, format, secret file and client options. Throws when the secret
-    /// cannot be used; nil when no url is set.
-    func webhookDestination() throws -> Destination? {
-        guard let url = webhook.url, !url.isEmpty else { return nil }
-        return try Destination.webhook(
-            url: url, format: webhook.payloadFormat, secret: try WebhookSecret.load(path: webhook.secretFile ?? ""),
-            options: webhook.clientOptions)
-    }
-
-    /// What the outbox delivery worker needs; nil when no webhook is configured.
-    func delivery(idlePoll: Double = 30) throws -> OutboxDelivery.Configuration? {
-        guard let destination = try webhookDestination() else { return nil }
-        return OutboxDelivery.Configuration(
-            databasePath: databasePath, destinations: [destination], retry: webhook.retryPolicy, idlePoll: idlePoll)
-    }
 }
 
 extension OutboxDelivery {

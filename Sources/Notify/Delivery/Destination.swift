@@ -1,52 +1,58 @@
 import Foundation
 import Store
+import Synchronization
 
-/// Carries one outbox message to where it goes and judges the answer: for the webhook, a signed HTTP POST through
-/// libcurl (``WebhookTransport``). Delivery tests that are about scheduling, not the wire, use a transport of their
-/// own.
+/// Carries one outbox message to a URL and judges the answer: a signed HTTP POST through libcurl for the webhook
+/// (``WebhookTransport``), an HL7 message over MLLP for `[hl7]` (``MLLPTransport``). Delivery tests that are about
+/// scheduling, not the wire, use a transport of their own.
 ///
 /// ``OutboxDelivery`` calls it from its dedicated thread (the task's executor preference), so an implementation may
 /// block in C calls. Cancelling the calling task must abort a transfer in flight; the answer is then nil (nothing
 /// is known, nothing is recorded: the row stays pending and is sent again, with the same id and body).
 public protocol DeliveryTransport: Sendable {
-    /// Sends `message` and says how it went; nil when the task was cancelled during the transfer.
-    func deliver(_ message: OutboxMessage, now: Double) async -> DeliveryOutcome?
+    /// Sends `message` to `url` and says how it went; nil when the task was cancelled during the transfer.
+    func deliver(_ message: OutboxMessage, to url: String, now: Double) async -> DeliveryOutcome?
 }
 
-/// One place results go: the name outbox rows are routed by, how a report becomes a message for it, and the
-/// transport that carries the message. Today there is one, ``webhookName``.
+/// One place results go, as configured now: the name outbox rows are routed by (``OutboxMessage/destination``:
+/// `webhook`, `hl7`), the URL in force, when failed attempts are retried, and the transport that carries the
+/// messages. Rows name a destination, not a URL, so a changed URL applies to what is queued and to dead letters
+/// replayed later.
 public struct Destination: Sendable {
-    /// The destination's name (`webhook`).
+    /// The destination's name (``OutboxMessage/webhook``, ``OutboxMessage/hl7``).
     public var name: String
-    /// Turns a report into the message stored in the outbox (the body is fixed at enqueue time and never
-    /// re-encoded, so every attempt sends the same bytes).
-    public var encode: @Sendable (_ report: SlideReport, _ timestamp: Date) throws -> OutboxMessage
+    /// The URL in force: `https://…` for a webhook, `mllp(s)://…` for HL7.
+    public var url: String
+    /// When failed attempts are retried.
+    public var retry: RetryPolicy
     /// Carries the messages.
     public var transport: any DeliveryTransport
 
-    public init(
-        name: String, encode: @escaping @Sendable (SlideReport, Date) throws -> OutboxMessage,
-        transport: any DeliveryTransport
-    ) {
+    public init(name: String, url: String, retry: RetryPolicy = RetryPolicy(), transport: any DeliveryTransport) {
         self.name = name
-        self.encode = encode
+        self.url = url
+        self.retry = retry
         self.transport = transport
     }
 
-    /// The name of the webhook destination (`[webhook]`).
-    public static let webhookName = "webhook"
-
-    /// The webhook: `format` bodies POSTed to `url`, signed with `secret`.
+    /// The webhook (`[webhook]`): bodies POSTed to `url`, signed with `secret`.
     public static func webhook(
-        url: String, format: WebhookPayload.Format, secret: WebhookSecret, options: WebhookClientOptions
+        url: String, secret: WebhookSecret, options: WebhookClientOptions, retry: RetryPolicy = RetryPolicy()
     ) throws(WebhookClientError) -> Destination {
         Destination(
-            name: webhookName,
-            encode: { report, timestamp in
-                OutboxMessage(
-                    payload: try WebhookPayload.make(format, report: report, timestamp: timestamp),
-                    slideKey: report.slide.fingerprint, targetURL: url)
-            },
+            name: OutboxMessage.webhook, url: url, retry: retry,
             transport: try WebhookTransport(secret: secret, options: options))
     }
+
+    /// HL7 v2 over MLLP (`[hl7]`): each message sent to `url` and answered by an ACK.
+    public static func hl7(url: String, options: MLLPClientOptions, retry: RetryPolicy = RetryPolicy()) -> Destination {
+        Destination(name: OutboxMessage.hl7, url: url, retry: retry, transport: MLLPTransport(options: options))
+    }
+}
+
+/// Set by the thread that cancels a delivery, read by libcurl's callbacks during the transfer.
+final class CancelFlag: Sendable {
+    private let value = Atomic(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
 }

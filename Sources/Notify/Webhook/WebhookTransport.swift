@@ -15,25 +15,18 @@ public final class WebhookTransport: DeliveryTransport {
         client = Mutex(try WebhookClient(options: options))
     }
 
-    public func deliver(_ message: OutboxMessage, now: Double) async -> DeliveryOutcome? {
+    public func deliver(_ message: OutboxMessage, to url: String, now: Double) async -> DeliveryOutcome? {
         let headers = signer.headers(id: message.eventID, timestamp: Int64(now), body: message.body)
         let cancelled = CancelFlag()
         let response = await withTaskCancellationHandler {
             client.withLock { client in
                 client.post(
-                    url: message.targetURL, contentType: message.contentType, headers: headers, body: message.body,
+                    url: url, contentType: message.contentType, headers: headers, body: message.body,
                     isCancelled: { cancelled.isSet })
             }
         } onCancel: {
             cancelled.set()
         }
         return DeliveryOutcome(response, now: Date().timeIntervalSince1970)
-    }
-
-    /// Set by the cancelling thread, read by libcurl's progress callback during the transfer.
-    private final class CancelFlag: Sendable {
-        private let value = Atomic(false)
-        func set() { value.store(true, ordering: .relaxed) }
-        var isSet: Bool { value.load(ordering: .relaxed) }
     }
 }
