@@ -1,14 +1,46 @@
 import Foundation
 import Testing
 
-/// A child process started with `posix_spawn` and reaped with `wait4`, so that a test gets the kernel's account of
-/// the child's own resources (its peak resident set) besides its exit status — Foundation's `Process` reaps its
-/// children itself. Its stdout and stderr go to files in a folder of the test's, read while it runs.
+/// A child process with the kernel's account of its own resources (its peak resident set) besides its exit status.
+/// Its stdout and stderr go to files in a folder of the test's, read while it runs.
+///
+/// The child is started by a small forking parent (``reaper``, Python), not by `posix_spawn` from the test process:
+/// `posix_spawn` starts the child sharing the test process's memory (`CLONE_VM`), and at `exec` Linux records that
+/// memory's high-water mark as the child's `ru_maxrss` — the test runner's peak (1.5 GB seen after the inference
+/// tests), not csmil's. The reaper `fork`s (a fresh process of a few MB), `exec`s the program, forwards signals to
+/// it, reaps it with `wait4` and writes its `ru_maxrss` to a file; it exits as the program did.
 final class ChildProcess {
+    /// The reaper's pid: signals sent to it reach the program.
     let pid: pid_t
     let stdoutPath: String
     let stderrPath: String
+    /// Where the reaper writes the program's `ru_maxrss` (KiB) once it has ended.
+    let usagePath: String
     private var exit: Exit?
+
+    /// Forks and execs `argv[2:]`, forwards SIGTERM/SIGINT/SIGHUP/SIGUSR1/SIGUSR2 to it, reaps it and writes its
+    /// `ru_maxrss` to `argv[1]`; exits with its status, or is ended by the same signal. The program dies with the
+    /// reaper (`PR_SET_PDEATHSIG`), so a test that kills the reaper leaves nothing behind.
+    static let reaper = """
+        import ctypes, os, signal, sys
+        forwarded = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2}
+        signal.pthread_sigmask(signal.SIG_BLOCK, forwarded)
+        pid = os.fork()
+        if pid == 0:
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)
+            os.execv(sys.argv[2], sys.argv[2:])
+        for number in forwarded:
+            signal.signal(number, lambda received, frame: os.kill(pid, received))
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)
+        _, status, usage = os.wait4(pid, 0)
+        with open(sys.argv[1], "w") as file:
+            file.write(str(usage.ru_maxrss))
+        if os.WIFSIGNALED(status):
+            signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+            os.kill(os.getpid(), os.WTERMSIG(status))
+        sys.exit(os.WEXITSTATUS(status))
+        """
 
     /// How the child ended.
     struct Exit {
@@ -27,21 +59,23 @@ final class ChildProcess {
     ) throws {
         stdoutPath = folder.appendingPathComponent(name + ".stdout").path
         stderrPath = folder.appendingPathComponent(name + ".stderr").path
+        usagePath = folder.appendingPathComponent(name + ".rusage").path
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        let argv = ([executable.path] + arguments).map { strdup($0) } + [nil]
+        let python = "/usr/bin/python3"
+        let argv = ([python, "-c", Self.reaper, usagePath, executable.path] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
         }
         var child: pid_t = 0
-        let result = posix_spawn(&child, executable.path, &actions, nil, argv, envp)
-        try #require(result == 0, "posix_spawn \(executable.path): \(String(cString: strerror(result)))")
+        let result = posix_spawn(&child, python, &actions, nil, argv, envp)
+        try #require(result == 0, "posix_spawn \(python): \(String(cString: strerror(result)))")
         pid = child
     }
 
@@ -59,9 +93,8 @@ final class ChildProcess {
     var hasExited: Bool {
         if exit != nil { return true }
         var status: Int32 = 0
-        var usage = rusage()
-        guard wait4(pid, &status, WNOHANG, &usage) == pid else { return false }
-        exit = Self.exit(status: status, usage: usage)
+        guard waitpid(pid, &status, WNOHANG) == pid else { return false }
+        exit = ended(status: status)
         return true
     }
 
@@ -85,17 +118,18 @@ final class ChildProcess {
     func wait() -> Exit {
         if let exit { return exit }
         var status: Int32 = 0
-        var usage = rusage()
-        while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
-        let ended = Self.exit(status: status, usage: usage)
-        exit = ended
-        return ended
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let result = ended(status: status)
+        exit = result
+        return result
     }
 
-    private static func exit(status: Int32, usage: rusage) -> Exit {
+    /// The program's exit from the reaper's status and the `ru_maxrss` it wrote (0 when it wrote none).
+    private func ended(status: Int32) -> Exit {
         let signal = status & 0x7f
+        let kibibytes = (try? String(contentsOfFile: usagePath, encoding: .utf8)).flatMap { Int($0) } ?? 0
         return Exit(
             status: signal == 0 ? (status >> 8) & 0xff : 128 + signal, signalled: signal != 0,
-            peakResidentBytes: Int(usage.ru_maxrss) * 1024)
+            peakResidentBytes: kibibytes * 1024)
     }
 }
