@@ -21,12 +21,9 @@ struct HL7DeliveryTests {
             let database = try SQLiteDatabase(path: databasePath)
             try Outbox.installSchema(in: database)
             outbox = Outbox(database: database)
-            for report in reports {
-                let message = HL7ResultMessage.make(
-                    report: report, settings: HL7Tests.settings, reportPath: "/r/report.json",
-                    timestamp: HL7Tests.timestamp)
-                try outbox.enqueue(OutboxMessage(hl7: message, report: report))
-            }
+            // The rows the daemon queues: the destination's encoder, with the report folder `/r`.
+            let encode = Harness.destination(url: "mllp://127.0.0.1:1").encode
+            for report in reports { try outbox.enqueue(try encode(report, "/r", HL7Tests.timestamp)) }
         }
 
         func start(url: String, options: MLLPClientOptions = MLLPClientOptions(connectTimeout: 2, ackTimeout: 5)) {
@@ -37,17 +34,22 @@ struct HL7DeliveryTests {
             self.worker = worker
         }
 
-        /// The worker's configuration: the HL7 destination at `url`, with small backoffs.
+        /// The HL7 destination at `url`, with small backoffs.
+        static func destination(
+            url: String, options: MLLPClientOptions = MLLPClientOptions(connectTimeout: 2, ackTimeout: 5)
+        ) -> Destination {
+            Destination.hl7(
+                url: url, settings: HL7Tests.settings, options: options,
+                retry: RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, window: 600))
+        }
+
+        /// The worker's configuration: the HL7 destination at `url`.
         func configuration(
             url: String, options: MLLPClientOptions = MLLPClientOptions(connectTimeout: 2, ackTimeout: 5)
         ) -> OutboxDelivery.Configuration {
             OutboxDelivery.Configuration(
-                databasePath: databasePath,
-                destinations: [
-                    Destination.hl7(
-                        url: url, options: options,
-                        retry: RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, window: 600))
-                ], idlePoll: 0.5, randomFraction: { 1 })
+                databasePath: databasePath, destinations: [Harness.destination(url: url, options: options)],
+                idlePoll: 0.5, randomFraction: { 1 })
         }
 
         func row(_ id: String = "evt_0123") throws -> OutboxRow {

@@ -54,6 +54,13 @@ struct WebhookDeliveryTests {
             await harness.stop()
         }
 
+        /// The webhook's event body (``Destination/webhook(url:format:fhir:secret:options:retry:)`` with `.event`).
+        static let encodeEvent: Destination.Encoder = { report, _, timestamp in
+            OutboxMessage(
+                payload: try WebhookPayload.event(report: report, timestamp: timestamp),
+                slideKey: report.slide.fingerprint)
+        }
+
         /// The destination name of the markers (``settle()``): a second destination, at another URL of the sink.
         static let markerDestination = "marker"
 
@@ -76,9 +83,11 @@ struct WebhookDeliveryTests {
                     databasePath: databasePath,
                     destinations: [
                         Destination(
-                            name: OutboxMessage.webhook, url: url ?? sink.url, retry: retry, transport: transport),
+                            name: OutboxMessage.webhook, url: url ?? sink.url, retry: retry, encode: Self.encodeEvent,
+                            transport: transport),
                         Destination(
-                            name: Self.markerDestination, url: sink.url + "marker", retry: retry, transport: transport),
+                            name: Self.markerDestination, url: sink.url + "marker", retry: retry,
+                            encode: Self.encodeEvent, transport: transport),
                     ], idlePoll: idlePoll, randomFraction: { 1 }),
                 logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
             workers.append((delivery, Task { try await delivery.run() }))
@@ -90,18 +99,17 @@ struct WebhookDeliveryTests {
         @discardableResult
         func enqueue(
             _ id: String = "evt_0123", destination: String = OutboxMessage.webhook, slideKey: String? = nil
-        ) throws -> WebhookPayload {
+        ) throws -> OutboxMessage {
             var report = Fixtures.scored()
             report.eventID = id
             if let slideKey { report.slide.fingerprint = slideKey }
-            let payload = try WebhookPayload.event(report: report, timestamp: Date())
+            var message = try Self.encodeEvent(report, nil, Date())
+            message.destination = destination
             try outbox.database.transaction {
-                var message = OutboxMessage(payload: payload, slideKey: report.slide.fingerprint)
-                message.destination = destination
                 try outbox.enqueue(message)
             }
             for worker in workers { worker.delivery.wake() }
-            return payload
+            return message
         }
 
         func row(_ id: String = "evt_0123") throws -> OutboxRow { try #require(try outbox.row(eventID: id)) }

@@ -96,7 +96,7 @@ struct OutboxCommand: AsyncParsableCommand {
         func run() async throws {
             let configuration = try Configuration.load(path: config)
             let logger = global.bootstrapLogging(configured: configuration.log.level)
-            guard Publishing(configuration).isOn else {
+            guard configuration.publishes else {
                 throw CommandError(
                     code: .usage, subject: configuration.sourcePath,
                     message: "[webhook] url and [hl7] url are empty, so there is nowhere to deliver to",

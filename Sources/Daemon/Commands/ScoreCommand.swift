@@ -160,11 +160,12 @@ struct ScoreCommand: AsyncParsableCommand {
     /// what is still waiting for a retry stays queued for `csmil watch` or `csmil outbox deliver`.
     struct Notification {
         let configuration: Configuration
-        let delivery: OutboxDelivery.Configuration
+        /// The configured destinations: their `encode` makes the rows, the worker delivers them.
+        let destinations: [Destination]
         let logger: Logger
 
         init(configuration: Configuration?, logger: Logger) throws {
-            guard let configuration, Publishing(configuration).isOn else {
+            guard let configuration, configuration.publishes else {
                 throw CommandError(
                     code: .usage, subject: "csmil score --notify", message: "nowhere to deliver; nothing was done",
                     fix: "pass --config with a [webhook] url and secret_file, or an [hl7] url")
@@ -172,7 +173,7 @@ struct ScoreCommand: AsyncParsableCommand {
             try FileManager.default.createDirectory(
                 atPath: configuration.state.directory, withIntermediateDirectories: true)
             self.configuration = configuration
-            delivery = try configuration.deliveryConfiguration(idlePoll: 0.5)
+            destinations = try configuration.deliveryDestinations()
             self.logger = logger
         }
 
@@ -180,7 +181,7 @@ struct ScoreCommand: AsyncParsableCommand {
             let database = try SQLiteDatabase(path: configuration.databasePath)
             try Outbox.installSchema(in: database)
             let outbox = Outbox(database: database)
-            for message in try Publishing(configuration).messages(for: report, folder: folder) {
+            for message in try destinations.messages(for: report, folder: folder) {
                 try outbox.enqueue(message)
             }
         }
@@ -192,6 +193,7 @@ struct ScoreCommand: AsyncParsableCommand {
                 configuration.webhook.url == nil ? 0 : configuration.webhook.timeoutSeconds,
                 configuration.hl7.url == nil ? 0 : configuration.hl7.ackTimeoutSeconds)
             let deadline = ContinuousClock.now + .seconds(2 * timeout)
+            let delivery = try configuration.deliveryConfiguration(idlePoll: 0.5, destinations: destinations)
             try await OutboxDelivery(configuration: delivery, logger: logger).run {
                 try ContinuousClock.now < deadline && outbox.nextDueTime(destinations: urls) != nil
             }

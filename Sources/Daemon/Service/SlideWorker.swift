@@ -204,13 +204,14 @@ final class SlideWorker: @unchecked Sendable {
     }
 }
 
-/// The settings that a SIGHUP may change while the daemon runs: what each result becomes in the outbox.
+/// The settings that a SIGHUP may change while the daemon runs: the destinations, whose `encode` makes each result's
+/// outbox rows (the delivery worker gets the same destinations).
 final class LiveSettings: Sendable {
-    private let publishing: Mutex<Publishing>
+    private let destinations: Mutex<[Destination]>
 
-    init(_ publishing: Publishing) { self.publishing = Mutex(publishing) }
+    init(_ destinations: [Destination]) { self.destinations = Mutex(destinations) }
 
-    var current: Publishing { publishing.withLock { $0 } }
+    var current: [Destination] { destinations.withLock { $0 } }
 
-    func update(_ new: Publishing) { publishing.withLock { $0 = new } }
+    func update(_ new: [Destination]) { destinations.withLock { $0 = new } }
 }

@@ -72,8 +72,13 @@ struct WatchDaemon {
             return (pipeline, manifest.name)
         }
 
-        let delivery = try Self.makeDelivery(configuration, logger: logger)
-        let settings = LiveSettings(Publishing(configuration))
+        let destinations = try configuration.deliveryDestinations()
+        let delivery =
+            destinations.isEmpty
+            ? nil
+            : OutboxDelivery(
+                configuration: try configuration.deliveryConfiguration(destinations: destinations), logger: logger)
+        let settings = LiveSettings(destinations)
         let progress = DaemonProgress(
             watchFolder: configuration.watch.directory, watchMode: "starting",
             stallLimit: Self.stallLimit(notifier.watchdogInterval))
@@ -267,12 +272,6 @@ struct WatchDaemon {
         "svs", "tif", "tiff", "ndpi", "vms", "vmu", "scn", "mrxs", "svslide", "bif", "dcm", "czi",
     ]
 
-    /// The delivery worker when a webhook or HL7 destination is configured; nil otherwise.
-    static func makeDelivery(_ configuration: Configuration, logger: Logger) throws -> OutboxDelivery? {
-        guard Publishing(configuration).isOn else { return nil }
-        return OutboxDelivery(configuration: try configuration.deliveryConfiguration(), logger: logger)
-    }
-
     /// A busy worker counts as stuck after the larger of 10 minutes and the watchdog interval without progress.
     static func stallLimit(_ watchdog: Duration?) -> Double {
         max(600, watchdog.map { Double($0.components.seconds) } ?? 0)
@@ -394,17 +393,18 @@ struct ReloadService: Service {
                 continue
             }
             if new.webhook != current.webhook || new.hl7 != current.hl7 || new.identity != current.identity {
-                if let delivery, Publishing(new).isOn {
+                if let delivery, new.publishes {
                     do {
-                        delivery.reconfigure(try new.deliveryConfiguration())
-                        settings.update(Publishing(new))
+                        let destinations = try new.deliveryDestinations()
+                        delivery.reconfigure(try new.deliveryConfiguration(destinations: destinations))
+                        settings.update(destinations)
                     } catch {
                         logger.error(
                             "delivery settings not reloaded; the running ones stay",
                             metadata: ["file": "\(configurationPath)"].merging(.error(error)) { $1 })
                         continue
                     }
-                } else if Publishing(new).isOn != Publishing(current).isOn {
+                } else if new.publishes != current.publishes {
                     logger.warning(
                         "delivery switched on or off ([webhook] or [hl7] url): restart csmil to apply it")
                 }

@@ -14,39 +14,71 @@ public protocol DeliveryTransport: Sendable {
     func deliver(_ message: OutboxMessage, to url: String, now: Double) async -> DeliveryOutcome?
 }
 
-/// One place results go, as configured now: the name outbox rows are routed by (``OutboxMessage/destination``:
-/// `webhook`, `hl7`), the URL in force, when failed attempts are retried, and the transport that carries the
-/// messages. Rows name a destination, not a URL, so a changed URL applies to what is queued and to dead letters
-/// replayed later.
+/// One place results go, as configured now — the one description of a destination: the name outbox rows are routed
+/// by (``OutboxMessage/destination``: `webhook`, `hl7`), how a report becomes its message, the URL in force, when
+/// failed attempts are retried, and the transport that carries the messages. Rows name a destination, not a URL,
+/// so a changed URL applies to what is queued and to dead letters replayed later.
 public struct Destination: Sendable {
+    /// Turns a report into this destination's outbox message: the report, its folder (nil when none was written),
+    /// the time of the event.
+    public typealias Encoder =
+        @Sendable (_ report: SlideReport, _ folder: String?, _ timestamp: Date) throws ->
+        OutboxMessage
+
     /// The destination's name (``OutboxMessage/webhook``, ``OutboxMessage/hl7``).
     public var name: String
     /// The URL in force: `https://…` for a webhook, `mllp(s)://…` for HL7.
     public var url: String
     /// When failed attempts are retried.
     public var retry: RetryPolicy
+    /// Builds the message once, when the report is committed (every attempt sends these bytes; nothing is
+    /// re-encoded).
+    public var encode: Encoder
     /// Carries the messages.
     public var transport: any DeliveryTransport
 
-    public init(name: String, url: String, retry: RetryPolicy = RetryPolicy(), transport: any DeliveryTransport) {
+    public init(
+        name: String, url: String, retry: RetryPolicy = RetryPolicy(), encode: @escaping Encoder,
+        transport: any DeliveryTransport
+    ) {
         self.name = name
         self.url = url
         self.retry = retry
+        self.encode = encode
         self.transport = transport
     }
 
-    /// The webhook (`[webhook]`): bodies POSTed to `url`, signed with `secret`.
+    /// The webhook (`[webhook]`): `format` bodies (the event, or FHIR built with `fhir`) POSTed to `url`, signed
+    /// with `secret`.
     public static func webhook(
-        url: String, secret: WebhookSecret, options: WebhookClientOptions, retry: RetryPolicy = RetryPolicy()
+        url: String, format: WebhookPayload.Format, fhir: FHIROptions = FHIROptions(), secret: WebhookSecret,
+        options: WebhookClientOptions, retry: RetryPolicy = RetryPolicy()
     ) throws(WebhookClientError) -> Destination {
         Destination(
             name: OutboxMessage.webhook, url: url, retry: retry,
+            encode: { report, _, timestamp in
+                OutboxMessage(
+                    payload: try WebhookPayload.make(format, report: report, timestamp: timestamp, fhir: fhir),
+                    slideKey: report.slide.fingerprint)
+            },
             transport: try WebhookTransport(secret: secret, options: options))
     }
 
-    /// HL7 v2 over MLLP (`[hl7]`): each message sent to `url` and answered by an ACK.
-    public static func hl7(url: String, options: MLLPClientOptions, retry: RetryPolicy = RetryPolicy()) -> Destination {
-        Destination(name: OutboxMessage.hl7, url: url, retry: retry, transport: MLLPTransport(options: options))
+    /// HL7 v2 over MLLP (`[hl7]`): an ORU^R01 built with `settings` (naming the report file in the folder), sent to
+    /// `url` and answered by an ACK.
+    public static func hl7(
+        url: String, settings: HL7Settings, options: MLLPClientOptions, retry: RetryPolicy = RetryPolicy()
+    ) -> Destination {
+        Destination(
+            name: OutboxMessage.hl7, url: url, retry: retry,
+            encode: { report, folder, timestamp in
+                OutboxMessage(
+                    hl7: HL7ResultMessage.make(
+                        report: report, settings: settings,
+                        reportPath: folder.map { $0 + "/" + ReportWriter.reportFileName }, timestamp: timestamp),
+                    report: report)
+            },
+            transport: MLLPTransport(options: options))
     }
 }
 
