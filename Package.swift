@@ -52,11 +52,17 @@ let package = Package(
             dependencies: ["Errors", "COpenBLAS", .product(name: "Logging", package: "swift-log")],
             swiftSettings: numeric
         ),
-        // Reports, webhook, outbox (and the SQLite wrapper the outbox and the job store share).
+        // The durable state: the job lifecycle, jobs, path aliases, leases, the outbox, dead letters, hosts; SQLite.
+        .target(
+            name: "Store",
+            dependencies: ["Errors", "CSQLite", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // Reports, webhook transport and the outbox delivery worker (the outbox's tables are in Store).
         .target(
             name: "Notify",
             dependencies: [
-                "Errors", "CCurl", "CSQLite",
+                "Errors", "Store", "CCurl",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -75,11 +81,11 @@ let package = Package(
             dependencies: ["Errors", "Notify"],
             swiftSettings: strict
         ),
-        // The `csmil` executable: commands, configuration, job store, pipeline, systemd.
+        // The `csmil` executable: commands, configuration, pipeline, systemd; wires Ingest, Inference, Notify, Store.
         .executableTarget(
             name: "Daemon",
             dependencies: [
-                "Errors", "Ingest", "Inference", "Notify", "SyntheticSlides", "Sinks", "CSystemd",
+                "Errors", "Ingest", "Inference", "Notify", "Store", "SyntheticSlides", "Sinks", "CSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -107,12 +113,17 @@ let package = Package(
         ),
         .testTarget(
             name: "NotifyTests",
-            dependencies: ["Errors", "Notify", "Sinks"],
+            dependencies: ["Errors", "Notify", "Sinks", "Store"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "StoreTests",
+            dependencies: ["Errors", "Store"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["Daemon", "Errors", "Inference", "Ingest", "Notify", "SyntheticSlides", "Sinks"],
+            dependencies: ["Daemon", "Errors", "Inference", "Ingest", "Notify", "Store", "SyntheticSlides", "Sinks"],
             swiftSettings: strict
         ),
     ]

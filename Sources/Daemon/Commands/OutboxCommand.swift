@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Notify
+import Store
 
 /// `csmil outbox`: the webhook outbox (dead letters and the backlog) in the job store.
 struct OutboxCommand: AsyncParsableCommand {

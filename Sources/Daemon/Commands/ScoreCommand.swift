@@ -3,6 +3,7 @@ import Foundation
 import Inference
 import Logging
 import Notify
+import Store
 
 /// `csmil score`: one-shot scoring of slides named on the command line.
 struct ScoreCommand: AsyncParsableCommand {

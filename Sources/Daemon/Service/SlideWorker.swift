@@ -3,6 +3,7 @@ import Errors
 import Foundation
 import Logging
 import Notify
+import Store
 import Synchronization
 
 /// Scores the job store's queue, one slide at a time, on a thread of its own (OpenSlide and BLAS block).
@@ -58,7 +59,6 @@ final class SlideWorker: @unchecked Sendable {
         progress.setState("idle")
         while !isStopping {
             do {
-                try store.syncDelivered(now: Date().timeIntervalSince1970)
                 progress.setQueued(try store.counts().settled)
                 guard
                     let job = try store.claimNext(now: Date().timeIntervalSince1970, leaseSeconds: Self.leaseSeconds)

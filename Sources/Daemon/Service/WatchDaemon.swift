@@ -5,6 +5,7 @@ import Ingest
 import Logging
 import Notify
 import ServiceLifecycle
+import Store
 import UnixSignals
 
 /// `csmil watch`: the daemon. Sets up every part, reports READY=1 to systemd once the configuration, the job

@@ -1,6 +1,7 @@
 import Errors
 import Foundation
 import Logging
+import Store
 
 /// The worker that empties the outbox: on a thread of its own (libcurl and SQLite block), it takes the next due
 /// row, signs it with this attempt's timestamp (`webhook-id` is always the event id), POSTs the stored bytes and
