@@ -10,7 +10,7 @@ let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
 
 /// The numerics are optimised in debug builds too: unoptimised SIMD and pointer code is 20–50×
 /// slower, which would make the parity tests (whole ResNets) take minutes. Ingest's pixel loops
-/// (tiles, tissue, synthetic slides) are in the same position.
+/// (tiles, tissue) and the synthetic slides' painters are in the same position.
 let numeric: [SwiftSetting] = strict + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let package = Package(
@@ -37,33 +37,58 @@ let package = Package(
         // default paths.
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
+        // The one error protocol (code, subject, message, fix) every target's errors adopt.
+        .target(
+            name: "Errors",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         // Watch folder, slide reading, tissue, tiles.
         .target(
             name: "Ingest",
-            dependencies: ["COpenSlide", "CPNG", "CTIFF", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Errors", "COpenSlide", "CPNG", .product(name: "Logging", package: "swift-log")],
             swiftSettings: numeric
         ),
         // Tensors, backbones, checkpoints, clustering, CS-MIL heads, training.
         .target(
             name: "Inference",
-            dependencies: ["COpenBLAS", "CDNNL", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Errors", "COpenBLAS", "CDNNL", .product(name: "Logging", package: "swift-log")],
             swiftSettings: numeric
         ),
-        // Reports, webhook, outbox (and the SQLite wrapper the outbox and the job store share).
+        // The durable state: the job lifecycle, jobs, path aliases, leases, the outbox, dead letters, hosts; SQLite.
+        .target(
+            name: "Store",
+            dependencies: ["Errors", "CSQLite", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // Reports, webhook transport and the outbox delivery worker (the outbox's tables are in Store).
         .target(
             name: "Notify",
             dependencies: [
-                "CCurl", "CSQLite",
+                "Errors", "Store", "CCurl",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),
-        // The `csmil` executable: commands, configuration, job store, pipeline, systemd.
+        // Tools for trying and testing csmil, beside the product (like HummingbirdTesting): synthetic pyramidal
+        // slides written with libtiff (`csmil synth`, the tests' slides) and the receivers a lab uses before its
+        // LIS is ready (`csmil webhook-sink`).
+        .target(
+            name: "SyntheticSlides",
+            dependencies: ["Errors", "Ingest", "CTIFF"],
+            swiftSettings: numeric
+        ),
+        .target(
+            name: "Sinks",
+            dependencies: ["Errors", "Notify"],
+            swiftSettings: strict
+        ),
+        // The `csmil` executable: commands, configuration, pipeline, systemd; wires Ingest, Inference, Notify, Store.
         .executableTarget(
             name: "Daemon",
             dependencies: [
-                "Ingest", "Inference", "Notify", "CSystemd",
+                "Errors", "Ingest", "Inference", "Notify", "Store", "SyntheticSlides", "Sinks", "CSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -73,25 +98,35 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "ErrorsTests",
+            dependencies: ["Errors", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "InferenceTests",
-            dependencies: ["Inference"],
+            dependencies: ["Errors", "Inference"],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "IngestTests",
-            dependencies: ["Ingest", "COpenSlide"],
+            dependencies: ["Errors", "Ingest", "SyntheticSlides", "COpenSlide"],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "NotifyTests",
-            dependencies: ["Notify"],
+            dependencies: ["Errors", "Notify", "Sinks", "Store"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "StoreTests",
+            dependencies: ["Errors", "Store"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["Daemon", "Inference", "Ingest", "Notify"],
+            dependencies: ["Daemon", "Errors", "Inference", "Ingest", "Notify", "Store", "SyntheticSlides", "Sinks"],
             swiftSettings: strict
         ),
     ]

@@ -95,7 +95,7 @@ public final class Model: Sendable {
         func invalid(_ key: String, _ problem: String, fix: String) -> ModelError {
             ModelError(
                 code: .invalidManifest, role: key, file: "model.toml",
-                message: "model \(manifest.name): \(key) \(problem).", fix: fix)
+                message: "model \(manifest.name): \(key) \(problem)", fix: fix)
         }
         if manifest.heads.isEmpty {
             throw invalid(
@@ -198,7 +198,7 @@ public final class Model: Sendable {
 
 extension ModelError {
     /// "heads[1]" or, when `model.toml` wrote a relative path, `heads[1] ("heads/1.pth" in model.toml)`.
-    private static func subject(_ file: ModelManifest.File) -> String {
+    private static func role(_ file: ModelManifest.File) -> String {
         file.path == file.resolvedPath ? file.role : "\(file.role) (\"\(file.path)\" in model.toml)"
     }
 
@@ -206,12 +206,12 @@ extension ModelError {
     init(_ file: ModelManifest.File, _ error: CheckpointError) {
         self.init(
             code: Code(error.code), role: file.role, file: file.resolvedPath,
-            message: "\(Self.subject(file)): \(error.message)", fix: error.fix, cause: .checkpoint(error))
+            message: "\(Self.role(file)): \(error.message)", fix: error.fix, cause: .checkpoint(error))
     }
 
     /// A head file was read but its tensors are not a CS-MIL head for `architecture`.
     init(_ file: ModelManifest.File, _ error: HeadError, weights: StateDict, architecture: Architecture) {
-        let subject = Self.subject(file)
+        let role = Self.role(file)
         let path = file.resolvedPath
         let expected = Checkpoint.describe(error.expectedShape)
         let message: String
@@ -222,8 +222,8 @@ extension ModelError {
             let trained = found[1]
             let fitting = Architecture.allCases.filter { $0.featureSize == trained }.map(\.rawValue)
             message =
-                "\(subject): the CS-MIL head in \(path) takes \(trained)-dimensional features, but model.toml's "
-                + "architecture \(architecture.rawValue) gives \(architecture.featureSize)."
+                "\(role): the CS-MIL head takes \(trained)-dimensional features, but model.toml's "
+                + "architecture \(architecture.rawValue) gives \(architecture.featureSize)"
             fix =
                 fitting.isEmpty
                 ? "No supported backbone gives \(trained) features; list heads trained on "
@@ -232,7 +232,7 @@ extension ModelError {
                     + fitting.joined(separator: " or ") + "), or list heads trained on \(architecture.rawValue) "
                     + "features."
         } else if error.code == .missingTensor, Self.looksLikeBackbone(weights) {
-            message = "\(subject): \(path) holds a ResNet backbone, not a CS-MIL head (it has no \(error.tensor))."
+            message = "\(role) holds a ResNet backbone, not a CS-MIL head (it has no \(error.tensor))"
             fix =
                 "List the head checkpoints (the N_model….pth files) under heads, and the SimSiam backbones under "
                 + "backbone_20x, backbone_10x and backbone_5x."
@@ -244,7 +244,7 @@ extension ModelError {
                     "tensor \(error.tensor) has shape \(error.foundShape.map(Checkpoint.describe) ?? "none"), "
                         + "expected \(expected)"
                 }
-            message = "\(subject): \(path) is not a CS-MIL head (spec §4): \(problem)."
+            message = "\(role) is not a CS-MIL head (spec §4): \(problem)"
             fix =
                 "Check that heads lists this model's CS-MIL head checkpoints (the N_model….pth files its "
                 + "training saved), trained on \(architecture.rawValue) features."
@@ -256,17 +256,17 @@ extension ModelError {
     /// A backbone file was read but its tensors are not a `architecture` backbone, nor one of another
     /// architecture.
     init(backbone file: ModelManifest.File, _ error: CheckpointError, weights: StateDict, architecture: Architecture) {
-        let subject = Self.subject(file)
+        let role = Self.role(file)
         let path = file.resolvedPath
         let message: String
         let fix: String
         if weights["embedding_net.0.weight"] != nil {
-            message = "\(subject): \(path) holds a CS-MIL head, not a backbone."
+            message = "\(role) holds a CS-MIL head, not a backbone"
             fix =
                 "Point \(file.role) at the SimSiam backbone checkpoint of that scale, and list the head "
                 + "checkpoints under heads."
         } else {
-            message = "\(subject): \(error.message)"
+            message = "\(role): \(error.message)"
             fix =
                 "Check that \(file.role) names this model's \(Self.scaleDescription(file.role)) SimSiam backbone, "
                 + "a torchvision \(architecture.rawValue)."
@@ -282,8 +282,8 @@ extension ModelError {
         let more = extra.count == 1 ? "" : " and \(extra.count - 1) more"
         self.init(
             code: .wrongArchitecture, role: file.role, file: file.resolvedPath,
-            message: "\(Self.subject(file)): \(file.resolvedPath) holds a deeper network than a "
-                + "\(architecture.rawValue): it has \(extra[0])\(more), which a \(architecture.rawValue) has not.",
+            message: "\(Self.role(file)) holds a deeper network than a \(architecture.rawValue): it has "
+                + "\(extra[0])\(more), which a \(architecture.rawValue) has not",
             fix: "Set architecture in model.toml to the backbone these files hold, or point \(file.role) at "
                 + "this model's \(architecture.rawValue) backbone.")
     }
@@ -292,8 +292,8 @@ extension ModelError {
     init(backbone file: ModelManifest.File, holding other: Architecture, expected architecture: Architecture) {
         self.init(
             code: .wrongArchitecture, role: file.role, file: file.resolvedPath,
-            message: "\(Self.subject(file)): \(file.resolvedPath) holds a \(other.rawValue) backbone, but "
-                + "model.toml says architecture = \"\(architecture.rawValue)\".",
+            message: "\(Self.role(file)) holds a \(other.rawValue) backbone, but model.toml says "
+                + "architecture = \"\(architecture.rawValue)\"",
             fix: "If all three backbones are \(other.rawValue), set architecture = \"\(other.rawValue)\" in "
                 + "model.toml (the heads must have been trained on its features); otherwise point \(file.role) "
                 + "at this model's \(architecture.rawValue) backbone.")

@@ -1,30 +1,32 @@
+import Errors
+
 /// Why a model could not be loaded from its `model.toml` and weight files: a stable code, the file and
 /// the role `model.toml` gives it, what went wrong and what to do.
 ///
 /// Wraps the `CheckpointError` (reading the file) or `HeadError` (its tensors do not make a CS-MIL
 /// head) it came from, in `cause`.
-public struct ModelError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// A stable, machine-readable reason.
-    public enum Code: String, Sendable {
+public struct ModelError: CSMILError, Sendable, Equatable {
+    /// A stable reason.
+    public enum Code: String, ErrorCode {
         /// The file could not be read at all (missing, a directory, no permission).
         case unreadable = "model.unreadable"
         /// The file is neither a `torch.save` zip nor a safetensors file.
-        case notACheckpoint = "model.not-a-checkpoint"
+        case notACheckpoint = "model.not_a_checkpoint"
         /// The file is damaged: truncated, bad offsets, bad checksum, bad pickle.
         case corrupt = "model.corrupt"
         /// The file's pickle names a Python global that a weights file has no need of; it was not loaded.
-        case forbiddenGlobal = "model.forbidden-global"
+        case forbiddenGlobal = "model.forbidden_global"
         /// The file uses a feature the loader does not implement (compression, the legacy format, a dtype).
         case unsupported = "model.unsupported"
         /// A tensor the role needs is not in the file.
-        case missingTensor = "model.missing-tensor"
+        case missingTensor = "model.missing_tensor"
         /// A tensor the role needs has another shape in the file: most often a backbone of another
         /// architecture, or a head trained on another backbone's features.
-        case wrongShape = "model.wrong-shape"
+        case wrongShape = "model.wrong_shape"
         /// A backbone file holds a ResNet of another architecture than `model.toml` names.
-        case wrongArchitecture = "model.wrong-architecture"
+        case wrongArchitecture = "model.wrong_architecture"
         /// The manifest itself cannot describe a model (no heads, no bags, no clusters).
-        case invalidManifest = "model.invalid-manifest"
+        case invalidManifest = "model.invalid_manifest"
     }
 
     /// The lower-level error a `ModelError` wraps.
@@ -41,7 +43,7 @@ public struct ModelError: Error, Sendable, Equatable, CustomStringConvertible {
     public var role: String
     /// The file, as resolved against the model directory ("model.toml" for `invalidManifest`).
     public var file: String
-    /// What happened, naming the role and the file.
+    /// What happened, naming the role.
     public var message: String
     /// What the user can do about it.
     public var fix: String
@@ -58,7 +60,8 @@ public struct ModelError: Error, Sendable, Equatable, CustomStringConvertible {
         self.cause = cause
     }
 
-    public var description: String { "\(message) \(fix)" }
+    /// The file.
+    public var subject: String { file }
 }
 
 extension ModelError.Code {

@@ -1,4 +1,5 @@
 import CPNG
+import Errors
 import Foundation
 
 /// An 8-bit RGB image read from or written to a PNG file through libpng's simplified API.
@@ -21,13 +22,15 @@ public struct PNGImage: Sendable, Equatable {
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
         guard png_image_begin_read_from_file(&image, path) != 0 else {
-            throw ImageError(file: path, message: Self.message(&image), fix: "check that the file exists and is a PNG")
+            throw ImageError(
+                code: .unreadable, file: path, message: Self.message(&image),
+                fix: "check that the file exists and is a PNG")
         }
         defer { png_image_free(&image) }
         let limit = 16384
         guard image.width > 0, image.height > 0, image.width <= limit, image.height <= limit else {
             throw ImageError(
-                file: path, message: "is \(image.width)×\(image.height) pixels",
+                code: .tooLarge, file: path, message: "is \(image.width)×\(image.height) pixels",
                 fix: "use tiles of at most \(limit)×\(limit) pixels")
         }
         image.format = UInt32(PNG_FORMAT_RGB)
@@ -39,7 +42,8 @@ public struct PNGImage: Sendable, Equatable {
             png_image_finish_read(&image, &background, buffer.baseAddress, Int32(width * 3), nil)
         }
         guard ok != 0 else {
-            throw ImageError(file: path, message: Self.message(&image), fix: "re-export the PNG; it is damaged")
+            throw ImageError(
+                code: .damaged, file: path, message: Self.message(&image), fix: "re-export the PNG; it is damaged")
         }
         self.init(width: width, height: height, pixels: pixels)
     }
@@ -57,7 +61,8 @@ public struct PNGImage: Sendable, Equatable {
         defer { png_image_free(&image) }
         guard ok != 0 else {
             throw ImageError(
-                file: path, message: Self.message(&image), fix: "check that the folder exists and is writable")
+                code: .unwritable, file: path, message: Self.message(&image),
+                fix: "check that the folder exists and is writable")
         }
     }
 
@@ -75,7 +80,9 @@ public struct PNGImage: Sendable, Equatable {
             png_image_write_to_memory(&image, nil, &size, 0, buffer.baseAddress, Int32(width * 3), nil)
         }
         guard ok != 0, size > 0 else {
-            throw ImageError(file: "<memory>", message: Self.message(&image), fix: "this is a bug in csmil")
+            throw ImageError(
+                code: .encoding, file: "PNG", message: Self.message(&image),
+                fix: "this is a bug in csmil; please report it")
         }
         var data = Data(count: size)
         ok = data.withUnsafeMutableBytes { memory in
@@ -85,7 +92,9 @@ public struct PNGImage: Sendable, Equatable {
             }
         }
         guard ok != 0 else {
-            throw ImageError(file: "<memory>", message: Self.message(&image), fix: "this is a bug in csmil")
+            throw ImageError(
+                code: .encoding, file: "PNG", message: Self.message(&image),
+                fix: "this is a bug in csmil; please report it")
         }
         data.count = size
         return data
@@ -99,10 +108,26 @@ public struct PNGImage: Sendable, Equatable {
 }
 
 /// A PNG that could not be read or written.
-public struct ImageError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct ImageError: CSMILError, Sendable, Equatable {
+    public enum Code: String, ErrorCode {
+        /// The file is missing or not a PNG.
+        case unreadable = "image.unreadable"
+        /// The image is larger than a tile can be.
+        case tooLarge = "image.too_large"
+        /// The PNG's data is damaged.
+        case damaged = "image.damaged"
+        /// The file could not be written.
+        case unwritable = "image.unwritable"
+        /// An image (the tissue mask, the heatmap) could not be encoded; reports have always called this
+        /// `report.image`.
+        case encoding = "report.image"
+    }
+
+    public var code: Code
+    /// The PNG file ("PNG" for one encoded in memory).
     public var file: String
     public var message: String
     public var fix: String
 
-    public var description: String { "\(file): \(message) — \(fix)" }
+    public var subject: String { file }
 }

@@ -1,23 +1,24 @@
+import Errors
+
 /// A slide that could not be opened, read or measured: what happened, to which file, and what to do.
-public struct SlideError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// A stable, machine-readable reason; reports and the job store record it.
-    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+public struct SlideError: CSMILError, Sendable, Equatable {
+    /// A stable reason; reports and the job store record it.
+    public struct Code: ErrorCode, RawRepresentable {
         public var rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }
-        public var description: String { rawValue }
 
         /// The file does not exist or cannot be read (permissions, not a regular file).
-        public static let unreadable = Code(rawValue: "unreadable")
+        public static let unreadable = Code(rawValue: "slide.unreadable")
         /// The file is empty or in no format OpenSlide recognises (for example a PNG renamed `.svs`).
-        public static let notASlide = Code(rawValue: "not_a_slide")
+        public static let notASlide = Code(rawValue: "slide.not_a_slide")
         /// OpenSlide recognised the format but failed (damaged or truncated file); the message is OpenSlide's.
-        public static let openSlideError = Code(rawValue: "openslide_error")
+        public static let openSlideError = Code(rawValue: "slide.openslide_error")
         /// The slide carries no usable resolution metadata and no `assume_mpp` was given.
-        public static let noResolution = Code(rawValue: "no_resolution")
+        public static let noResolution = Code(rawValue: "slide.no_resolution")
         /// The slide (or a requested region) is too small or has an impossible size.
-        public static let tooSmall = Code(rawValue: "too_small")
+        public static let tooSmall = Code(rawValue: "slide.too_small")
         /// A caller asked for something the slide does not have (a level, an associated image, a region).
-        public static let invalidRequest = Code(rawValue: "invalid_request")
+        public static let invalidRequest = Code(rawValue: "slide.invalid_request")
     }
 
     /// Why it failed.
@@ -37,5 +38,5 @@ public struct SlideError: Error, Sendable, Equatable, CustomStringConvertible {
         self.fix = fix
     }
 
-    public var description: String { "\(file): \(message) [\(code)] — \(fix)" }
+    public var subject: String { file }
 }

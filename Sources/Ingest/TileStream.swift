@@ -110,7 +110,7 @@ public final class TileStream: @unchecked Sendable {
     private var piece: [UInt8]
     private var scratch: [UInt32] = []
 
-    /// Prepares to stream `grid`'s tiles of `slide`. Throws ``SlideError`` with code `unsupported_resolution` when no
+    /// Prepares to stream `grid`'s tiles of `slide`. Throws ``SlideError`` with code `slide.unsupported_resolution` when no
     /// level is within 4× of 20x.
     public init(slide: Slide, resolution: SlideResolution, grid: TileGrid) throws(SlideError) {
         switch resolution.plan {
@@ -357,5 +357,5 @@ public final class TileStream: @unchecked Sendable {
 
 extension SlideError.Code {
     /// No level of the slide is close enough to 20x to be resampled to it.
-    public static let unsupportedResolution = SlideError.Code(rawValue: "unsupported_resolution")
+    public static let unsupportedResolution = SlideError.Code(rawValue: "slide.unsupported_resolution")
 }

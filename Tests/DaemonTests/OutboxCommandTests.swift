@@ -1,5 +1,7 @@
 import Foundation
 import Notify
+import Sinks
+import Store
 import Testing
 
 @testable import Daemon

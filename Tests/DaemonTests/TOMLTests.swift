@@ -95,10 +95,12 @@ func tableAPI() throws {
     #expect(try TOML.parse("a = 1\nb = 2") == TOML.parse("a = 1\nb = 2"))
 }
 
-@Test("TOMLError describes itself as 'line L, column C: message'")
+@Test("TOMLError describes itself as 'line L, column C: message — fix'")
 func errorDescription() {
     let error = TOMLError(line: 3, column: 12, message: "expected a value after '='")
-    #expect(error.description == "line 3, column 12: expected a value after '='")
+    #expect(
+        error.description
+            == "line 3, column 12: expected a value after '=' — correct the TOML syntax (https://toml.io/en/v1.0.0)")
 }
 
 // MARK: - Keys

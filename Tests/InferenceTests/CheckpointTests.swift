@@ -135,7 +135,7 @@ struct CheckpointTests {
         #expect(error.code == .forbiddenGlobal)
         #expect(error.file == path)
         #expect(error.message.contains("the global \(hostile.global)"))
-        #expect(error.message.contains(path) && error.message.contains("nothing in it ran"))
+        #expect(error.description.contains(path) && error.message.contains("nothing in it ran"))
         #expect(!error.fix.isEmpty)
         #expect(!FileManager.default.fileExists(atPath: hostile.marker), "the payload ran: \(hostile.marker) exists")
     }
@@ -263,7 +263,7 @@ struct CheckpointTests {
             defer { try? FileManager.default.removeItem(atPath: path) }
             let error = try #require(CheckpointFixtures.loadError(path), "cut at \(length)")
             #expect([.corrupt, .notACheckpoint].contains(error.code), "cut at \(length): \(error)")
-            #expect(error.message.contains(path))
+            #expect(error.description.contains(path))
         }
     }
 
@@ -334,7 +334,7 @@ struct CheckpointTests {
             copy[entry.dataRange.lowerBound + entry.dataRange.count / 2] ^= 0x01
             let error = try #require(CheckpointFixtures.loadError(copy))
             #expect(error.code == .corrupt && error.message.contains("CRC-32"), "\(error)")
-            #expect(error.message.contains(name), "\(error)")
+            #expect(error.description.contains(name), "\(error)")
         }
     }
 
@@ -361,7 +361,7 @@ struct CheckpointTests {
         let legacy = CheckpointFixtures.loadError(CheckpointFixtures.path("tiny_legacy.pth"))
         #expect(legacy?.code == .unsupported && legacy?.message.contains("pre-1.6") == true)
         let missing = CheckpointFixtures.loadError(CheckpointFixtures.path("no-such-file.pth"))
-        #expect(missing?.code == .unreadable && missing?.message.contains("no-such-file.pth") == true)
+        #expect(missing?.code == .unreadable && missing?.description.contains("no-such-file.pth") == true)
         #expect(CheckpointFixtures.loadError(NSTemporaryDirectory())?.code == .unreadable)
         #expect(CheckpointFixtures.loadError("/dev/null")?.code == .unreadable)  // a device: never read
     }

@@ -80,7 +80,8 @@ struct FeatureNormalizationTests {
             try FeatureNormalization(stateDict: negative, featureSize: d, file: "norm.safetensors")
         } throws: { error in
             guard let error = error as? CheckpointError else { return false }
-            return error.code == .corrupt && error.message.contains("norm.safetensors") && error.fix.contains("train")
+            return error.code == .corrupt && error.description.contains("norm.safetensors")
+                && error.fix.contains("train")
         }
         var missing = StateDict()
         missing.set("mean", Tensor(shape: [3, d], values: normalization.mean))

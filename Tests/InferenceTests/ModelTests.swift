@@ -304,7 +304,7 @@ struct ModelTests {
         #expect(error.file == folder.path + "/heads/1_model.pth")
         #expect(error.message.contains("heads[1]"))
         #expect(error.message.contains("\"heads/1_model.pth\" in model.toml"))
-        #expect(error.message.contains(error.file))
+        #expect(error.description.contains(error.file))
         #expect(error.fix.contains("model.toml"))
         guard case .checkpoint(let cause)? = error.cause else {
             Issue.record("no CheckpointError behind \(error)")
@@ -326,7 +326,7 @@ struct ModelTests {
         #expect(error.code == .wrongShape)
         #expect(error.role == "heads[1]")
         #expect(error.message.contains("heads[1]"))
-        #expect(error.message.contains(folder.path + "/heads/1_model.safetensors"))
+        #expect(error.description.contains(folder.path + "/heads/1_model.safetensors"))
         #expect(error.message.contains("attention.0.weight"))
         #expect(error.message.contains("[32, 63]") && error.message.contains("[32, 64]"))
         #expect(
@@ -346,7 +346,7 @@ struct ModelTests {
         let error = try #require(modelError { try Model(manifest: folder.manifest(heads: heads)) })
         #expect(error.code == .wrongShape)
         #expect(error.role == "heads[1]")
-        #expect(error.message.contains(folder.path + "/heads/1_model.pth"))
+        #expect(error.description.contains(folder.path + "/heads/1_model.pth"))
         #expect(error.message.contains("24-dimensional") && error.message.contains("resnet18"))
         print(error)
     }
@@ -365,7 +365,7 @@ struct ModelTests {
         let swapped = try #require(modelError { try Model(manifest: folder.manifest(backbones: backbones)) })
         #expect(swapped.role == "backbone_10x")
         #expect(swapped.message.contains("CS-MIL head, not a backbone"))
-        #expect(swapped.message.contains(folder.path + "/simsiam-512.safetensors"))
+        #expect(swapped.description.contains(folder.path + "/simsiam-512.safetensors"))
     }
 
     @Test("ResNet-18 backbones for a model.toml that says resnet34 are refused, naming the architecture they are")
@@ -376,7 +376,7 @@ struct ModelTests {
         #expect(error.role == "backbone_20x")
         #expect(error.file == folder.path + "/simsiam-256.safetensors")
         #expect(error.message.contains("backbone_20x"))
-        #expect(error.message.contains(error.file))
+        #expect(error.description.contains(error.file))
         #expect(error.message.contains("holds a resnet18 backbone"))
         #expect(error.message.contains("architecture = \"resnet34\""))
         #expect(error.fix.contains("architecture = \"resnet18\""))
@@ -396,7 +396,7 @@ struct ModelTests {
         let error = try #require(modelError { try Model(manifest: folder.manifest(backbones: backbones)) })
         #expect(error.code == .wrongArchitecture)
         #expect(error.role == "backbone_5x")
-        #expect(error.message.contains(folder.path + "/simsiam-1024.safetensors"))
+        #expect(error.description.contains(folder.path + "/simsiam-1024.safetensors"))
         #expect(error.message.contains("architecture = \"resnet18\""))
         #expect(error.message.contains("holds a resnet34 backbone"))
         print(error)

@@ -145,7 +145,7 @@ struct TrainingTrainerTests {
             Issue.record("a cluster label out of range was accepted")
         } catch {
             #expect(error.code == .slide)
-            #expect(error.message.contains("slide3"))
+            #expect(error.description.contains("slide3"))
         }
         let wrongSize = HeadTrainer(featureSize: 32, configuration: HeadTrainer.Configuration(epochs: 1))
         #expect(throws: TrainingError.self) {

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 
 @testable import Ingest
+@testable import SyntheticSlides
 
 /// A slide opened with libopenslide directly (the Swift wrapper lives elsewhere); enough to
 /// check what a synthetic slide looks like to OpenSlide.
@@ -336,7 +337,7 @@ struct SyntheticSlideTests {
             do {
                 _ = try SyntheticSlide(configuration)
             } catch {
-                #expect(error.code == "synth.invalid_option")
+                #expect(error.code == .invalidOption)
             }
         }
     }
@@ -348,7 +349,7 @@ struct SyntheticSlideTests {
             try slide.write(to: "/nonexistent-csmil/slide.svs")
             Issue.record("wrote into a missing folder")
         } catch {
-            #expect(error.code == "synth.write_failed")
+            #expect(error.code == .writeFailed)
             #expect(error.description.contains("/nonexistent-csmil/slide.svs"))
         }
     }

@@ -165,7 +165,7 @@ struct WatchFolderTests {
         let harness = try WatchHarness(settle: 0.5, polling: polling) { path in
             path.hasSuffix(".mrxs")
                 && FileManager.default.fileExists(atPath: String(path.dropLast(5)) + "/Slidedat.ini")
-                ? .slide : .rejected(code: "not_a_slide", reason: "\(path): not a slide")
+                ? .slide : .rejected(code: "slide.not_a_slide", reason: "\(path): not a slide")
         }
         defer { harness.finish() }
         harness.start()

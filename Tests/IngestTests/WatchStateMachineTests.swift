@@ -91,9 +91,9 @@ struct WatchStateMachineTests {
         var machine = SettleStateMachine(settleSeconds: 1)
         _ = machine.observe(unit, snapshot(10), now: 0)
         _ = machine.observe(unit, snapshot(10), now: 1)
-        let outcome = ProbeOutcome.rejected(code: "not_a_slide", reason: "/in/a.svs: is not a slide")
+        let outcome = ProbeOutcome.rejected(code: "slide.not_a_slide", reason: "/in/a.svs: is not a slide")
         let done = machine.probeFinished(unit, probed: snapshot(10), outcome: outcome, after: snapshot(10), now: 1)
-        #expect(done == .rejected(unit, snapshot(10), code: "not_a_slide", reason: "/in/a.svs: is not a slide"))
+        #expect(done == .rejected(unit, snapshot(10), code: "slide.not_a_slide", reason: "/in/a.svs: is not a slide"))
         #expect(machine.pendingCount == 0)
         for time in stride(from: 2.0, through: 60, by: 1) {
             #expect(machine.observe(unit, snapshot(10), now: time) == nil)
@@ -120,7 +120,7 @@ struct WatchStateMachineTests {
 
     @Test("a file that goes away while it is probed is forgotten, whatever the probe said")
     func goneDuringProbe() {
-        for outcome in [ProbeOutcome.slide, .gone, .rejected(code: "not_a_slide", reason: "x")] {
+        for outcome in [ProbeOutcome.slide, .gone, .rejected(code: "slide.not_a_slide", reason: "x")] {
             var machine = SettleStateMachine(settleSeconds: 1)
             _ = machine.observe(unit, snapshot(10), now: 0)
             _ = machine.observe(unit, snapshot(10), now: 1)

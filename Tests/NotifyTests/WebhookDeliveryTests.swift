@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import Sinks
+import Store
 import Testing
 
 @testable import Notify

@@ -32,7 +32,8 @@ struct DoctorCommand: AsyncParsableCommand {
         var lines: [String] = []
         for finding in findings {
             let mark = finding.severity.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
-            lines.append(mark + finding.subject.padding(toLength: width, withPad: " ", startingAt: 0) + finding.detail)
+            let detail = finding.detail + (finding.code.map { " [\($0)]" } ?? "")
+            lines.append(mark + finding.subject.padding(toLength: width, withPad: " ", startingAt: 0) + detail)
             if let fix = finding.fix { lines.append(String(repeating: " ", count: 8 + width) + "fix: " + fix) }
         }
         let problems = findings.filter { $0.severity == .problem }.count

@@ -52,13 +52,12 @@ struct EmbedCommand: AsyncParsableCommand {
         var start = 0
         while start < images.count {
             let paths = Array(images[start..<min(start + batchSize, images.count)])
-            let decoded = try paths.map { path throws(EmbedError) -> PNGImage in
-                let image: PNGImage
-                do { image = try PNGImage(contentsOfFile: path) } catch { throw EmbedError(description: "\(error)") }
+            let decoded = try paths.map { path throws -> PNGImage in
+                let image = try PNGImage(contentsOfFile: path)
                 guard image.width == image.height, Preprocessing.inputSides.contains(image.width) else {
-                    throw EmbedError(
-                        description: "\(path): is \(image.width)×\(image.height) pixels — embed takes square tiles of "
-                            + "256 (20x), 512 (10x context) or 1024 (5x context) pixels")
+                    throw CommandError(
+                        code: .input, subject: path, message: "is \(image.width)×\(image.height) pixels",
+                        fix: "embed takes square tiles of 256 (20x), 512 (10x context) or 1024 (5x context) pixels")
                 }
                 return image
             }
@@ -75,17 +74,13 @@ struct EmbedCommand: AsyncParsableCommand {
         }
         try writer.close()
         guard rename(partial, out) == 0 else {
-            throw EmbedError(
-                description: "\(out): cannot be written (\(String(cString: strerror(errno)))) — check the folder")
+            throw CommandError(
+                code: .unwritable, subject: out, message: "cannot be written (\(String(cString: strerror(errno))))",
+                fix: "check the folder")
         }
         logger.info(
             "features written", metadata: ["file": "\(out)", "shape": "[\(images.count), \(network.featureSize)]"])
     }
-}
-
-/// An image `csmil embed` cannot use.
-struct EmbedError: Error, CustomStringConvertible {
-    var description: String
 }
 
 extension Architecture: ExpressibleByArgument {}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Errors
 import Foundation
 import Inference
 import Ingest
@@ -106,7 +107,7 @@ struct EmbedSlidesCommand: AsyncParsableCommand {
                     line.status = "failed"
                     line.error = "\(error)"
                     anyFailed = true
-                    logger.error("slide not embedded", metadata: ["slide": "\(path)", "error": "\(error)"])
+                    logger.error("slide not embedded", metadata: ["slide": "\(path)"].merging(.error(error)) { $1 })
                 }
                 line.seconds = (Date().timeIntervalSince(started) * 100).rounded() / 100
             }
@@ -162,9 +163,9 @@ struct EmbedSlidesCommand: AsyncParsableCommand {
         }
         try Data(csv.utf8).write(to: URL(fileURLWithPath: tilesPath), options: .atomic)
         guard rename(partial, featuresPath) == 0 else {
-            throw EmbedError(
-                description:
-                    "\(featuresPath): cannot be written (\(String(cString: strerror(errno)))) — check the folder")
+            throw CommandError(
+                code: .unwritable, subject: featuresPath,
+                message: "cannot be written (\(String(cString: strerror(errno))))", fix: "check the folder")
         }
         return grid.tiles.count
     }

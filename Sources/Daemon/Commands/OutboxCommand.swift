@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Notify
+import Store
 
 /// `csmil outbox`: the webhook outbox (dead letters and the backlog) in the job store.
 struct OutboxCommand: AsyncParsableCommand {
@@ -46,10 +47,12 @@ struct OutboxCommand: AsyncParsableCommand {
             if let eventID {
                 guard try outbox.requeue(eventID: eventID) else {
                     let state = try outbox.row(eventID: eventID)?.state
-                    throw OutboxCommandError(
-                        description: "\(outbox.database.path): event \(eventID) "
+                    throw CommandError(
+                        code: .notFound, subject: outbox.database.path,
+                        message: "event \(eventID) "
                             + (state.map { "is \($0.rawValue), not dead" } ?? "is not in the outbox")
-                            + " — nothing was replayed; `csmil status` lists the dead events")
+                            + "; nothing was replayed",
+                        fix: "`csmil status` lists the dead events")
                 }
                 print("requeued \(eventID)")
             } else {
@@ -82,9 +85,10 @@ struct OutboxCommand: AsyncParsableCommand {
             let configuration = try Configuration.load(path: config)
             let logger = global.bootstrapLogging(configured: configuration.log.level)
             guard let secretFile = configuration.webhook.secretFile, configuration.webhook.url != nil else {
-                throw OutboxCommandError(
-                    description: "\(configuration.sourcePath): [webhook] url is empty, so there is nowhere to "
-                        + "deliver to — set url and secret_file")
+                throw CommandError(
+                    code: .usage, subject: configuration.sourcePath,
+                    message: "[webhook] url is empty, so there is nowhere to deliver to",
+                    fix: "set url and secret_file")
             }
             let secret = try WebhookSecret.load(path: secretFile)
             let outbox = try OutboxCommand.open(configuration)
@@ -106,17 +110,13 @@ struct OutboxCommand: AsyncParsableCommand {
     static func open(_ configuration: Configuration) throws -> Outbox {
         let path = configuration.databasePath
         guard FileManager.default.fileExists(atPath: path) else {
-            throw OutboxCommandError(
-                description: "\(path): no job store here — check [state] directory in \(configuration.sourcePath) "
-                    + "(the daemon creates the file when it first runs)")
+            throw CommandError(
+                code: .notFound, subject: path, message: "no job store here",
+                fix: "check [state] directory in \(configuration.sourcePath) (the daemon creates the file when it "
+                    + "first runs)")
         }
         let database = try SQLiteDatabase(path: path)
         try Outbox.installSchema(in: database)
         return Outbox(database: database)
     }
-}
-
-/// A problem of `csmil outbox`, naming the file and what to do.
-struct OutboxCommandError: Error, CustomStringConvertible {
-    var description: String
 }

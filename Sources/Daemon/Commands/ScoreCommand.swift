@@ -3,6 +3,7 @@ import Foundation
 import Inference
 import Logging
 import Notify
+import Store
 
 /// `csmil score`: one-shot scoring of slides named on the command line.
 struct ScoreCommand: AsyncParsableCommand {
@@ -43,13 +44,14 @@ struct ScoreCommand: AsyncParsableCommand {
         let logger = global.bootstrapLogging(configured: configuration?.log.level)
         let notifier = try notify ? Notification(configuration: configuration, logger: logger) : nil
         guard let modelDirectory = model ?? configuration?.model.directory else {
-            throw ScoreError(
-                description: "csmil score: no model — pass --model DIR (a folder holding model.toml) or --config "
-                    + "with a [model] directory")
+            throw CommandError(
+                code: .usage, subject: "csmil score", message: "no model",
+                fix: "pass --model DIR (a folder holding model.toml) or --config with a [model] directory")
         }
         guard let outputDirectory = out ?? configuration?.output.directory else {
-            throw ScoreError(
-                description: "csmil score: no output folder — pass --out DIR or --config with an [output] directory")
+            throw CommandError(
+                code: .usage, subject: "csmil score", message: "no output folder",
+                fix: "pass --out DIR or --config with an [output] directory")
         }
         let workDirectory = try Self.workDirectory(state: configuration?.state.directory)
         let slides = self.slides
@@ -94,9 +96,9 @@ struct ScoreCommand: AsyncParsableCommand {
             guard let configuration, let url = configuration.webhook.url, !url.isEmpty,
                 let secretFile = configuration.webhook.secretFile
             else {
-                throw ScoreError(
-                    description: "csmil score --notify: no webhook — pass --config with a [webhook] url and "
-                        + "secret_file; nothing was done")
+                throw CommandError(
+                    code: .usage, subject: "csmil score --notify", message: "no webhook; nothing was done",
+                    fix: "pass --config with a [webhook] url and secret_file")
             }
             try FileManager.default.createDirectory(
                 atPath: configuration.state.directory, withIntermediateDirectories: true)
@@ -147,9 +149,10 @@ struct ScoreCommand: AsyncParsableCommand {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
-            throw ScoreError(
-                description: "\(path): the work folder for feature spill files cannot be created (\(error)) — "
-                    + "check the [state] directory and its permissions")
+            throw DaemonError(
+                code: .stateUnwritable, subject: path,
+                message: "the work folder for feature spill files cannot be created (\(error.localizedDescription))",
+                fix: "check the [state] directory and its permissions")
         }
         return path
     }
@@ -167,11 +170,6 @@ struct ScoreCommand: AsyncParsableCommand {
             thread.start()
         }
     }
-}
-
-/// A usage or setup problem of `csmil score`, before any slide is touched.
-struct ScoreError: Error, CustomStringConvertible {
-    var description: String
 }
 
 /// The one JSON line printed per slide.
@@ -202,7 +200,7 @@ struct SummaryLine: Encodable {
         error = report.error
         if let writeError = outcome.writeError {
             status = SlideReport.Status.failed.rawValue
-            error = SlideReport.Failure(code: "report.write", message: writeError)
+            error = SlideReport.Failure(writeError)
         }
     }
 

@@ -68,8 +68,10 @@ struct SeededBackbonesCommand: ParsableCommand {
             try data.write(to: URL(fileURLWithPath: partial))
             guard rename(partial, path) == 0 else {
                 try? FileManager.default.removeItem(atPath: partial)
-                throw EmbedError(
-                    description: "\(path): cannot be written (\(String(cString: strerror(errno)))) — check the folder")
+                throw CommandError(
+                    code: .unwritable, subject: path,
+                    message: "cannot be written (\(String(cString: strerror(errno))))",
+                    fix: "check the folder")
             }
             digests[name] = "sha256:" + SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
             logger.info("backbone written", metadata: ["file": "\(path)", "bytes": "\(data.count)"])
@@ -117,7 +119,9 @@ struct SeededBackbonesCommand: ParsableCommand {
             }
         }
         guard !images[0].isEmpty else {
-            throw TrainInputError(description: "--calibrate: the slides have no tissue tiles; give slides with tissue")
+            throw CommandError(
+                code: .input, subject: "--calibrate", message: "the slides have no tissue tiles",
+                fix: "give slides with tissue")
         }
         return images
     }

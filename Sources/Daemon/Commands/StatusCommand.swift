@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Store
 
 /// `csmil status`: what the daemon knows.
 struct StatusCommand: AsyncParsableCommand {

@@ -184,11 +184,6 @@ struct TrainCommand: AsyncParsableCommand {
     }
 }
 
-/// A problem with the training inputs, naming the file and the fix.
-struct TrainInputError: Error, CustomStringConvertible {
-    var description: String
-}
-
 /// The rows of a labels CSV: slide,label,fold.
 enum TrainingLabels {
     struct Row {
@@ -197,38 +192,48 @@ enum TrainingLabels {
         var fold: Int
     }
 
-    static func read(path: String) throws(TrainInputError) -> [Row] {
+    static func read(path: String) throws(CommandError) -> [Row] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw TrainInputError(description: "\(path): the labels CSV cannot be read — check the path")
+            throw CommandError(
+                code: .input, subject: path, message: "the labels CSV cannot be read", fix: "check the path")
         }
         let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }
-        guard let header = lines.first else { throw TrainInputError(description: "\(path): the labels CSV is empty") }
+        guard let header = lines.first else {
+            throw CommandError(
+                code: .input, subject: path, message: "the labels CSV is empty",
+                fix: "write a header slide,label,fold and one row per slide")
+        }
         let columns = header.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         guard let slide = columns.firstIndex(of: "slide"), let label = columns.firstIndex(of: "label"),
             let fold = columns.firstIndex(of: "fold")
         else {
-            throw TrainInputError(
-                description: "\(path): the header must name the columns slide, label and fold (found \(header))")
+            throw CommandError(
+                code: .input, subject: path, message: "the header names the columns \(header)",
+                fix: "name the columns slide, label and fold in the first line")
         }
         var rows: [Row] = []
         for (number, line) in lines.enumerated().dropFirst() {
             let fields = line.split(separator: ",", omittingEmptySubsequences: false)
                 .map { $0.trimmingCharacters(in: .whitespaces) }
             guard fields.count == columns.count else {
-                throw TrainInputError(description: "\(path):\(number + 1): expected \(columns.count) fields")
+                throw CommandError(
+                    code: .input, subject: "\(path):\(number + 1)", message: "has \(fields.count) fields",
+                    fix: "give \(columns.count) fields, as the header does")
             }
             let labelValue: Bool
             switch fields[label].lowercased() {
             case "1", "true", "positive": labelValue = true
             case "0", "false", "negative": labelValue = false
             default:
-                throw TrainInputError(
-                    description: "\(path):\(number + 1): label \(fields[label]) is not 1/0, true/false or "
-                        + "positive/negative")
+                throw CommandError(
+                    code: .input, subject: "\(path):\(number + 1)", message: "label \(fields[label]) is not a label",
+                    fix: "write 1/0, true/false or positive/negative")
             }
             guard let foldValue = Int(fields[fold]) else {
-                throw TrainInputError(description: "\(path):\(number + 1): fold \(fields[fold]) is not an integer")
+                throw CommandError(
+                    code: .input, subject: "\(path):\(number + 1)", message: "fold \(fields[fold]) is not an integer",
+                    fix: "number the folds 0, 1, 2, …")
             }
             rows.append(Row(slide: fields[slide], label: labelValue, fold: foldValue))
         }
@@ -239,13 +244,15 @@ enum TrainingLabels {
 /// A cached feature file: a float32 .npy of shape [tiles, 3, D] or [tiles, 3·D].
 enum FeatureFile {
     /// The features' bytes and the number of tiles.
-    static func read(path: String, featureSize d: Int) throws(TrainInputError) -> (Data, Int) {
+    static func read(path: String, featureSize d: Int) throws(CommandError) -> (Data, Int) {
         guard let file = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else {
-            throw TrainInputError(description: "\(path): the slide's features cannot be read — check the folder")
+            throw CommandError(
+                code: .input, subject: path, message: "the slide's features cannot be read", fix: "check the folder")
         }
-        func refuse(_ problem: String) -> TrainInputError {
-            TrainInputError(
-                description: "\(path): \(problem) — the features must be a float32 .npy of shape [tiles, 3, \(d)]")
+        func refuse(_ problem: String) -> CommandError {
+            CommandError(
+                code: .input, subject: path, message: problem,
+                fix: "the features must be a float32 .npy of shape [tiles, 3, \(d)]")
         }
         let bytes = [UInt8](file.prefix(12))
         guard bytes.count >= 10, bytes[0] == 0x93, Array(bytes[1...5]) == Array("NUMPY".utf8) else {

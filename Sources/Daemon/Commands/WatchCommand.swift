@@ -1,4 +1,5 @@
 import ArgumentParser
+import Errors
 
 /// `csmil watch`: the daemon, in the foreground.
 struct WatchCommand: AsyncParsableCommand {
@@ -26,7 +27,7 @@ struct WatchCommand: AsyncParsableCommand {
         do {
             try await WatchDaemon(configurationPath: config, configuration: configuration, logger: logger).run()
         } catch {
-            logger.critical("csmil watch cannot run", metadata: ["error": "\(error)"])
+            logger.critical("csmil watch cannot run", metadata: .error(error))
             throw error
         }
     }

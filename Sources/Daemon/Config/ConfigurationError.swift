@@ -1,9 +1,11 @@
+import Errors
+
 /// Everything wrong with a configuration file (or a model's `model.toml`), found in one pass so
 /// an operator can fix all of it at once. Each problem names the file, the key and its line,
 /// and says what to do.
-struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+struct ConfigurationError: CSMILError, Sendable, Equatable {
     /// A stable code per kind of problem, for tests and for `csmil doctor`.
-    enum Code: String, Sendable {
+    enum Code: String, ErrorCode {
         /// The file could not be read.
         case unreadable = "config.unreadable"
         /// The file is not valid TOML.
@@ -29,20 +31,32 @@ struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
         /// What to do about it.
         var fix: String
 
-        var description: String {
+        /// "line 3: watch.x: ", or less when the line or the key is not known.
+        var place: String {
             var text = ""
             if let line { text += "line \(line): " }
             if let key { text += "\(key): " }
-            return text + message + " — " + fix
+            return text
         }
+
+        var description: String { place + message + " — " + fix }
     }
 
     /// The file the problems are in, as the user named it.
     var file: String
     var problems: [Problem]
 
-    var description: String {
-        if problems.count == 1 { return "\(file): \(problems[0])" }
-        return "\(file): \(problems.count) problems\n" + problems.map { "  \($0)" }.joined(separator: "\n")
+    /// The first problem's code (the problems are in file order).
+    var code: Code { problems.first?.code ?? .invalidValue }
+
+    var subject: String { file }
+
+    /// The problem ("line 3: watch.x: unknown key"), or "N problems" and one line per problem with its fix.
+    var message: String {
+        guard problems.count != 1 else { return problems[0].place + problems[0].message }
+        return "\(problems.count) problems\n" + problems.map { "  \($0)" }.joined(separator: "\n")
     }
+
+    /// The problem's fix; with several problems each line has its own, so this is empty.
+    var fix: String { problems.count == 1 ? problems[0].fix : "" }
 }

@@ -1,3 +1,5 @@
+import Errors
+
 // A strict TOML 1.0.0 parser: a hand-written recursive-descent parser over the document's UTF-8 bytes.
 //
 // Values carry the 1-based line they were defined on, so configuration errors found later can point
@@ -73,12 +75,18 @@ struct TOMLTable: Sendable, Equatable {
 }
 
 /// A syntax or semantic error in a TOML document, with its 1-based line and column (in Unicode scalars).
-struct TOMLError: Error, Sendable, Equatable, CustomStringConvertible {
+struct TOMLError: CSMILError, Sendable, Equatable {
+    enum Code: String, ErrorCode {
+        case syntax = "config.syntax"
+    }
+
     var line: Int
     var column: Int
     var message: String
 
-    var description: String { "line \(line), column \(column): \(message)" }
+    var code: Code { .syntax }
+    var subject: String { "line \(line), column \(column)" }
+    var fix: String { "correct the TOML syntax (https://toml.io/en/v1.0.0)" }
 }
 
 /// Entry point of the TOML parser.

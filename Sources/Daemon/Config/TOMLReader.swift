@@ -29,7 +29,7 @@ struct TOMLReader {
                 problems: [
                     .init(
                         code: .syntax, key: nil, line: error.line, message: "column \(error.column): \(error.message)",
-                        fix: "correct the TOML syntax (https://toml.io/en/v1.0.0)")
+                        fix: error.fix)
                 ])
         }
     }

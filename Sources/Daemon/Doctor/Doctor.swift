@@ -112,7 +112,7 @@ enum Doctor {
         error.problems.map { problem in
             let place = [problem.line.map { "\(error.file):\($0)" } ?? error.file, problem.key]
                 .compactMap { $0 }.joined(separator: " ")
-            return .problem(subject, "\(place): \(problem.message)", fix: problem.fix)
+            return .problem(subject, "\(place): \(problem.message)", fix: problem.fix, code: problem.code.rawValue)
         }
     }
 
@@ -201,7 +201,7 @@ enum Doctor {
                 "every tensor present with the shapes of \(manifest.architecture.rawValue) (D = \(model.featureSize)), "
                     + "\(manifest.heads.count) head(s)")
         } catch {
-            return .problem("model weights", error.message, fix: error.fix)
+            return .problem("model weights", error)
         }
     }
 
@@ -235,10 +235,11 @@ enum Doctor {
             return .problem(
                 subject, "\(path) is not readable by this user (uid \(getuid()))", fix: "chown csmil: \(path)")
         }
-        guard WebhookSecretFormat.isValid(text) else {
-            return .problem(
-                subject, "\(path) does not hold \"whsec_\" followed by a base64 key of at least 16 bytes",
-                fix: "write a Standard Webhooks secret: whsec_$(head -c 32 /dev/urandom | base64)")
+        do {
+            // The daemon's own parser: what it refuses, doctor refuses, with the same words.
+            _ = try WebhookSecret(text: text, source: path)
+        } catch {
+            return .problem(subject, error)
         }
         return .ok(subject, "\(path) (mode \(String(status.st_mode & 0o777, radix: 8)), well-formed)")
     }
@@ -284,16 +285,5 @@ enum WeightFileFormat: String {
         } else {
             return nil
         }
-    }
-}
-
-/// The Standard Webhooks secret format: "whsec_" + base64 of the key.
-enum WebhookSecretFormat {
-    static func isValid(_ text: String) -> Bool {
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard trimmed.hasPrefix("whsec_"), let key = Data(base64Encoded: String(trimmed.dropFirst(6))) else {
-            return false
-        }
-        return key.count >= 16
     }
 }

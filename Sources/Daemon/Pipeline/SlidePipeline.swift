@@ -1,4 +1,5 @@
 import Crypto
+import Errors
 import Foundation
 import Inference
 import Ingest
@@ -26,8 +27,8 @@ struct SlidePipeline: Sendable {
         var report: SlideReport
         /// The report folder; nil when writing it failed.
         var folder: String?
-        /// Why the report could not be written, if it could not.
-        var writeError: String?
+        /// Why the report could not be written (`report.write`), if it could not.
+        var writeError: PipelineError?
         /// The observer asked to stop: nothing was written, the slide is to be scored again later.
         var cancelled = false
     }
@@ -68,8 +69,9 @@ struct SlidePipeline: Sendable {
         var files: [String: String] = [:]
         for file in manifest.files {
             guard let handle = FileHandle(forReadingAtPath: file.resolvedPath) else {
-                throw PipelineError(
-                    code: "model.unreadable", message: "\(file.resolvedPath): cannot be read — check the model folder")
+                throw ModelError(
+                    code: .unreadable, role: file.role, file: file.resolvedPath, message: "\(file.role) cannot be read",
+                    fix: "check the model folder and that the user running csmil may read it")
             }
             defer { try? handle.close() }
             files[file.path] = "sha256:" + (try Doctor.sha256(of: handle)).digest
@@ -144,22 +146,21 @@ struct SlidePipeline: Sendable {
         var files: ReportFiles
         do {
             files = try run(path: path, progress: &progress, started: started, observer: observer)
-        } catch let error as PipelineError where error.code == PipelineError.cancelled {
+        } catch let error as PipelineError where error.code == .cancelled {
             logger.info("slide interrupted", metadata: ["slide": "\(name)", "event_id": "\(progress.eventID)"])
             return Outcome(
                 report: SlideReport(
                     eventID: progress.eventID, status: .failed, slide: progress.slide, model: modelReport,
                     tiles: .init(count: progress.tileCount), timing: timing(started, progress.stages),
-                    error: .init(code: error.code, message: error.message)),
+                    error: .init(error)),
                 folder: nil, cancelled: true)
         } catch {
-            let failure = Self.failure(error)
             logger.error(
                 "slide failed",
-                metadata: ["slide": "\(name)", "event_id": "\(progress.eventID)", "code": "\(failure.code)"])
+                metadata: ["slide": "\(name)", "event_id": "\(progress.eventID)"].merging(.error(error)) { $1 })
             let report = SlideReport(
                 eventID: progress.eventID, status: .failed, slide: progress.slide, model: modelReport,
-                tiles: .init(count: progress.tileCount), timing: timing(started, progress.stages), error: failure,
+                tiles: .init(count: progress.tileCount), timing: timing(started, progress.stages), error: .init(error),
                 tissue: progress.tissue, resolution: progress.resolution, versions: Self.versions)
             files = ReportFiles(report: report, tissueMaskPNG: progress.tissueMaskPNG)
         }
@@ -167,25 +168,25 @@ struct SlidePipeline: Sendable {
             let folder = try writer.write(files)
             return Outcome(report: files.report, folder: folder)
         } catch {
-            logger.error("report not written", metadata: ["slide": "\(name)", "error": "\(error)"])
-            return Outcome(report: files.report, folder: nil, writeError: "\(error)")
+            logger.error("report not written", metadata: ["slide": "\(name)"].merging(.error(error)) { $1 })
+            return Outcome(report: files.report, folder: nil, writeError: .reportNotWritten(error))
         }
     }
 
     /// Writes a `failed` report for the slide at `path` without reading it as a slide (only its fingerprint, when the
     /// file can be read): for a slide that crashed the process on every attempt.
-    func fail(path: String, code: String, message: String) -> Outcome {
+    func fail(path: String, error: PipelineError) -> Outcome {
         let name = URL(fileURLWithPath: path).lastPathComponent
         let fingerprint = (try? Self.fingerprint(path: path)) ?? "unreadable:" + Self.pathDigest(path)
         let report = SlideReport(
             eventID: Self.eventID(fingerprint: fingerprint), status: .failed,
             slide: SlideReport.Slide(path: path, name: name, fingerprint: fingerprint), model: modelReport,
-            tiles: .init(count: 0), timing: .init(seconds: 0), error: .init(code: code, message: message),
+            tiles: .init(count: 0), timing: .init(seconds: 0), error: .init(error),
             versions: Self.versions)
         do {
             return Outcome(report: report, folder: try writer.write(ReportFiles(report: report)))
         } catch {
-            return Outcome(report: report, folder: nil, writeError: "\(error)")
+            return Outcome(report: report, folder: nil, writeError: .reportNotWritten(error))
         }
     }
 
@@ -248,7 +249,7 @@ struct SlidePipeline: Sendable {
         let spillPath = workDirectory + "/" + fingerprint.replacingOccurrences(of: "sha256:", with: "") + ".features"
         defer { unlink(spillPath) }
         observer?.tilesFound(grid.tiles.count)
-        try embed(stream: stream, spillPath: spillPath, observer: observer)
+        try embed(stream: stream, slidePath: path, spillPath: spillPath, observer: observer)
         lap("embed", &progress)
 
         let spill = try MappedFeatures(path: spillPath, floats: grid.tiles.count * 3 * model.featureSize)
@@ -257,7 +258,8 @@ struct SlidePipeline: Sendable {
         lap("score", &progress)
         guard let score = scoring.score else {
             throw PipelineError(
-                code: "internal", message: "\(path): the model gave no score for \(grid.tiles.count) tiles")
+                code: .internal, subject: path, message: "the model gave no score for \(grid.tiles.count) tiles",
+                fix: PipelineError.reportBug)
         }
 
         let records = grid.tiles.enumerated().map { index, tile in
@@ -299,7 +301,7 @@ struct SlidePipeline: Sendable {
     /// Streams the tiles on a reader thread through a bounded queue into the embedder (this thread), writing each
     /// tile's `[scale][D]` features to its grid position in the spill file. Batches are recycled through a second queue, so at most
     /// `queuedBatches + 2` batches of triplets exist whatever the slide's size.
-    private func embed(stream: TileStream, spillPath: String, observer: (any Observer)?) throws {
+    private func embed(stream: TileStream, slidePath: String, spillPath: String, observer: (any Observer)?) throws {
         let filled = BoundedQueue<TileTripletBatch>(capacity: queuedBatches)
         let pool = BoundedQueue<TileTripletBatch>(capacity: queuedBatches + 2)
         for _ in 0..<(queuedBatches + 2) { pool.put(TileTripletBatch(capacity: batchSize)) }
@@ -332,7 +334,9 @@ struct SlidePipeline: Sendable {
             try writer.open()
             while let batch = filled.take() {
                 if observer?.shouldStop == true {
-                    throw PipelineError(code: PipelineError.cancelled, message: "stopped before the slide was done")
+                    throw PipelineError(
+                        code: .cancelled, subject: slidePath, message: "stopped before the slide was done",
+                        fix: "nothing: it is scored again at the next start")
                 }
                 features.withUnsafeMutableBufferPointer { output in
                     embedder.embed(count: batch.count, into: output.baseAddress!) { item in
@@ -364,7 +368,9 @@ struct SlidePipeline: Sendable {
         if let error = readerError.error { throw error }
         if let writeError { throw writeError }
         guard stream.isFinished else {
-            throw PipelineError(code: "internal", message: "\(stream.grid.tiles.count) tiles expected, not all read")
+            throw PipelineError(
+                code: .internal, subject: slidePath,
+                message: "\(stream.grid.tiles.count) tiles expected, not all read", fix: PipelineError.reportBug)
         }
     }
 
@@ -418,29 +424,38 @@ struct SlidePipeline: Sendable {
         String(hex(SHA256.hash(data: Data(path.utf8))).prefix(16))
     }
 
-    /// The report's `error` for anything that stopped the slide.
-    static func failure(_ error: any Error) -> SlideReport.Failure {
-        switch error {
-        case let error as SlideError:
-            return .init(code: "slide.\(error.code.rawValue)", message: error.description)
-        case let error as PipelineError:
-            return .init(code: error.code, message: error.message)
-        case let error as ImageError:
-            return .init(code: "report.image", message: error.description)
-        default:
-            return .init(code: "internal", message: "\(error)")
-        }
-    }
 }
 
-/// A failure of the pipeline itself (work folder, spill file), with a stable code.
-struct PipelineError: Error, CustomStringConvertible {
-    var code: String
-    var message: String
-    var description: String { message }
+/// A failure of the pipeline itself (the spill file, a broken invariant), or the daemon's shutdown.
+struct PipelineError: CSMILError, Sendable, Equatable {
+    enum Code: String, ErrorCode {
+        /// The feature spill file under `<state>/work` cannot be written, read back or mapped.
+        case spill = "work.spill"
+        /// The observer asked to stop (the daemon is shutting down); not a failure of the slide.
+        case cancelled = "pipeline.cancelled"
+        /// Something that cannot happen did: a bug.
+        case `internal` = "internal"
+        /// Scoring the slide ended the process on every attempt (a crash in a decoder, the OOM killer).
+        case crashed = "slide.crashed"
+        /// The report folder could not be written (the ``ReportError`` inside says why).
+        case reportNotWritten = "report.write"
+    }
 
-    /// The observer asked to stop (the daemon is shutting down); not a failure of the slide.
-    static let cancelled = "pipeline.cancelled"
+    var code: Code
+    /// The slide or spill file.
+    var subject: String
+    var message: String
+    var fix: String
+
+    static let reportBug = "this is a bug in csmil; please report it with the slide"
+
+    /// `report.write`, carrying the writer's subject, message and fix.
+    static func reportNotWritten(_ error: any Error) -> PipelineError {
+        guard let error = error as? any CSMILError else {
+            return PipelineError(code: .reportNotWritten, subject: "report", message: "\(error)", fix: reportBug)
+        }
+        return PipelineError(code: .reportNotWritten, subject: error.subject, message: error.message, fix: error.fix)
+    }
 }
 
 /// The reader thread's error, handed to the embedder's thread.
@@ -486,9 +501,9 @@ private final class SpillWriter {
 
     private func failure(_ what: String) -> PipelineError {
         PipelineError(
-            code: "work.spill",
-            message: "\(path): the feature spill file \(what) (\(String(cString: strerror(errno)))) — "
-                + "check that the state/work folder exists, is writable and has room")
+            code: .spill, subject: path,
+            message: "the feature spill file \(what) (\(String(cString: strerror(errno))))",
+            fix: "check that the state/work folder exists, is writable and has room")
     }
 }
 
@@ -502,17 +517,21 @@ private final class MappedFeatures {
         length = floats * MemoryLayout<Float>.stride
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
-            throw PipelineError(code: "work.spill", message: "\(path): cannot be opened to read the features back")
+            throw PipelineError(
+                code: .spill, subject: path, message: "cannot be opened to read the features back",
+                fix: "check that nothing else removes files from the state/work folder")
         }
         defer { close(descriptor) }
         var status = stat()
         guard fstat(descriptor, &status) == 0, Int(status.st_size) == length else {
             throw PipelineError(
-                code: "work.spill", message: "\(path): holds \(status.st_size) bytes, \(length) expected")
+                code: .spill, subject: path, message: "holds \(status.st_size) bytes, \(length) expected",
+                fix: "check that the state/work folder has room and that nothing else writes there")
         }
         guard let mapped = mmap(nil, length, PROT_READ, MAP_PRIVATE, descriptor, 0), mapped != MAP_FAILED else {
             throw PipelineError(
-                code: "work.spill", message: "\(path): cannot be mapped (\(String(cString: strerror(errno))))")
+                code: .spill, subject: path, message: "cannot be mapped (\(String(cString: strerror(errno))))",
+                fix: "check the memory limits of the csmil service (MemoryMax, ulimit -v)")
         }
         address = mapped
         buffer = UnsafeBufferPointer(start: mapped.assumingMemoryBound(to: Float.self), count: floats)

@@ -1,7 +1,9 @@
 import Dispatch
+import Errors
 import Foundation
 import Logging
 import Notify
+import Store
 import Synchronization
 
 /// Scores the job store's queue, one slide at a time, on a thread of its own (OpenSlide and BLAS block).
@@ -57,7 +59,6 @@ final class SlideWorker: @unchecked Sendable {
         progress.setState("idle")
         while !isStopping {
             do {
-                try store.syncDelivered(now: Date().timeIntervalSince1970)
                 progress.setQueued(try store.counts().settled)
                 guard
                     let job = try store.claimNext(now: Date().timeIntervalSince1970, leaseSeconds: Self.leaseSeconds)
@@ -68,7 +69,7 @@ final class SlideWorker: @unchecked Sendable {
                 TestHooks.pauseIfRequested(.claimed, stateDirectory: stateDirectory)
                 process(job)
             } catch {
-                logger.error("job store failed; retrying in 10 s", metadata: ["error": "\(error)"])
+                logger.error("job store failed; retrying in 10 s", metadata: .error(error))
                 _ = signal.wait(timeout: .now() + 10)
             }
         }
@@ -91,9 +92,11 @@ final class SlideWorker: @unchecked Sendable {
             // Claimed this often without an outcome: each attempt ended with the process (a crash in a decoder, the
             // OOM killer). Reported as failed instead of crashing the daemon again and again.
             outcome = pipeline.fail(
-                path: job.path, code: "slide.crashed",
-                message: "\(job.path): scoring stopped the daemon \(job.attempts - 1) times (a crash or the "
-                    + "memory limit) — check the journal; the slide may be damaged or too large for this machine")
+                path: job.path,
+                error: PipelineError(
+                    code: .crashed, subject: job.path,
+                    message: "scoring stopped the daemon \(job.attempts - 1) times (a crash or the memory limit)",
+                    fix: "check the journal; the slide may be damaged or too large for this machine"))
         } else {
             outcome = pipeline.score(path: job.path, observer: Observer(worker: self, jobID: job.id))
         }
@@ -117,15 +120,18 @@ final class SlideWorker: @unchecked Sendable {
                 return
             }
             guard let folder = outcome.folder else {
+                let failure = ErrorSummary(
+                    outcome.writeError
+                        ?? PipelineError(
+                            code: .reportNotWritten, subject: job.path, message: "the report could not be written",
+                            fix: PipelineError.reportBug))
                 let decision = try store.retryLater(
-                    jobID: job.id, code: "report.write",
-                    message: outcome.writeError ?? "the report could not be written",
-                    now: Date().timeIntervalSince1970)
+                    jobID: job.id, code: failure.code, message: failure.text, now: Date().timeIntervalSince1970)
                 logger.error(
                     "report not written",
                     metadata: metadata.merging(
                         [
-                            "error": "\(outcome.writeError ?? "")", "decision": "\(decision)",
+                            "code": "\(failure.code)", "error": "\(failure.text)", "decision": "\(decision)",
                             "message_id": "\(MessageID.reportNotWritten.rawValue)",
                         ]) { $1 })
                 status = decision == .gaveUp ? "failed" : nil
@@ -157,7 +163,8 @@ final class SlideWorker: @unchecked Sendable {
                         "message_id": "\(MessageID.slideReported.rawValue)",
                     ]) { $1 })
         } catch {
-            logger.error("job store: cannot record the slide's outcome", metadata: ["error": "\(error)"])
+            logger.error(
+                "job store: cannot record the slide's outcome", metadata: metadata.merging(.error(error)) { $1 })
         }
     }
 

@@ -12,25 +12,17 @@ final class StateFolderLock {
         descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
         guard descriptor >= 0 else {
             throw DaemonError(
-                code: "state.unwritable",
-                message: "\(path): cannot be created (\(String(cString: strerror(errno)))) — "
-                    + "check that [state] directory exists and the csmil user may write it")
+                code: .stateUnwritable, subject: path,
+                message: "cannot be created (\(String(cString: strerror(errno))))",
+                fix: "check that [state] directory exists and the csmil user may write it")
         }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             close(descriptor)
             throw DaemonError(
-                code: "state.locked",
-                message: "\(path): another csmil watch is running with this state folder — "
-                    + "stop it first (systemctl stop csmil), or give this one another [state] directory")
+                code: .stateLocked, subject: path, message: "another csmil watch is running with this state folder",
+                fix: "stop it first (systemctl stop csmil), or give this one another [state] directory")
         }
     }
 
     deinit { close(descriptor) }
-}
-
-/// A failure to start or run the daemon, with a stable code and a message naming the thing and the fix.
-struct DaemonError: Error, CustomStringConvertible {
-    var code: String
-    var message: String
-    var description: String { message }
 }

@@ -1,9 +1,11 @@
+import Errors
 import Foundation
 import Inference
 import Ingest
 import Logging
 import Notify
 import ServiceLifecycle
+import Store
 import UnixSignals
 
 /// `csmil watch`: the daemon. Sets up every part, reports READY=1 to systemd once the configuration, the job
@@ -152,7 +154,7 @@ struct WatchDaemon {
                 } catch {
                     logger.warning(
                         "settled slide cannot be read; waiting for it to change",
-                        metadata: ["slide": "\(name)", "error": "\(error)"])
+                        metadata: ["slide": "\(name)"].merging(.error(error)) { $1 })
                     return
                 }
                 let outcome = try store.recordSettled(
@@ -207,7 +209,7 @@ struct WatchDaemon {
                 logger.info("watch folder event", metadata: ["event": "\(event)"])
             }
         } catch {
-            logger.error("job store: cannot record a watch event", metadata: ["error": "\(error)"])
+            logger.error("job store: cannot record a watch event", metadata: .error(error))
         }
     }
 
@@ -352,9 +354,8 @@ struct ReloadService: Service {
                 logger.error(
                     "configuration not reloaded; the running settings stay",
                     metadata: [
-                        "file": "\(configurationPath)", "error": "\(error)",
-                        "message_id": "\(MessageID.configurationRejected.rawValue)",
-                    ])
+                        "file": "\(configurationPath)", "message_id": "\(MessageID.configurationRejected.rawValue)",
+                    ].merging(.error(error)) { $1 })
                 continue
             }
             if new.webhook != current.webhook {
@@ -365,7 +366,7 @@ struct ReloadService: Service {
                     } catch {
                         logger.error(
                             "webhook settings not reloaded; the running ones stay",
-                            metadata: ["file": "\(configurationPath)", "error": "\(error)"])
+                            metadata: ["file": "\(configurationPath)"].merging(.error(error)) { $1 })
                         continue
                     }
                 } else {

@@ -1,32 +1,33 @@
+import Errors
 import Foundation
 
 /// Why a weight file could not be loaded: a stable code, the file, what went wrong and what to do.
 ///
 /// Loading never executes anything from the file, so a refusal (`forbiddenGlobal`) means the file was
 /// read as data only and then rejected.
-public struct CheckpointError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// A stable, machine-readable reason.
-    public enum Code: String, Sendable {
+public struct CheckpointError: CSMILError, Sendable, Equatable {
+    /// A stable reason.
+    public enum Code: String, ErrorCode {
         /// The file could not be read at all (missing, a directory, no permission).
-        case unreadable
+        case unreadable = "checkpoint.unreadable"
         /// The file is readable but is neither a `torch.save` zip nor a safetensors file.
-        case notACheckpoint
+        case notACheckpoint = "checkpoint.not_a_checkpoint"
         /// The file has the right format but is damaged: truncated, bad offsets, bad checksum, bad pickle.
-        case corrupt
+        case corrupt = "checkpoint.corrupt"
         /// The pickle names a Python global other than the tensor and container types a checkpoint needs.
-        case forbiddenGlobal
+        case forbiddenGlobal = "checkpoint.forbidden_global"
         /// A valid file using a feature this loader does not implement (compression, legacy format, a dtype).
-        case unsupported
+        case unsupported = "checkpoint.unsupported"
         /// A tensor the model needs is not in the file.
-        case missingTensor
+        case missingTensor = "checkpoint.missing_tensor"
         /// A tensor the model needs has a different shape in the file.
-        case wrongShape
+        case wrongShape = "checkpoint.wrong_shape"
     }
 
     public var code: Code
     /// The path of the file, as it was given to the loader.
     public var file: String
-    /// What happened, naming the file (and the tensor or entry where there is one).
+    /// What happened (naming the tensor or entry where there is one).
     public var message: String
     /// What the user can do about it.
     public var fix: String
@@ -38,26 +39,26 @@ public struct CheckpointError: Error, Sendable, Equatable, CustomStringConvertib
         self.fix = fix
     }
 
-    public var description: String { "\(message) \(fix)" }
+    public var subject: String { file }
 }
 
 extension CheckpointError {
     /// The file has the right format but its content is damaged.
     static func corrupt(_ file: String, _ problem: String) -> CheckpointError {
         CheckpointError(
-            code: .corrupt, file: file, message: "cannot load \(file): \(problem).",
+            code: .corrupt, file: file, message: problem,
             fix: "The file is damaged or incomplete; copy it again from its source and compare checksums.")
     }
 
     /// The file uses a feature this loader does not implement; `fix` says how to convert it.
     static func unsupported(_ file: String, _ problem: String, fix: String) -> CheckpointError {
-        CheckpointError(code: .unsupported, file: file, message: "cannot load \(file): \(problem).", fix: fix)
+        CheckpointError(code: .unsupported, file: file, message: problem, fix: fix)
     }
 
     /// The file is not a checkpoint at all.
     static func notACheckpoint(_ file: String, _ problem: String) -> CheckpointError {
         CheckpointError(
-            code: .notACheckpoint, file: file, message: "cannot load \(file): \(problem).",
+            code: .notACheckpoint, file: file, message: problem,
             fix: "Give the .pth file that torch.save wrote, or a .safetensors file with the same tensor names.")
     }
 
@@ -65,8 +66,8 @@ extension CheckpointError {
     static func forbiddenGlobal(_ file: String, _ global: String) -> CheckpointError {
         CheckpointError(
             code: .forbiddenGlobal, file: file,
-            message: "refused to load \(file): its pickle references the global \(global); checkpoints may only "
-                + "contain tensors and plain containers, so this file was not loaded and nothing in it ran.",
+            message: "refused: its pickle references the global \(global); checkpoints may only contain tensors "
+                + "and plain containers, so this file was not loaded and nothing in it ran",
             fix: "If you trust its source, re-save just the weights with PyTorch "
                 + "(torch.save({'state_dict': model.state_dict()}, path)) or convert them to .safetensors.")
     }
@@ -163,7 +164,7 @@ public enum Checkpoint {
         let count = problems.count == 1 ? "1 problem" : "\(problems.count) problems"
         throw CheckpointError(
             code: code, file: file,
-            message: "\(file) does not fit the model (\(count)): \(listed).",
+            message: "does not fit the model (\(count)): \(listed)",
             fix: "Check that model.toml names the right architecture and that this file has the role it is "
                 + "given (backbone or head, and which scale).")
     }
@@ -194,7 +195,7 @@ public enum Checkpoint {
     /// are read, so a path naming a directory, a FIFO or a device fails at once instead of hanging.
     static func read(_ path: String) throws(CheckpointError) -> Data {
         func unreadable(_ problem: String, fix: String) -> CheckpointError {
-            CheckpointError(code: .unreadable, file: path, message: "cannot load \(path): \(problem).", fix: fix)
+            CheckpointError(code: .unreadable, file: path, message: problem, fix: fix)
         }
         var status = stat()
         guard stat(path, &status) == 0 else {

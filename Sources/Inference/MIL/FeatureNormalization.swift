@@ -48,8 +48,8 @@ public struct FeatureNormalization: Sendable, Equatable {
         guard mean.allSatisfy(\.isFinite), deviation.allSatisfy({ $0.isFinite && $0 > 0 }) else {
             throw CheckpointError(
                 code: .corrupt, file: file,
-                message: "\(file) is not a feature normalisation: its means must be finite and its standard "
-                    + "deviations finite and positive.",
+                message: "is not a feature normalisation: its means must be finite and its standard "
+                    + "deviations finite and positive",
                 fix: "Write it again with csmil train --normalize-features, or remove feature_normalization "
                     + "from model.toml if the heads were trained without it.")
         }

@@ -1,11 +1,13 @@
+import Errors
+
 /// A CS-MIL head's `state_dict` that does not have the tensors of spec §4.
-public struct HeadError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct HeadError: CSMILError, Sendable, Equatable {
     /// What is wrong, stable across releases.
-    public enum Code: String, Sendable {
+    public enum Code: String, ErrorCode {
         /// A tensor of spec §4 is not in the state_dict.
-        case missingTensor = "head.missing-tensor"
+        case missingTensor = "head.missing_tensor"
         /// A tensor has another shape than spec §4 gives it.
-        case shapeMismatch = "head.shape-mismatch"
+        case shapeMismatch = "head.shape_mismatch"
     }
 
     public var code: Code
@@ -23,16 +25,26 @@ public struct HeadError: Error, Sendable, Equatable, CustomStringConvertible {
         self.foundShape = foundShape
     }
 
-    public var description: String {
-        let expected = "[" + expectedShape.map(String.init).joined(separator: ", ") + "]"
+    public var subject: String { "CS-MIL head tensor \(tensor)" }
+
+    public var message: String {
+        let expected = Self.describe(expectedShape)
+        switch code {
+        case .missingTensor: return "\(expected) is missing"
+        case .shapeMismatch: return "has shape \(foundShape.map(Self.describe) ?? "nothing"), expected \(expected)"
+        }
+    }
+
+    public var fix: String {
         switch code {
         case .missingTensor:
-            return "CS-MIL head: tensor \(tensor) \(expected) is missing; is this a CS-MIL head checkpoint "
-                + "(the `N_model….pth` files) and not a backbone?"
+            "check that this is a CS-MIL head checkpoint (the `N_model….pth` files) and not a backbone"
         case .shapeMismatch:
-            let found = foundShape.map { "[" + $0.map(String.init).joined(separator: ", ") + "]" } ?? "nothing"
-            return "CS-MIL head: tensor \(tensor) has shape \(found), expected \(expected); check that the head "
-                + "was trained on features of the backbone named in model.toml"
+            "check that the head was trained on features of the backbone named in model.toml"
         }
+    }
+
+    private static func describe(_ shape: [Int]) -> String {
+        "[" + shape.map(String.init).joined(separator: ", ") + "]"
     }
 }

@@ -1,8 +1,9 @@
+import Errors
 import Foundation
 
-/// Why training could not start: a stable code and a message naming the slide or fold and the fix.
-public struct TrainingError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Code: String, Sendable {
+/// Why training could not start: a stable code, the slide or folds concerned, what is wrong and the fix.
+public struct TrainingError: CSMILError, Sendable, Equatable {
+    public enum Code: String, ErrorCode {
         /// Fewer than two folds, or a fold without training or validation slides.
         case folds = "train.folds"
         /// A slide's features, tiles or cluster labels do not fit together or the head.
@@ -10,14 +11,17 @@ public struct TrainingError: Error, Sendable, Equatable, CustomStringConvertible
     }
 
     public var code: Code
+    /// "folds", or "slide NAME".
+    public var subject: String
     public var message: String
+    public var fix: String
 
-    public init(code: Code, message: String) {
+    public init(code: Code, subject: String, message: String, fix: String) {
         self.code = code
+        self.subject = subject
         self.message = message
+        self.fix = fix
     }
-
-    public var description: String { message }
 }
 
 /// Trains CS-MIL heads from cached slide features as the reference training script does (spec §6):
@@ -152,9 +156,9 @@ public struct HeadTrainer: Sendable {
         let folds = Array(Set(slides.map(\.fold))).sorted()
         guard folds.count >= 2 else {
             throw TrainingError(
-                code: .folds,
-                message: "training needs slides in at least two folds (found \(folds.count)); give each slide "
-                    + "a fold number so that every head has slides to validate on")
+                code: .folds, subject: "folds",
+                message: "training needs slides in at least two folds (found \(folds.count))",
+                fix: "give each slide a fold number so that every head has slides to validate on")
         }
         for slide in slides { try check(slide) }
         let clock = Clock(totalEpochs: folds.count * configuration.epochs)
@@ -208,9 +212,10 @@ public struct HeadTrainer: Sendable {
     ) throws(TrainingError) -> FoldResult {
         guard !training.isEmpty, !validation.isEmpty else {
             throw TrainingError(
-                code: .folds,
-                message: "fold \(fold) has \(training.count) training and \(validation.count) validation slides; "
-                    + "each fold needs both, so spread the slides over the folds")
+                code: .folds, subject: "fold \(fold)",
+                message:
+                    "has \(training.count) training and \(validation.count) validation slides; each fold needs both",
+                fix: "spread the slides over the folds")
         }
         let config = configuration
         var parameters = CSMILHeadParameters(featureSize: featureSize, seed: config.initialisationSeed)
@@ -357,25 +362,25 @@ public struct HeadTrainer: Sendable {
 
     /// Refuses a slide whose parts do not fit together or the head.
     private func check(_ slide: TrainingSlide) throws(TrainingError) {
-        func refuse(_ problem: String) -> TrainingError {
-            TrainingError(code: .slide, message: "slide \(slide.name): \(problem)")
+        func refuse(_ problem: String, fix: String) -> TrainingError {
+            TrainingError(code: .slide, subject: "slide \(slide.name)", message: problem, fix: fix)
         }
         guard slide.tileCount >= 1 else {
-            throw refuse("it has no tissue tiles, so no bag can be drawn; leave it out of the training set")
+            throw refuse("it has no tissue tiles, so no bag can be drawn", fix: "leave it out of the training set")
         }
         let floats = slide.tileCount * CSMILHead.scaleCount * featureSize
         guard slide.features.count == floats * MemoryLayout<Float>.size else {
             throw refuse(
                 "its features are \(slide.features.count) bytes, but \(slide.tileCount) tiles × 3 scales × "
-                    + "\(featureSize) floats are \(floats * MemoryLayout<Float>.size); re-embed it with the "
-                    + "backbone the heads are trained for")
+                    + "\(featureSize) floats are \(floats * MemoryLayout<Float>.size)",
+                fix: "re-embed it with the backbone the heads are trained for")
         }
         guard slide.clusterLabels.count == slide.tileCount, slide.clusterCount >= 1,
             slide.clusterLabels.allSatisfy({ $0 >= 0 && Int($0) < slide.clusterCount })
         else {
             throw refuse(
                 "it needs one cluster label in 0..<\(slide.clusterCount) per tile (\(slide.tileCount) tiles, "
-                    + "\(slide.clusterLabels.count) labels); cluster it again")
+                    + "\(slide.clusterLabels.count) labels)", fix: "cluster it again")
         }
     }
 }

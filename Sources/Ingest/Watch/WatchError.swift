@@ -1,19 +1,17 @@
-/// The watch folder could not be set up: what happened, to which folder, and what to do.
-public struct WatchError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// A stable, machine-readable reason.
-    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-        public var rawValue: String
-        public init(rawValue: String) { self.rawValue = rawValue }
-        public var description: String { rawValue }
+import Errors
 
+/// The watch folder could not be set up: what happened, to which folder, and what to do.
+public struct WatchError: CSMILError, Sendable, Equatable {
+    /// A stable reason.
+    public enum Code: String, ErrorCode {
         /// The folder does not exist, is not a folder, or cannot be read.
-        public static let folderUnavailable = Code(rawValue: "watch.folder_unavailable")
+        case folderUnavailable = "watch.folder_unavailable"
         /// The kernel refused an inotify instance or watch (limits, permissions).
-        public static let inotifyFailed = Code(rawValue: "watch.inotify_failed")
+        case inotifyFailed = "watch.inotify_failed"
         /// A setting cannot work (negative seconds, an empty ignore pattern).
-        public static let invalidSetting = Code(rawValue: "watch.invalid_setting")
+        case invalidSetting = "watch.invalid_setting"
         /// A system call the watcher needs failed (eventfd, poll).
-        public static let systemCallFailed = Code(rawValue: "watch.system_call_failed")
+        case systemCallFailed = "watch.system_call_failed"
     }
 
     /// Why it failed.
@@ -33,5 +31,5 @@ public struct WatchError: Error, Sendable, Equatable, CustomStringConvertible {
         self.fix = fix
     }
 
-    public var description: String { "\(path): \(message) [\(code)] — \(fix)" }
+    public var subject: String { path }
 }

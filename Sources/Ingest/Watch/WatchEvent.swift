@@ -32,7 +32,7 @@ public struct RejectedFile: Sendable, Equatable {
     public var size: Int64
     /// The modification time of ``path``.
     public var modified: Date
-    /// A stable reason code (``SlideError/Code`` raw values such as "not_a_slide", "openslide_error").
+    /// A stable reason code (``SlideError/Code`` raw values such as "slide.not_a_slide", "slide.openslide_error").
     public var code: String
     /// What is wrong and what to do, naming the file.
     public var reason: String

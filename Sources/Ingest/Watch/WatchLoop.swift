@@ -1,3 +1,4 @@
+import Errors
 import Foundation
 import Glibc
 import Logging
@@ -250,7 +251,7 @@ final class WatchLoop {
         case .failure(let error):
             logger.warning(
                 "cannot watch folder; its files are found by the periodic rescan only",
-                metadata: ["folder": "\(folder)", "error": "\(error)"])
+                metadata: ["folder": "\(folder)"].merging(.error(error)) { $1 })
             return false
         }
     }

@@ -1,5 +1,7 @@
+import Errors
 import Foundation
 import Logging
+import Store
 
 /// The worker that empties the outbox: on a thread of its own (libcurl and SQLite block), it takes the next due
 /// row, signs it with this attempt's timestamp (`webhook-id` is always the event id), POSTs the stored bytes and
@@ -159,7 +161,7 @@ public final class OutboxDelivery: @unchecked Sendable {
             } catch {
                 logger.error(
                     "outbox delivery failed; retrying in 5 s",
-                    metadata: ["error": "\(error)", "database": "\(configuration.databasePath)"])
+                    metadata: ["database": "\(configuration.databasePath)"].merging(.error(error)) { $1 })
                 database = nil
                 sleep(until: Date().timeIntervalSince1970 + 5)
             }

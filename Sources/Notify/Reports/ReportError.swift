@@ -1,3 +1,5 @@
+import Errors
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -6,9 +8,9 @@ import Darwin
 
 /// A report folder or file that could not be written. It names the path, what was being done, the system's
 /// reason and what an operator can do about it.
-public struct ReportError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct ReportError: CSMILError, Sendable, Equatable {
     /// A stable code per kind of failure.
-    public enum Code: String, Sendable, Equatable {
+    public enum Code: String, ErrorCode {
         /// The file system is full (`ENOSPC`) or a quota is exhausted (`EDQUOT`).
         case diskFull = "report.disk_full"
         /// Permission denied or a read-only file system (`EACCES`, `EPERM`, `EROFS`).
@@ -70,5 +72,5 @@ public struct ReportError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public var description: String { "\(path): \(message) — \(fix)" }
+    public var subject: String { path }
 }

@@ -1,3 +1,4 @@
+import Errors
 import Foundation
 
 /// The contents of a slide's `report.json` (schema `csmil.report/1`, daemon spec "Reports").
@@ -177,6 +178,12 @@ public struct SlideReport: Codable, Sendable, Equatable {
         public init(code: String, message: String) {
             self.code = code
             self.message = message
+        }
+
+        /// The record of any error: its code and "subject: message — fix" (``ErrorSummary``).
+        public init(_ error: any Error) {
+            let summary = ErrorSummary(error)
+            self.init(code: summary.code, message: summary.text)
         }
     }
 

@@ -1,4 +1,5 @@
 import CCurl
+import Errors
 import Foundation
 
 /// How the webhook is sent: timeouts, TLS material, proxy.
@@ -212,8 +213,13 @@ public final class WebhookClient {
 }
 
 /// The webhook client could not be set up.
-public struct WebhookClientError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var code: String = "webhook.client"
+public struct WebhookClientError: CSMILError, Sendable, Equatable {
+    public enum Code: String, ErrorCode {
+        /// libcurl could not make a transfer handle.
+        case setup = "webhook.client"
+    }
+
+    public var code = Code.setup
     public var message: String
     public var fix: String
 
@@ -222,5 +228,5 @@ public struct WebhookClientError: Error, Sendable, Equatable, CustomStringConver
         self.fix = fix
     }
 
-    public var description: String { "\(message) — \(fix)" }
+    public var subject: String { "libcurl" }
 }

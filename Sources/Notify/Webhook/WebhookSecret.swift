@@ -1,3 +1,4 @@
+import Errors
 import Foundation
 
 /// The signing keys of the webhook (Standard Webhooks): each `whsec_` + base64 of the key bytes.
@@ -85,9 +86,9 @@ public struct WebhookSecret: Sendable, Equatable, CustomStringConvertible, Custo
 }
 
 /// A webhook secret that could not be used. It names the file, never the secret.
-public struct WebhookSecretError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct WebhookSecretError: CSMILError, Sendable, Equatable {
     /// A stable code per kind of failure.
-    public enum Code: String, Sendable, Equatable {
+    public enum Code: String, ErrorCode {
         case unreadable = "webhook.secret_unreadable"
         case empty = "webhook.secret_empty"
         case malformed = "webhook.secret_malformed"
@@ -108,5 +109,5 @@ public struct WebhookSecretError: Error, Sendable, Equatable, CustomStringConver
         self.fix = fix
     }
 
-    public var description: String { "\(source): \(message) — \(fix)" }
+    public var subject: String { source }
 }

@@ -1,12 +1,12 @@
 import Foundation
 import Testing
 
-@testable import Notify
+@testable import Store
 
 @Suite("Outbox")
 struct OutboxTests {
     func makeOutbox() throws -> Outbox {
-        let database = try SQLiteDatabase(path: Fixtures.temporaryFolder() + "/csmil.sqlite3")
+        let database = try SQLiteDatabase(path: StoreTestSupport.temporaryFolder() + "/csmil.sqlite3")
         try Outbox.installSchema(in: database)
         return Outbox(database: database)
     }
@@ -53,20 +53,16 @@ struct OutboxTests {
     @Test("a slide's events go out in queue order; other slides are not held up")
     func perSlideOrder() throws {
         let outbox = try makeOutbox()
-        let policy = RetryPolicy(initialDelay: 100, maximumDelay: 100, window: 1000)
         try outbox.enqueue(Self.message("a1", slide: "A"), now: 0)
         try outbox.enqueue(Self.message("b1", slide: "B"), now: 1)
         try outbox.enqueue(Self.message("a2", slide: "A"), now: 2)
         let first = try #require(try outbox.nextDue(now: 5))
         #expect(first.message.eventID == "a1")
         // a1 fails and waits 50 s: a2 must wait behind it, b1 goes.
-        try outbox.record(
-            .retry(reason: "HTTP 503", status: 503, retryAfter: nil), for: first, policy: policy,
-            randomFraction: 0.5, now: 5)
+        try outbox.record(OutboxAttempt(.retry(at: 55), status: 503, error: "HTTP 503"), for: first, now: 5)
         #expect(try outbox.nextDue(now: 6)?.message.eventID == "b1")
         try outbox.record(
-            .delivered(status: 200), for: try #require(try outbox.nextDue(now: 6)), policy: policy,
-            randomFraction: 0, now: 6)
+            OutboxAttempt(.delivered, status: 200), for: try #require(try outbox.nextDue(now: 6)), now: 6)
         #expect(try outbox.nextDue(now: 7) == nil)
         #expect(try outbox.nextDueTime() == 55)
         #expect(try outbox.nextDue(now: 55)?.message.eventID == "a1")
@@ -75,17 +71,15 @@ struct OutboxTests {
     @Test("dead letters and a disabled endpoint show in the summary and are replayed with the same id and body")
     func deadLettersAndReplay() throws {
         let outbox = try makeOutbox()
-        let policy = RetryPolicy()
         try outbox.enqueue(Self.message("evt_400", slide: "A", body: "x"), now: 0)
         try outbox.enqueue(Self.message("evt_410", slide: "B", body: "y"), now: 0)
         try outbox.enqueue(Self.message("evt_next", slide: "C"), now: 0)
         try outbox.record(
-            .deadLetter(status: 400, reason: "HTTP 400: bad field"),
-            for: try #require(try outbox.row(eventID: "evt_400")),
-            policy: policy, randomFraction: 0, now: 1)
+            OutboxAttempt(.dead, status: 400, error: "HTTP 400: bad field"),
+            for: try #require(try outbox.row(eventID: "evt_400")), now: 1)
         try outbox.record(
-            .endpointGone(status: 410, reason: "HTTP 410"), for: try #require(try outbox.row(eventID: "evt_410")),
-            policy: policy, randomFraction: 0, now: 2)
+            OutboxAttempt(.endpointGone, status: 410, error: "HTTP 410"),
+            for: try #require(try outbox.row(eventID: "evt_410")), now: 2)
         // Nothing more goes to the gone endpoint.
         #expect(try outbox.nextDue(now: 3) == nil)
         var summary = try outbox.summary(now: 100)
@@ -106,19 +100,5 @@ struct OutboxTests {
         #expect(summary.backlog == 3 && summary.deadLetters.isEmpty && !summary.endpointDisabled)
         let json = try JSONEncoder().encode(summary)
         #expect(String(decoding: json, as: UTF8.self).contains("\"oldest_undelivered_age_seconds\":300"))
-    }
-
-    @Test("retrying past the window turns the event into a dead letter with the reason")
-    func windowExhausted() throws {
-        let outbox = try makeOutbox()
-        try outbox.enqueue(Self.message("evt_1"), now: 0)
-        let state = try outbox.record(
-            .retry(reason: "timeout: Operation timed out", status: nil, retryAfter: nil),
-            for: try #require(try outbox.row(eventID: "evt_1")), policy: RetryPolicy(window: 60), randomFraction: 1,
-            now: 58)
-        #expect(state == .dead)
-        let row = try #require(try outbox.row(eventID: "evt_1"))
-        #expect(row.lastError?.hasPrefix("gave up after 1 attempts") == true)
-        #expect(row.lastError?.hasSuffix("timeout: Operation timed out") == true)
     }
 }

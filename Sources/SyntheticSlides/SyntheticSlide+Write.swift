@@ -1,4 +1,5 @@
 import Foundation
+import Ingest
 
 extension SyntheticSlide {
     /// The files one `write(to:)` produced.
@@ -52,7 +53,7 @@ extension SyntheticSlide {
         try writer.finish()
         guard rename(partial, path) == 0 else {
             throw SyntheticSlideError(
-                code: "synth.write_failed", file: path, message: "cannot be renamed into place (\(Self.lastError()))",
+                code: .writeFailed, file: path, message: "cannot be renamed into place (\(Self.lastError()))",
                 fix: "check the folder's permissions")
         }
         let stem = Self.truthStem(forSlide: path)
@@ -62,7 +63,7 @@ extension SyntheticSlide {
             try truthMask().write(to: maskPath)
         } catch {
             throw SyntheticSlideError(
-                code: "synth.write_failed", file: maskPath, message: error.message, fix: error.fix)
+                code: .writeFailed, file: maskPath, message: error.message, fix: error.fix)
         }
         let truth = truth(
             slideName: URL(fileURLWithPath: path).lastPathComponent, levels: writer.writtenLevels,
@@ -74,7 +75,7 @@ extension SyntheticSlide {
             try encoder.encode(truth).write(to: URL(fileURLWithPath: jsonPath))
         } catch {
             throw SyntheticSlideError(
-                code: "synth.write_failed", file: jsonPath, message: "cannot be written (\(error))",
+                code: .writeFailed, file: jsonPath, message: "cannot be written (\(error))",
                 fix: "check the folder's permissions and free space")
         }
         var status = stat()

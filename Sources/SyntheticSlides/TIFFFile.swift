@@ -1,4 +1,5 @@
 import CTIFF
+import Ingest
 
 /// One open libtiff handle (`TIFFOpenExt` … `TIFFClose`), with libtiff's errors kept for the
 /// thrown Swift error instead of being printed. Closed in one place: `close()` or `deinit`.
@@ -18,7 +19,7 @@ final class TIFFFile {
             // Fully initialised, so `deinit` still runs and frees `error`.
             let message = lastError
             throw SyntheticSlideError(
-                code: "synth.write_failed", file: path, message: "cannot be opened by libtiff (\(message))",
+                code: .writeFailed, file: path, message: "cannot be opened by libtiff (\(message))",
                 fix: "check that the folder exists and is writable")
         }
     }
@@ -48,7 +49,7 @@ final class TIFFFile {
     func check(_ succeeded: Bool, _ what: String) throws(SyntheticSlideError) {
         guard succeeded else {
             throw SyntheticSlideError(
-                code: "synth.write_failed", file: path, message: "\(what) failed (\(lastError))",
+                code: .writeFailed, file: path, message: "\(what) failed (\(lastError))",
                 fix: "check the free space and permissions of the folder")
         }
     }

@@ -1,12 +1,12 @@
 import Foundation
 import Testing
 
-@testable import Notify
+@testable import Store
 
 @Suite("SQLiteDatabase")
 struct SQLiteDatabaseTests {
     func open() throws -> SQLiteDatabase {
-        try SQLiteDatabase(path: Fixtures.temporaryFolder() + "/test.sqlite3")
+        try SQLiteDatabase(path: StoreTestSupport.temporaryFolder() + "/test.sqlite3")
     }
 
     @Test("a new file is opened in WAL mode with synchronous=FULL and passes the integrity check")
@@ -62,7 +62,7 @@ struct SQLiteDatabaseTests {
 
     @Test("a second connection sees committed rows and waits for the writer instead of failing")
     func twoConnections() throws {
-        let path = try Fixtures.temporaryFolder() + "/shared.sqlite3"
+        let path = try StoreTestSupport.temporaryFolder() + "/shared.sqlite3"
         let first = try SQLiteDatabase(path: path)
         let second = try SQLiteDatabase(path: path)
         try first.execute("CREATE TABLE t (x INTEGER)")
@@ -80,19 +80,6 @@ struct SQLiteDatabaseTests {
         try database.migrate(steps)
         #expect(try database.userVersion() == 2)
         #expect(throws: SQLiteError.self) { try database.migrate(Array(steps.prefix(1))) }
-    }
-
-    @Test("component migrations are versioned per component so the job store and the outbox share a file")
-    func componentMigrations() throws {
-        let database = try open()
-        try database.migrate(component: "jobs", [{ try $0.execute("CREATE TABLE jobs (x)") }])
-        try Outbox.installSchema(in: database)
-        try Outbox.installSchema(in: database)
-        #expect(try database.userVersion() == 0)
-        let versions = try database.query("SELECT component, version FROM csmil_schema_versions ORDER BY component") {
-            "\($0.string(0))=\($0.int(1))"
-        }
-        #expect(versions == ["jobs=1", "outbox=1"])
     }
 
     @Test("errors name the database file and SQLite's message")
@@ -120,7 +107,7 @@ struct SQLiteDatabaseTests {
 
     @Test("a file that is not a database is reported as corrupt")
     func notADatabase() throws {
-        let path = try Fixtures.temporaryFolder() + "/garbage.sqlite3"
+        let path = try StoreTestSupport.temporaryFolder() + "/garbage.sqlite3"
         try Data(repeating: 0x41, count: 8192).write(to: URL(fileURLWithPath: path))
         do {
             _ = try SQLiteDatabase(path: path)

@@ -1,18 +1,16 @@
-import Notify
-
 /// What the job store knows, for `csmil status` (text or `--json`). Times are Unix seconds; JSON keys are
 /// snake_case.
-struct JobSummary: Sendable, Equatable, Codable {
+public struct JobSummary: Sendable, Equatable, Codable {
     /// How many jobs are in each state (every state is present, zero included).
-    struct Counts: Sendable, Equatable, Codable {
-        var discovered = 0
-        var settled = 0
-        var processing = 0
-        var reported = 0
-        var delivered = 0
-        var failed = 0
+    public struct Counts: Sendable, Equatable, Codable {
+        public var discovered = 0
+        public var settled = 0
+        public var processing = 0
+        public var reported = 0
+        public var delivered = 0
+        public var failed = 0
 
-        subscript(state: JobState) -> Int {
+        public subscript(state: JobState) -> Int {
             get {
                 switch state {
                 case .discovered: discovered
@@ -37,26 +35,26 @@ struct JobSummary: Sendable, Equatable, Codable {
     }
 
     /// A file seen but not yet settled.
-    struct Pending: Sendable, Equatable, Codable {
-        var path: String
-        var name: String
-        var size: Int64
-        var modified: Double
+    public struct Pending: Sendable, Equatable, Codable {
+        public var path: String
+        public var name: String
+        public var size: Int64
+        public var modified: Double
         /// When it was first seen.
-        var since: Double
+        public var since: Double
     }
 
     /// A settled job waiting to be scored.
-    struct Queued: Sendable, Equatable, Codable {
-        var id: Int64
-        var name: String
-        var path: String
-        var fingerprint: String
-        var attempts: Int
-        var dueAt: Double
+    public struct Queued: Sendable, Equatable, Codable {
+        public var id: Int64
+        public var name: String
+        public var path: String
+        public var fingerprint: String
+        public var attempts: Int
+        public var dueAt: Double
         /// Why its last attempt was retried, if it was.
-        var lastErrorCode: String?
-        var lastErrorMessage: String?
+        public var lastErrorCode: String?
+        public var lastErrorMessage: String?
 
         enum CodingKeys: String, CodingKey {
             case id, name, path, fingerprint, attempts
@@ -67,16 +65,16 @@ struct JobSummary: Sendable, Equatable, Codable {
     }
 
     /// A job being scored (or left processing by a crash, until its lease expires).
-    struct Processing: Sendable, Equatable, Codable {
-        var id: Int64
-        var name: String
-        var path: String
-        var fingerprint: String
-        var attempts: Int
-        var startedAt: Double?
-        var leaseUntil: Double?
+    public struct Processing: Sendable, Equatable, Codable {
+        public var id: Int64
+        public var name: String
+        public var path: String
+        public var fingerprint: String
+        public var attempts: Int
+        public var startedAt: Double?
+        public var leaseUntil: Double?
         /// The lease ran out: the process that claimed it is gone; the job is claimed again.
-        var leaseExpired: Bool
+        public var leaseExpired: Bool
 
         enum CodingKeys: String, CodingKey {
             case id, name, path, fingerprint, attempts
@@ -87,21 +85,21 @@ struct JobSummary: Sendable, Equatable, Codable {
     }
 
     /// A reported (or delivered) slide.
-    struct Result: Sendable, Equatable, Codable {
-        var id: Int64
-        var name: String
-        var path: String
+    public struct Result: Sendable, Equatable, Codable {
+        public var id: Int64
+        public var name: String
+        public var path: String
         /// `reported` or `delivered`.
-        var state: JobState
+        public var state: JobState
         /// `scored`, `no_tissue` or `failed`.
-        var status: String
-        var probability: Double?
-        var label: String?
-        var eventID: String
-        var reportDirectory: String?
-        var errorCode: String?
-        var errorMessage: String?
-        var finishedAt: Double
+        public var status: String
+        public var probability: Double?
+        public var label: String?
+        public var eventID: String
+        public var reportDirectory: String?
+        public var errorCode: String?
+        public var errorMessage: String?
+        public var finishedAt: Double
 
         enum CodingKeys: String, CodingKey {
             case id, name, path, state, status, probability, label
@@ -114,16 +112,16 @@ struct JobSummary: Sendable, Equatable, Codable {
     }
 
     /// A job in state failed: a file that is not a slide, or one given up after repeated transient failures.
-    struct Failure: Sendable, Equatable, Codable {
-        var id: Int64
-        var name: String
-        var path: String
+    public struct Failure: Sendable, Equatable, Codable {
+        public var id: Int64
+        public var name: String
+        public var path: String
         /// Nil for files rejected as not slides.
-        var fingerprint: String?
-        var code: String
-        var message: String
-        var attempts: Int
-        var failedAt: Double
+        public var fingerprint: String?
+        public var code: String
+        public var message: String
+        public var attempts: Int
+        public var failedAt: Double
 
         enum CodingKeys: String, CodingKey {
             case id, name, path, fingerprint, code, message, attempts
@@ -132,19 +130,19 @@ struct JobSummary: Sendable, Equatable, Codable {
     }
 
     /// When the summary was made.
-    var generatedAt: Double
-    var counts: Counts
+    public var generatedAt: Double
+    public var counts: Counts
     /// Settled jobs in the order they will be claimed (the first `limit`).
-    var queue: [Queued]
-    var processing: [Processing]
+    public var queue: [Queued]
+    public var processing: [Processing]
     /// Files not yet settled (the first `limit`, oldest first).
-    var discovered: [Pending]
+    public var discovered: [Pending]
     /// The latest results, newest first.
-    var recent: [Result]
+    public var recent: [Result]
     /// The latest failures, newest first (the first `limit`).
-    var failures: [Failure]
+    public var failures: [Failure]
     /// Webhook delivery: backlog, dead letters, disabled endpoints.
-    var outbox: OutboxSummary
+    public var outbox: OutboxSummary
 
     enum CodingKeys: String, CodingKey {
         case counts, queue, processing, discovered, recent, failures, outbox

@@ -1,4 +1,6 @@
+import Errors
 import Foundation
+import Notify
 
 #if canImport(Glibc)
 import Glibc
@@ -116,10 +118,10 @@ public final class WebhookSink: @unchecked Sendable {
         address.sin_port = in_port_t(boundPort).bigEndian
         guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
             throw WebhookSinkError(
-                message: "\(host) is not an IPv4 address", fix: "pass --host with an address such as 127.0.0.1")
+                subject: host, message: "is not an IPv4 address", fix: "pass --host with an address such as 127.0.0.1")
         }
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw .system("create a socket", errno) }
+        guard descriptor >= 0 else { throw .system("create a socket", errno, address: "\(host):\(boundPort)") }
         var one: Int32 = 1
         setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         let bound = withUnsafePointer(to: &address) {
@@ -130,7 +132,7 @@ public final class WebhookSink: @unchecked Sendable {
         guard bound == 0, listen(descriptor, 64) == 0 else {
             let number = errno
             close(descriptor)
-            throw .system("listen on \(host):\(boundPort)", number)
+            throw .system("listen", number, address: "\(host):\(boundPort)")
         }
         var actual = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -423,22 +425,29 @@ public final class WebhookSink: @unchecked Sendable {
 }
 
 /// The sink could not listen.
-public struct WebhookSinkError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var code: String = "webhook_sink.listen"
+public struct WebhookSinkError: CSMILError, Sendable, Equatable {
+    public enum Code: String, ErrorCode {
+        /// The address is not usable or the port cannot be bound.
+        case listen = "webhook_sink.listen"
+    }
+
+    public var code = Code.listen
+    /// The address, "HOST:PORT".
+    public var subject: String
     public var message: String
     public var fix: String
 
-    public init(message: String, fix: String) {
+    public init(subject: String, message: String, fix: String) {
+        self.subject = subject
         self.message = message
         self.fix = fix
     }
 
-    static func system(_ operation: String, _ number: Int32) -> WebhookSinkError {
+    static func system(_ operation: String, _ number: Int32, address: String) -> WebhookSinkError {
         WebhookSinkError(
-            message: "could not \(operation): \(String(cString: strerror(number)))",
+            subject: address, message: "could not \(operation): \(String(cString: strerror(number)))",
             fix: number == EADDRINUSE
                 ? "another program uses that port; pass a different --port" : "check --host and --port")
     }
 
-    public var description: String { "\(message) — \(fix)" }
 }

@@ -25,12 +25,6 @@ public struct OutboxMessage: Sendable, Equatable {
         self.body = body
     }
 
-    /// A message carrying a payload built by ``WebhookPayload``.
-    public init(payload: WebhookPayload, slideKey: String, targetURL: String) {
-        self.init(
-            eventID: payload.eventID, slideKey: slideKey, eventType: payload.type, targetURL: targetURL,
-            contentType: payload.contentType, body: payload.body)
-    }
 }
 
 /// Where an outbox row stands.
@@ -69,4 +63,33 @@ public struct OutboxRow: Sendable, Equatable {
     public var state: OutboxState
     /// When a 2xx was received.
     public var deliveredAt: Double?
+}
+
+/// What one attempt on an outbox row came to, as the outbox records it (``Outbox/record(_:for:now:)``). The
+/// transport and its retry policy decide it (Notify: `DeliveryOutcome` and `RetryPolicy`); the outbox only stores it.
+public struct OutboxAttempt: Sendable, Equatable {
+    /// Where the row goes next.
+    public enum Result: Sendable, Equatable {
+        /// The receiver took it.
+        case delivered
+        /// Try again at this Unix time.
+        case retry(at: Double)
+        /// Stop and keep it for an operator to replay (refused for good, or retried past its window).
+        case dead
+        /// The endpoint is gone (410): stop sending anything to it until an operator replays.
+        case endpointGone
+    }
+
+    public var result: Result
+    /// The receiver's status code, when it answered.
+    public var status: Int?
+    /// Why it was not delivered (nil when it was).
+    public var error: String?
+
+    /// Makes an attempt record.
+    public init(_ result: Result, status: Int? = nil, error: String? = nil) {
+        self.result = result
+        self.status = status
+        self.error = error
+    }
 }

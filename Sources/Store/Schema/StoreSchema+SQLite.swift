@@ -1,9 +1,20 @@
-import Notify
+/// The store's tables in one SQLite file (`<state>/csmil.sqlite3`): one list of schema steps, applied with
+/// `PRAGMA user_version`. Never edit a step that has shipped: add one.
+///
+/// Until version 2 the outbox kept its own version under `csmil_schema_versions` (component `outbox`, version 1);
+/// step 2 adopts its tables into this list, so a file written by any earlier csmil (jobs only, outbox only — as
+/// `csmil score --notify` leaves it — or both) opens and migrates on start.
+public enum StoreSchema {
+    /// Brings `database` to the current schema (idempotent; a file newer than this build is refused).
+    public static func install(in database: SQLiteDatabase) throws {
+        try database.migrate(sqlite)
+    }
 
-extension JobStore {
-    /// The schema steps of the job store, applied with `PRAGMA user_version` (the job store owns the file; the
-    /// outbox keeps its own version under `csmil_schema_versions`). Never edit a step that has shipped: add one.
-    static let migrations: [SQLiteDatabase.Migration] = [
+    /// The current SQLite schema version.
+    public static var sqliteVersion: Int { sqlite.count }
+
+    static let sqlite: [SQLiteDatabase.Migration] = [
+        // 1: jobs and the paths each slide was seen at.
         { database in
             try database.execute(
                 """
@@ -65,6 +76,63 @@ extension JobStore {
                 );
                 CREATE INDEX job_paths_path ON job_paths (path, size, modified);
                 """)
-        }
+        },
+        // 2: the outbox's tables join the one list: created when missing (version 1 of the outbox component, as
+        // earlier builds made it), and the component table goes. Jobs whose event the outbox had delivered become
+        // delivered: earlier builds recorded that on the worker's next loop (`syncDelivered`), which a stop could
+        // leave undone; from now on the delivery and the job's state are written in one transaction.
+        { database in
+            let hasComponents =
+                try database.queryOne(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'csmil_schema_versions'"
+                ) { _ in true } ?? false
+            let outboxVersion =
+                hasComponents
+                ? try database.queryOne("SELECT version FROM csmil_schema_versions WHERE component = 'outbox'") {
+                    $0.int(0)
+                } ?? 0 : 0
+            guard outboxVersion <= 1 else {
+                throw SQLiteError(
+                    code: .tooNew, path: database.path,
+                    message: "the outbox tables are at schema version \(outboxVersion); this csmil knows up to 1",
+                    fix: "run the csmil version that wrote it, or move the file aside to start an empty store")
+            }
+            try database.execute(
+                """
+                CREATE TABLE IF NOT EXISTS outbox (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    event_id TEXT NOT NULL UNIQUE,
+                    slide_key TEXT NOT NULL,
+                    event_type TEXT NOT NULL,
+                    target_url TEXT NOT NULL,
+                    content_type TEXT NOT NULL,
+                    body BLOB NOT NULL,
+                    created_at REAL NOT NULL,
+                    window_start REAL NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at REAL NOT NULL,
+                    last_attempt_at REAL,
+                    last_status INTEGER,
+                    last_error TEXT,
+                    state TEXT NOT NULL DEFAULT 'pending'
+                        CHECK (state IN ('pending', 'delivered', 'dead', 'disabled')),
+                    delivered_at REAL
+                );
+                CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
+                CREATE INDEX IF NOT EXISTS outbox_slide ON outbox (slide_key, state, seq);
+                CREATE TABLE IF NOT EXISTS outbox_endpoints (
+                    url TEXT PRIMARY KEY,
+                    disabled_at REAL NOT NULL,
+                    status INTEGER,
+                    reason TEXT
+                );
+                DROP TABLE IF EXISTS csmil_schema_versions;
+                UPDATE jobs
+                SET state = 'delivered',
+                    delivered_at = (SELECT o.delivered_at FROM outbox AS o WHERE o.event_id = jobs.event_id)
+                WHERE state = 'reported'
+                  AND event_id IN (SELECT event_id FROM outbox WHERE state = 'delivered');
+                """)
+        },
     ]
 }

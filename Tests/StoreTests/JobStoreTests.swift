@@ -1,8 +1,7 @@
 import Foundation
-import Notify
 import Testing
 
-@testable import Daemon
+@testable import Store
 
 /// The job store on a real SQLite file in a temporary folder: states, slide identity by fingerprint, the queue,
 /// leases after a crash, atomic report + outbox, backoff, and a damaged file.
@@ -13,7 +12,7 @@ struct JobStoreTests {
         let url: URL
         var databasePath: String { url.appendingPathComponent("csmil.sqlite3").path }
 
-        init() throws { url = try TestSupport.temporaryDirectory() }
+        init() throws { url = URL(fileURLWithPath: try StoreTestSupport.temporaryFolder()) }
         deinit { try? FileManager.default.removeItem(at: url) }
 
         func open() throws -> JobStore { try JobStore(path: databasePath) }
@@ -27,6 +26,9 @@ struct JobStoreTests {
             eventID: eventID, slideKey: fingerprint, eventType: "slide.scored", targetURL: "http://127.0.0.1:9/",
             contentType: "application/json", body: Array(#"{"type":"slide.scored"}"#.utf8))
     }
+
+    /// An event id as the daemon derives it from a fingerprint (the store only keeps it).
+    static func eventID(fingerprint: String) -> String { "evt_" + fingerprint.replacingOccurrences(of: ":", with: "_") }
 
     static let scored = JobResult(status: "scored", probability: 0.82, label: "Crohn's disease")
 
@@ -89,7 +91,7 @@ struct JobStoreTests {
         try store.renewLease(jobID: claimed.id, now: 1100, leaseSeconds: 600)
         #expect(try store.job(id: claimed.id)?.leaseUntil == 1700)
 
-        let eventID = SlidePipeline.eventID(fingerprint: "sha256:aa")
+        let eventID = Self.eventID(fingerprint: "sha256:aa")
         try store.complete(
             jobID: claimed.id, eventID: eventID, reportDirectory: "/reports/a", result: Self.scored,
             outbox: Self.message(eventID), now: 1200)
@@ -102,13 +104,15 @@ struct JobStoreTests {
         #expect(reported.finishedAt == 1200)
         #expect(try Outbox(database: store.database).row(eventID: eventID)?.state == .pending)
 
-        try store.syncDelivered(now: 1250)
+        let outbox = Outbox(database: store.database)
+        try outbox.record(
+            OutboxAttempt(.retry(at: 1260), status: 503, error: "HTTP 503"),
+            for: try #require(try outbox.row(eventID: eventID)), now: 1250)
         #expect(try store.job(id: claimed.id)?.state == .reported, "not delivered until the outbox says so")
-        try store.database.execute(
-            "UPDATE outbox SET state = 'delivered', delivered_at = 1300 WHERE event_id = ?", [.text(eventID)])
-        #expect(try store.syncDelivered(now: 1301) == 1)
-        #expect(try store.job(id: claimed.id)?.state == .delivered)
-        #expect(try store.syncDelivered(now: 1302) == 0)
+        try outbox.record(
+            OutboxAttempt(.delivered, status: 200), for: try #require(try outbox.row(eventID: eventID)), now: 1300)
+        let delivered = try #require(try store.job(id: claimed.id))
+        #expect(delivered.state == .delivered, "in the transaction that recorded the delivery")
         #expect(throws: JobStoreError.self) { try store.renewLease(jobID: claimed.id, now: 1400, leaseSeconds: 1) }
     }
 
@@ -235,7 +239,7 @@ struct JobStoreTests {
     @Test("a crash leaves the job processing until its lease expires; completing twice keeps one event")
     func crashAndReclaim() throws {
         let folder = try Folder()
-        let eventID = SlidePipeline.eventID(fingerprint: "sha256:aa")
+        let eventID = Self.eventID(fingerprint: "sha256:aa")
         var jobID: Int64 = 0
         do {
             let store = try folder.open()
@@ -462,8 +466,8 @@ struct JobStoreTests {
         #expect(throws: JobStoreError.self) { try store.discard(jobID: 12345, now: 40) }
     }
 
-    @Test("syncDelivered moves only jobs whose outbox row was delivered")
-    func syncDelivered() throws {
+    @Test("a job becomes delivered in the transaction that records its event's delivery, and only then")
+    func deliveredWithTheOutboxRow() throws {
         let folder = try Folder()
         let store = try folder.open()
         var ids: [Int64] = []
@@ -477,25 +481,42 @@ struct JobStoreTests {
             ids.append(job.id)
         }
         let outbox = Outbox(database: store.database)
-        let row = try #require(try outbox.row(eventID: "evt_a"))
-        let policy = RetryPolicy()
-        try outbox.record(.delivered(status: 200), for: row, policy: policy, randomFraction: 0, now: 1100)
-        #expect(try store.syncDelivered(now: 1101) == 1)
+        try outbox.record(
+            OutboxAttempt(.dead, status: 400, error: "HTTP 400"), for: try #require(try outbox.row(eventID: "evt_b")),
+            now: 1050)
+        try outbox.record(
+            OutboxAttempt(.delivered, status: 200), for: try #require(try outbox.row(eventID: "evt_a")), now: 1100)
         #expect(try ids.map { try store.job(id: $0)?.state } == [.delivered, .reported, .reported])
+        #expect(
+            try store.database.queryOne("SELECT delivered_at FROM jobs WHERE id = ?", [.integer(ids[0])]) {
+                $0.double(0)
+            } == 1100)
         var summary = try store.summary(now: 1102)
         #expect(summary.counts.delivered == 1 && summary.counts.reported == 2)
-        #expect(summary.outbox.backlog == 1 && summary.outbox.delivered == 1)
+        #expect(summary.outbox.backlog == 0 && summary.outbox.delivered == 1 && summary.outbox.deadCount == 1)
 
-        // Delivered by the outbox, not yet synced: csmil status already shows it delivered, the row still reported.
-        let second = try #require(try outbox.row(eventID: "evt_b"))
-        try outbox.record(.delivered(status: 200), for: second, policy: policy, randomFraction: 0, now: 1200)
-        #expect(try store.job(id: ids[1])?.state == .reported)
-        summary = try store.summary(now: 1201)
+        // A dead letter replayed and delivered later: delivered then.
+        #expect(try outbox.requeue(eventID: "evt_b", now: 1200))
+        try outbox.record(
+            OutboxAttempt(.delivered, status: 204), for: try #require(try outbox.row(eventID: "evt_b")), now: 1201)
+        summary = try store.summary(now: 1202)
         #expect(summary.counts.delivered == 2 && summary.counts.reported == 1)
-        #expect(summary.outbox.backlog == 0 && summary.outbox.delivered == 2)
         #expect(summary.recent.map(\.state) == [.reported, .delivered, .delivered], "newest first: c, b, a")
-        #expect(try store.syncDelivered(now: 1202) == 1)
-        #expect(try store.summary(now: 1203).counts == summary.counts)
+
+        // The outbox update and the job's are one transaction: when the job update fails, the row stays pending.
+        let d = try Self.queue(store, folder.slide("d.svs"), "sha256:d")
+        _ = try store.claimNext(now: 1300, leaseSeconds: 60)
+        try store.complete(
+            jobID: d.id, eventID: "evt_d", reportDirectory: "/r/d", result: Self.scored,
+            outbox: Self.message("evt_d", fingerprint: "sha256:d"), now: 1301)
+        try store.database.execute(
+            "CREATE TEMP TRIGGER refuse BEFORE UPDATE OF state ON jobs BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        #expect(throws: SQLiteError.self) {
+            try outbox.record(
+                OutboxAttempt(.delivered, status: 200), for: try #require(try outbox.row(eventID: "evt_d")), now: 1302)
+        }
+        #expect(try outbox.row(eventID: "evt_d")?.state == .pending)
+        #expect(try store.job(id: d.id)?.state == .reported)
     }
 
     @Test("a damaged database file is refused with store.corrupt naming the file and the fix")

@@ -16,46 +16,11 @@ public struct Outbox {
         self.database = database
     }
 
-    /// The schema steps of the outbox's tables, for ``SQLiteDatabase/migrate(component:_:)``.
-    public static let migrations: [SQLiteDatabase.Migration] = [
-        { database in
-            try database.execute(
-                """
-                CREATE TABLE outbox (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    event_id TEXT NOT NULL UNIQUE,
-                    slide_key TEXT NOT NULL,
-                    event_type TEXT NOT NULL,
-                    target_url TEXT NOT NULL,
-                    content_type TEXT NOT NULL,
-                    body BLOB NOT NULL,
-                    created_at REAL NOT NULL,
-                    window_start REAL NOT NULL,
-                    attempts INTEGER NOT NULL DEFAULT 0,
-                    next_attempt_at REAL NOT NULL,
-                    last_attempt_at REAL,
-                    last_status INTEGER,
-                    last_error TEXT,
-                    state TEXT NOT NULL DEFAULT 'pending'
-                        CHECK (state IN ('pending', 'delivered', 'dead', 'disabled')),
-                    delivered_at REAL
-                );
-                CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
-                CREATE INDEX outbox_slide ON outbox (slide_key, state, seq);
-                CREATE TABLE outbox_endpoints (
-                    url TEXT PRIMARY KEY,
-                    disabled_at REAL NOT NULL,
-                    status INTEGER,
-                    reason TEXT
-                );
-                """)
-        }
-    ]
-
-    /// Creates or upgrades the outbox tables in `database` (idempotent; the version is kept under the component
-    /// name `outbox` in `csmil_schema_versions`). The job store calls this when it opens the file.
+    /// Creates or upgrades the store's tables in `database` (idempotent): the outbox's tables are part of the
+    /// store's one schema (``StoreSchema``), so a file holding only an outbox (`csmil score --notify`) can later be
+    /// opened by the daemon's job store and the other way round.
     public static func installSchema(in database: SQLiteDatabase) throws {
-        try database.migrate(component: "outbox", migrations)
+        try StoreSchema.install(in: database)
     }
 
     private static let columnNames = [
@@ -126,46 +91,30 @@ public struct Outbox {
         } ?? nil
     }
 
-    /// Records the outcome of an attempt on `row` and returns the row's new state. Retries are scheduled by
-    /// `policy` with the jitter `randomFraction` (uniform in 0..<1); a 410 also disables the row's endpoint.
+    /// Records what an attempt on `row` came to (Notify judges the transport's answer into an ``OutboxAttempt``)
+    /// and returns the row's new state: one more attempt, the status and error, the next due time of a retry; a
+    /// dead letter; a disabled endpoint (410), which holds every row addressed to it.
+    ///
+    /// When the row is delivered and it was its event's last undelivered row, the event's job (if a job reported
+    /// it) becomes delivered in the same transaction: the delivery and the job's state are never apart.
     @discardableResult
     public func record(
-        _ outcome: DeliveryOutcome, for row: OutboxRow, policy: RetryPolicy, randomFraction: Double,
-        now: Double = Date().timeIntervalSince1970
+        _ attempt: OutboxAttempt, for row: OutboxRow, now: Double = Date().timeIntervalSince1970
     ) throws -> OutboxState {
-        let attempts = row.attempts + 1
-        var state = OutboxState.pending
+        let state: OutboxState
         var nextAttempt = row.nextAttemptAt
-        var status: Int?
-        var error: String?
         var deliveredAt: Double?
-        switch outcome {
-        case .delivered(let code):
+        switch attempt.result {
+        case .delivered:
             state = .delivered
-            status = code
             deliveredAt = now
-        case .retry(let reason, let code, let retryAfter):
-            status = code
-            switch policy.decide(
-                failures: attempts, windowStart: row.windowStart, now: now, retryAfter: retryAfter,
-                randomFraction: randomFraction)
-            {
-            case .retry(let at):
-                nextAttempt = at
-                error = reason
-            case .giveUp:
-                state = .dead
-                let hours = String(format: "%.1f", (now - row.windowStart) / 3600)
-                error = "gave up after \(attempts) attempts over \(hours) h; last: \(reason)"
-            }
-        case .deadLetter(let code, let reason):
+        case .retry(let at):
+            state = .pending
+            nextAttempt = at
+        case .dead:
             state = .dead
-            status = code
-            error = reason
-        case .endpointGone(let code, let reason):
+        case .endpointGone:
             state = .disabled
-            status = code
-            error = reason
         }
         try database.transaction {
             try database.execute(
@@ -175,16 +124,25 @@ public struct Outbox {
                 WHERE seq = ? AND state = 'pending'
                 """,
                 [
-                    .int(attempts), .real(nextAttempt), .real(now), .optional(status.map { .int($0) }),
-                    .optional(error.map { .text($0) }), .text(state.rawValue),
-                    .optional(deliveredAt.map { .real($0) }), .integer(row.sequence),
+                    .int(row.attempts + 1), .real(nextAttempt), .real(now),
+                    .optional(attempt.status.map { .int($0) }), .optional(attempt.error.map { .text($0) }),
+                    .text(state.rawValue), .optional(deliveredAt.map { .real($0) }), .integer(row.sequence),
                 ])
-            if case .endpointGone(let code, let reason) = outcome {
+            switch attempt.result {
+            case .delivered:
+                try JobStore.recordDelivered(eventID: row.message.eventID, now: now, in: database)
+            case .endpointGone:
                 try database.execute(
                     """
                     INSERT INTO outbox_endpoints (url, disabled_at, status, reason) VALUES (?, ?, ?, ?)
                     ON CONFLICT (url) DO NOTHING
-                    """, [.text(row.message.targetURL), .real(now), .int(code), .text(reason)])
+                    """,
+                    [
+                        .text(row.message.targetURL), .real(now), .optional(attempt.status.map { .int($0) }),
+                        .optional(attempt.error.map { .text($0) }),
+                    ])
+            case .retry, .dead:
+                break
             }
         }
         return state

@@ -1,4 +1,6 @@
+import Errors
 import Foundation
+import Ingest
 
 /// A synthetic whole-slide image: tissue-like texture inside a known, seeded geometry, with the
 /// toy anomalies of the CS-MIL paper (model spec §7), written as a pyramidal tiled TIFF that
@@ -178,7 +180,7 @@ public struct SyntheticSlide: Sendable {
 
     private static func validate(_ configuration: Configuration) throws(SyntheticSlideError) {
         func invalid(_ message: String, _ fix: String) -> SyntheticSlideError {
-            SyntheticSlideError(code: "synth.invalid_option", file: nil, message: message, fix: fix)
+            SyntheticSlideError(code: .invalidOption, file: nil, message: message, fix: fix)
         }
         let side = 1...maximumSide
         guard side.contains(configuration.width), side.contains(configuration.height) else {
@@ -416,9 +418,15 @@ struct SyntheticMaskGrid {
 }
 
 /// A synthetic slide that could not be laid out or written.
-public struct SyntheticSlideError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// A stable code: `synth.invalid_option` or `synth.write_failed`.
-    public var code: String
+public struct SyntheticSlideError: CSMILError, Sendable, Equatable {
+    public enum Code: String, ErrorCode {
+        /// An option is out of range or contradicts another.
+        case invalidOption = "synth.invalid_option"
+        /// The slide, its truth mask or its truth JSON could not be written.
+        case writeFailed = "synth.write_failed"
+    }
+
+    public var code: Code
     /// The file concerned, if any.
     public var file: String?
     /// What happened.
@@ -426,8 +434,6 @@ public struct SyntheticSlideError: Error, Sendable, Equatable, CustomStringConve
     /// What to do about it.
     public var fix: String
 
-    public var description: String {
-        if let file { return "\(file): \(message) — \(fix)" }
-        return "\(message) — \(fix)"
-    }
+    /// The file, or "csmil synth" for an option.
+    public var subject: String { file ?? "csmil synth" }
 }

@@ -1,5 +1,4 @@
 import Foundation
-import Notify
 
 /// The daemon's durable record of every slide it has seen (daemon spec "Jobs and state"): one SQLite file in
 /// `[state] directory` (`csmil.sqlite3`) holding the jobs, the paths each slide was seen at, and the webhook outbox,
@@ -7,40 +6,34 @@ import Notify
 ///
 /// A job is a slide *version*, identified by its content fingerprint: the same content under another name is an
 /// alias of the same job and is not scored twice; new content at a known path is a new job. Every state change is
-/// one statement or one transaction, so `kill -9` at any moment leaves each job in exactly one state:
-///
-/// ```
-/// discovered ──settle──▶ settled ──claimNext──▶ processing ──complete──▶ reported ──syncDelivered──▶ delivered
-///      ▲                   ▲  ▲                   │  │  │
-///      └──────discard──────┼──┼───────────────────┘  │  └──retryLater (attempts used up)──▶ failed
-///                          │  └─release / retryLater─┘
-///                          └──claimNext, when a crash left the lease to expire
-/// ```
+/// one statement or one transaction, so `kill -9` at any moment leaves each job in exactly one state. Which change
+/// is allowed from which state is ``JobLifecycle``'s table: the methods here check it before they write, and their
+/// SQL guards (`WHERE state IN (…)`) are built from it. A job becomes delivered in the transaction that records the
+/// delivery of its event's last outbox row (``Outbox/record(_:for:now:)``).
 ///
 /// One connection, used from one thread (the daemon's job thread); ``database`` is exposed so that callers can
 /// compose their own transactions. Other threads and processes (the outbox delivery worker, `csmil status`) open
 /// their own connections to the same file.
-final class JobStore {
+public final class JobStore {
     /// The connection.
-    let database: SQLiteDatabase
+    public let database: SQLiteDatabase
     /// The database file.
-    let path: String
+    public let path: String
 
-    /// Opens or creates the store at `path`: WAL, `synchronous=FULL`, `PRAGMA integrity_check`, the job tables'
-    /// migrations and the outbox's.
+    /// Opens or creates the store at `path`: WAL, `synchronous=FULL`, `PRAGMA integrity_check`, the schema's
+    /// migrations (``StoreSchema``).
     ///
     /// Jobs that a crash left in `processing` stay there until their lease expires; ``claimNext(now:leaseSeconds:)``
     /// then takes them again.
     ///
     /// - Throws: ``JobStoreError`` — `store.corrupt` when the file is damaged or not a database (naming the file and
     ///   how to start afresh), `store.cannot_open`, `store.schema_too_new`, `store.unavailable`.
-    init(path: String) throws {
+    public init(path: String) throws {
         self.path = path
         do {
             let database = try SQLiteDatabase(path: path)
             try database.checkIntegrity()
-            try database.migrate(Self.migrations)
-            try Outbox.installSchema(in: database)
+            try StoreSchema.install(in: database)
             self.database = database
         } catch {
             throw JobStoreError.opening(path, error)
@@ -52,7 +45,7 @@ final class JobStore {
     /// Records that a file was seen and is not yet settled (a hint, shown by `csmil status`). One row per path:
     /// seeing it again with another size or mtime updates the row; with the same ones it changes nothing. A file
     /// already settled or rejected with this size and mtime is not recorded again.
-    func recordDiscovered(path: String, size: Int64, modified: Double, now: Double) throws {
+    public func recordDiscovered(path: String, size: Int64, modified: Double, now: Double) throws {
         try database.transaction {
             if try known(path: path, size: size, modified: modified) != nil { return }
             try database.execute(
@@ -69,7 +62,7 @@ final class JobStore {
 
     /// Forgets a file that was discovered but went away before it settled (deleted, or renamed to an ignored name).
     /// Settled jobs and failures are kept.
-    func forgetDiscovered(path: String) throws {
+    public func forgetDiscovered(path: String) throws {
         try database.execute("DELETE FROM jobs WHERE path = ? AND state = 'discovered'", [.text(path)])
     }
 
@@ -85,7 +78,7 @@ final class JobStore {
     ///
     /// The path's discovered row becomes the job (or is dropped when the content is known), and a "not a slide"
     /// record at this path is removed: the file is a slide now.
-    func recordSettled(
+    public func recordSettled(
         path: String, fingerprint: String, size: Int64, modified: Double, now: Double
     ) throws -> SettleOutcome {
         try database.transaction { () throws -> SettleOutcome in
@@ -160,7 +153,7 @@ final class JobStore {
     /// Records a file that is not a slide (OpenSlide refuses it): one failed record per path, keeping the size and
     /// mtime it had. Recording it again unchanged does nothing; when the file changed, the record is updated. It is
     /// never retried: ``known(path:size:modified:)`` finds it until the file changes.
-    func recordRejected(
+    public func recordRejected(
         path: String, size: Int64, modified: Double, code: String, message: String, now: Double
     ) throws {
         try database.transaction {
@@ -212,14 +205,14 @@ final class JobStore {
     ///
     /// A job that crashed csmil each time it was scored keeps coming back here with `attempts` growing: the caller
     /// decides when to stop (e.g. report it failed once `attempts` exceeds its limit).
-    func claimNext(now: Double, leaseSeconds: Double) throws -> Job? {
+    public func claimNext(now: Double, leaseSeconds: Double) throws -> Job? {
         try database.transaction { () throws -> Job? in
             guard
                 let id = try database.queryOne(
                     """
                     SELECT id FROM jobs
-                    WHERE (state = 'settled' AND next_attempt_at <= ?1)
-                       OR (state = 'processing' AND lease_until <= ?1)
+                    WHERE (state IN (\(JobLifecycle.sqlSources(.claim))) AND next_attempt_at <= ?1)
+                       OR (state IN (\(JobLifecycle.sqlSources(.takeOver))) AND lease_until <= ?1)
                     ORDER BY state = 'processing' DESC, next_attempt_at, id
                     LIMIT 1
                     """, [.real(now)], row: { $0.int64(0) })
@@ -237,9 +230,9 @@ final class JobStore {
     /// Extends the claim on a processing job to `now + leaseSeconds` (call it while a long slide is scored).
     ///
     /// - Throws: ``JobStoreError`` `job.wrong_state` when the job is no longer processing.
-    func renewLease(jobID: Int64, now: Double, leaseSeconds: Double) throws {
+    public func renewLease(jobID: Int64, now: Double, leaseSeconds: Double) throws {
         let changed = try database.execute(
-            "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE id = ? AND state = 'processing'",
+            "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE id = ? AND state IN (\(JobLifecycle.sqlSources(.renew)))",
             [.real(now + leaseSeconds), .real(now), .integer(jobID)])
         if changed == 0 { throw JobStoreError.wrongState(path, try require(jobID), "renew the lease of") }
     }
@@ -254,7 +247,7 @@ final class JobStore {
     /// - Throws: ``JobStoreError`` `job.event_id_conflict` when the job was reported under another id, another job
     ///   has this id, or `outbox` carries another id; `job.wrong_state` when the job is not processing;
     ///   `job.unknown`.
-    func complete(
+    public func complete(
         jobID: Int64, eventID: String, reportDirectory: String, result: JobResult, outbox: OutboxMessage?,
         now: Double
     ) throws {
@@ -267,9 +260,9 @@ final class JobStore {
         try database.transaction {
             let job = try require(jobID)
             switch job.state {
-            case .processing:
+            case let state where JobLifecycle.allows(.complete, from: state):
                 break
-            case .reported, .delivered:
+            case let state where JobState.finished.contains(state):
                 guard job.eventID == eventID else {
                     throw JobStoreError(
                         code: .eventIDConflict, file: path,
@@ -279,7 +272,7 @@ final class JobStore {
                 // Completed again (e.g. retried after an error past the commit): the outbox ignores a known id.
                 if let outbox { try Outbox(database: database).enqueue(outbox, now: now) }
                 return
-            case .discovered, .settled, .failed:
+            default:
                 throw JobStoreError.wrongState(path, job, "complete")
             }
             if let other = try database.queryOne(
@@ -312,19 +305,34 @@ final class JobStore {
         }
     }
 
+    /// The job that reported `eventID` becomes delivered once none of the event's outbox rows is left undelivered.
+    /// ``Outbox/record(_:for:now:)`` calls it inside the transaction that records a delivery, so the two are never
+    /// apart. Returns whether a job changed (false for an event no job reported, as `csmil score --notify` queues).
+    @discardableResult
+    static func recordDelivered(eventID: String, now: Double, in database: SQLiteDatabase) throws -> Bool {
+        try database.execute(
+            """
+            UPDATE jobs SET state = 'delivered', delivered_at = ?1, updated_at = ?1
+            WHERE event_id = ?2 AND state IN (\(JobLifecycle.sqlSources(.deliver)))
+              AND NOT EXISTS (SELECT 1 FROM outbox WHERE event_id = ?2 AND state <> 'delivered')
+            """, [.real(now), .text(eventID)]) > 0
+    }
+
     /// A transient failure of a processing job (disk full, work folder unwritable…): while `attempts <
     /// maxAttempts` it goes back to settled, due after a full-jitter exponential backoff (uniform in
     /// `0 ..< min(maxBackoff, initialBackoff · 2^(attempts − 1))`); after that it is failed with the reason.
     ///
     /// - Parameter randomFraction: the jitter, uniform in 0..<1 (tests pass a fixed one).
     @discardableResult
-    func retryLater(
+    public func retryLater(
         jobID: Int64, code: String, message: String, now: Double, maxAttempts: Int = 3,
         initialBackoff: Double = 30, maxBackoff: Double = 3600, randomFraction: Double = .random(in: 0..<1)
     ) throws -> RetryDecision {
         try database.transaction { () throws -> RetryDecision in
             let job = try require(jobID)
-            guard job.state == .processing else { throw JobStoreError.wrongState(path, job, "retry") }
+            guard JobLifecycle.allows(.retry, from: job.state) else {
+                throw JobStoreError.wrongState(path, job, "retry")
+            }
             if job.attempts < maxAttempts {
                 let ceiling = min(maxBackoff, initialBackoff * pow(2, Double(max(0, job.attempts - 1))))
                 let due = now + ceiling * min(max(randomFraction, 0), 1)
@@ -354,10 +362,10 @@ final class JobStore {
 
     /// The file changed while its job was settled or processing: the job is dropped back to discovered (its
     /// fingerprint, aliases and attempts cleared), so the next settle of the path queues the new content afresh.
-    func discard(jobID: Int64, now: Double) throws {
+    public func discard(jobID: Int64, now: Double) throws {
         try database.transaction {
             let job = try require(jobID)
-            guard job.state == .settled || job.state == .processing else {
+            guard JobLifecycle.allows(.discard, from: job.state) else {
                 throw JobStoreError.wrongState(path, job, "discard")
             }
             // Keep one discovered row per path: this one.
@@ -382,13 +390,13 @@ final class JobStore {
     /// the lease cleared, due at once (it keeps its place). Returns false, changing nothing, when the job is not
     /// processing.
     @discardableResult
-    func release(jobID: Int64, now: Double = Date().timeIntervalSince1970) throws -> Bool {
+    public func release(jobID: Int64, now: Double = Date().timeIntervalSince1970) throws -> Bool {
         try database.execute(
             """
             UPDATE jobs
             SET state = 'settled', attempts = MAX(attempts - 1, 0), lease_until = NULL,
                 next_attempt_at = MIN(COALESCE(next_attempt_at, ?1), ?1), updated_at = ?1
-            WHERE id = ?2 AND state = 'processing'
+            WHERE id = ?2 AND state IN (\(JobLifecycle.sqlSources(.release)))
             """, [.real(now), .integer(jobID)]) > 0
     }
 
@@ -396,40 +404,26 @@ final class JobStore {
     /// process works on them) become claimable now, keeping their attempt count: a crash counts as an attempt, so a
     /// slide that crashes the daemon every time is eventually given up. Returns how many there were.
     @discardableResult
-    func expireLeases(now: Double) throws -> Int {
+    public func expireLeases(now: Double) throws -> Int {
         try database.execute(
             "UPDATE jobs SET lease_until = ?1, updated_at = ?1 WHERE state = 'processing'", [.real(now)])
-    }
-
-    /// Reported jobs whose outbox row was delivered become delivered (call it periodically, or after the delivery
-    /// worker reports progress). Jobs without a webhook event stay reported. Returns how many changed.
-    @discardableResult
-    func syncDelivered(now: Double) throws -> Int {
-        try database.execute(
-            """
-            UPDATE jobs
-            SET state = 'delivered', updated_at = ?,
-                delivered_at = (SELECT o.delivered_at FROM outbox AS o WHERE o.event_id = jobs.event_id)
-            WHERE state = 'reported'
-              AND event_id IN (SELECT event_id FROM outbox WHERE state = 'delivered')
-            """, [.real(now)])
     }
 
     // MARK: - Reading
 
     /// The job with this id, or nil.
-    func job(id: Int64) throws -> Job? {
+    public func job(id: Int64) throws -> Job? {
         try database.queryOne("SELECT \(Self.columns) FROM jobs WHERE id = ?", [.integer(id)], row: Self.job)
     }
 
     /// Every job with this content (live or failed), oldest first.
-    func jobs(fingerprint: String) throws -> [Job] {
+    public func jobs(fingerprint: String) throws -> [Job] {
         try database.query(
             "SELECT \(Self.columns) FROM jobs WHERE fingerprint = ? ORDER BY id", [.text(fingerprint)], row: Self.job)
     }
 
     /// The paths a job's content was seen at (where it was settled first, then aliases), in the order first seen.
-    func paths(jobID: Int64) throws -> [String] {
+    public func paths(jobID: Int64) throws -> [String] {
         try database.query(
             "SELECT path FROM job_paths WHERE job_id = ? ORDER BY first_seen_at, rowid", [.integer(jobID)]
         ) { $0.string(0) }
@@ -438,7 +432,7 @@ final class JobStore {
     /// The job that already accounts for the file at `path` with this size and mtime — settled there (or seen
     /// there as an alias), or rejected as not a slide — or nil when the file is new or changed. A rescan uses it to
     /// skip files without reading them again. Live jobs win over failed ones.
-    func known(path: String, size: Int64, modified: Double) throws -> Job? {
+    public func known(path: String, size: Int64, modified: Double) throws -> Job? {
         try database.queryOne(
             """
             SELECT \(Self.columns) FROM jobs
@@ -455,7 +449,7 @@ final class JobStore {
         try database.queryOne(
             """
             SELECT \(Self.columns) FROM jobs
-            WHERE fingerprint = ? AND state IN ('settled', 'processing', 'reported', 'delivered')
+            WHERE fingerprint = ? AND state IN (\(JobLifecycle.sql(JobState.live)))
             """, [.text(fingerprint)], row: Self.job)
     }
 
@@ -471,7 +465,7 @@ final class JobStore {
     }
 
     /// The job with this id, or a `job.unknown` error.
-    func require(_ id: Int64) throws -> Job {
+    public func require(_ id: Int64) throws -> Job {
         guard let job = try job(id: id) else { throw JobStoreError.unknownJob(path, id) }
         return job
     }

@@ -144,8 +144,7 @@ public final class SQLiteDatabase {
 
     /// Brings the whole file to version `migrations.count` with `PRAGMA user_version`: migration `i` takes it from
     /// version `i` to `i + 1`, each in its own transaction with the version bump. A file newer than this build
-    /// is refused. Use this for the file's owner (the job store); components sharing the file use
-    /// ``migrate(component:_:)``.
+    /// is refused.
     public func migrate(_ migrations: [Migration]) throws {
         let current = try userVersion()
         guard current <= migrations.count else {
@@ -156,36 +155,11 @@ public final class SQLiteDatabase {
         }
         for version in current..<migrations.count {
             try transaction {
+                // Another connection (csmil status while the daemon starts) may have taken this step meanwhile.
+                guard try userVersion() == version else { return }
                 try migrations[version](self)
                 try execute("PRAGMA user_version = \(version + 1)")
             }
-        }
-    }
-
-    /// Brings one component's tables to version `migrations.count`, recording versions per component in the table
-    /// `csmil_schema_versions`, so several components (the job store, the outbox) can share one file.
-    public func migrate(component: String, _ migrations: [Migration]) throws {
-        try execute(
-            "CREATE TABLE IF NOT EXISTS csmil_schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
-        try transaction {
-            let current =
-                try queryOne("SELECT version FROM csmil_schema_versions WHERE component = ?", [.text(component)]) {
-                    $0.int(0)
-                } ?? 0
-            guard current <= migrations.count else {
-                throw SQLiteError(
-                    code: .tooNew, path: path,
-                    message: "the \(component) tables are at schema version \(current); this csmil knows up to "
-                        + "\(migrations.count)",
-                    fix: "run the csmil version that wrote it, or move the file aside to start an empty store")
-            }
-            for version in current..<migrations.count {
-                try migrations[version](self)
-            }
-            try execute(
-                "INSERT INTO csmil_schema_versions (component, version) VALUES (?, ?) "
-                    + "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
-                [.text(component), .int(migrations.count)])
         }
     }
 }

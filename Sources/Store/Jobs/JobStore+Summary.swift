@@ -1,14 +1,12 @@
 import Foundation
-import Notify
 
 extension JobStore {
     /// What `csmil status` shows: counts per state, the queue in claim order, the jobs in progress, files not yet
     /// settled, the `recent` latest results, the latest failures with their reasons, and the outbox's summary. Lists
     /// other than `recent` hold at most `limit` entries (the counts are complete). Read in one read transaction, so
-    /// the parts agree with each other, without taking the write lock. A reported job whose webhook event the outbox
-    /// has delivered shows as delivered even before the worker's `syncDelivered` records it, so the job counts and the
-    /// outbox's never disagree.
-    func summary(now: Double, recent: Int = 20, limit: Int = 100) throws -> JobSummary {
+    /// the parts agree with each other, without taking the write lock. A job becomes delivered in the transaction
+    /// that records its event's delivery, so the job counts and the outbox's never disagree.
+    public func summary(now: Double, recent: Int = 20, limit: Int = 100) throws -> JobSummary {
         try reading { () throws -> JobSummary in
             let counts = try stateCounts()
 
@@ -54,9 +52,9 @@ extension JobStore {
 
             let results = try database.query(
                 """
-                SELECT id, path, \(Self.shownState), result_status, probability, label, event_id, report_directory,
+                SELECT id, path, state, result_status, probability, label, event_id, report_directory,
                        result_error_code, result_error_message, finished_at
-                FROM jobs WHERE state IN ('reported', 'delivered')
+                FROM jobs WHERE state IN (\(JobLifecycle.sql(JobState.finished)))
                 ORDER BY finished_at DESC, id DESC
                 LIMIT ?
                 """, [.int(recent)]
@@ -91,27 +89,20 @@ extension JobStore {
         }
     }
 
-    /// Runs `body` in a read transaction (`BEGIN DEFERRED`: a snapshot, no write lock), or inside the caller's.
     /// How many jobs are in each state (one query; what the worker checks before every claim).
-    func counts() throws -> JobSummary.Counts { try reading { try stateCounts() } }
+    public func counts() throws -> JobSummary.Counts { try reading { try stateCounts() } }
 
     private func stateCounts() throws -> JobSummary.Counts {
         var counts = JobSummary.Counts()
         for (state, count) in try database.query(
-            "SELECT \(Self.shownState) AS shown, COUNT(*) FROM jobs GROUP BY shown", row: { ($0.string(0), $0.int(1)) })
+            "SELECT state, COUNT(*) FROM jobs GROUP BY state", row: { ($0.string(0), $0.int(1)) })
         {
             if let state = JobState(rawValue: state) { counts[state] = count }
         }
         return counts
     }
 
-    /// A job's state as `csmil status` shows it: `reported` becomes `delivered` once the outbox has delivered the
-    /// job's event (what `syncDelivered` will record).
-    private static let shownState = """
-        CASE WHEN state = 'reported' AND event_id IN (SELECT event_id FROM outbox WHERE state = 'delivered') \
-        THEN 'delivered' ELSE state END
-        """
-
+    /// Runs `body` in a read transaction (`BEGIN DEFERRED`: a snapshot, no write lock), or inside the caller's.
     private func reading<Result>(_ body: () throws -> Result) throws -> Result {
         if database.isInTransaction { return try body() }
         try database.execute("BEGIN DEFERRED")
@@ -126,7 +117,7 @@ extension JobStore {
     }
 
     /// The file name shown for a path.
-    static func name(_ path: String) -> String {
+    public static func name(_ path: String) -> String {
         URL(fileURLWithPath: path).lastPathComponent
     }
 }

@@ -1,13 +1,13 @@
-import Notify
+import Errors
 
 /// A job store failure that is not a plain SQLite error: the file cannot be used, or a caller asked for a change
 /// that the job's state does not allow. It names the database file (and the job) and says what to do.
 ///
 /// SQLite failures after the store is open (a full disk, an I/O error) are thrown as ``SQLiteError``, which has its
 /// own stable codes (`sqlite.disk_full`, …).
-struct JobStoreError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct JobStoreError: CSMILError, Sendable, Equatable {
     /// A stable code per kind of failure.
-    enum Code: String, Sendable, Equatable {
+    public enum Code: String, ErrorCode {
         /// The file is damaged or is not a database; the integrity check at start failed.
         case corrupt = "store.corrupt"
         /// The file or its folder cannot be opened or created.
@@ -24,21 +24,22 @@ struct JobStoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case eventIDConflict = "job.event_id_conflict"
     }
 
-    var code: Code
+    public var code: Code
     /// The database file.
-    var file: String
+    public var file: String
     /// What happened.
-    var message: String
+    public var message: String
     /// What to do about it.
-    var fix: String
+    public var fix: String
 
-    var description: String { "\(file): \(message) — \(fix)" }
+    public var subject: String { file }
 
     /// The error for a failure while opening the store at `path`.
-    static func opening(_ path: String, _ error: any Error) -> JobStoreError {
+    public static func opening(_ path: String, _ error: any Error) -> JobStoreError {
         guard let error = error as? SQLiteError else {
             return JobStoreError(
-                code: .unavailable, file: path, message: "the job store could not be opened: \(error)",
+                code: .unavailable, file: path,
+                message: "the job store could not be opened: \(ErrorSummary(error).text)",
                 fix: "check the file and its folder, then start csmil again")
         }
         switch error.code {
@@ -58,7 +59,7 @@ struct JobStoreError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The file failed its integrity check or is not a database.
-    static func corrupt(_ path: String, detail: String) -> JobStoreError {
+    public static func corrupt(_ path: String, detail: String) -> JobStoreError {
         JobStoreError(
             code: .corrupt, file: path, message: "the job store is damaged (\(detail))",
             fix: "stop csmil, move \(path) and any \(path)-wal and \(path)-shm beside it aside (keep them for "
@@ -67,13 +68,13 @@ struct JobStoreError: Error, Sendable, Equatable, CustomStringConvertible {
                 + "waiting in the old file are not resent")
     }
 
-    static func unknownJob(_ path: String, _ id: Int64) -> JobStoreError {
+    public static func unknownJob(_ path: String, _ id: Int64) -> JobStoreError {
         JobStoreError(
             code: .unknownJob, file: path, message: "no job has id \(id)",
             fix: "this is a bug in csmil (a job id from another store?); please report it")
     }
 
-    static func wrongState(_ path: String, _ job: Job, _ action: String) -> JobStoreError {
+    public static func wrongState(_ path: String, _ job: Job, _ action: String) -> JobStoreError {
         JobStoreError(
             code: .wrongState, file: path,
             message: "cannot \(action) job \(job.id) (\(job.path)): it is \(job.state.rawValue)",

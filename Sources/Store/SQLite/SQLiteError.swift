@@ -1,10 +1,11 @@
 import CSQLite
+import Errors
 
 /// A SQLite call that failed. It names the database file, what was being done, SQLite's own message and what an
 /// operator can do about it.
-public struct SQLiteError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct SQLiteError: CSMILError, Sendable, Equatable {
     /// A stable code per kind of failure.
-    public enum Code: String, Sendable, Equatable {
+    public enum Code: String, ErrorCode {
         /// The file could not be opened or created (`SQLITE_CANTOPEN`, `SQLITE_PERM`, `SQLITE_READONLY`).
         case cannotOpen = "sqlite.cannot_open"
         /// Another connection held a lock for longer than the busy timeout (`SQLITE_BUSY`, `SQLITE_LOCKED`).
@@ -45,7 +46,7 @@ public struct SQLiteError: Error, Sendable, Equatable, CustomStringConvertible {
         self.resultCode = resultCode
     }
 
-    public var description: String { "\(path): \(message) — \(fix)" }
+    public var subject: String { path }
 
     /// The error for SQLite result `result` while doing `operation`, with the connection's message when one is open.
     static func sqlite(_ result: Int32, _ operation: String, path: String, handle: OpaquePointer?) -> SQLiteError {
