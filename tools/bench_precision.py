@@ -20,7 +20,8 @@ machine (or a bigger one) and compared:
   sweep    the slide probability at fp32 and bf16 for a set of seeded toy slides and models (the demo model's
            trained heads on its ResNet-18 backbones, and a seeded ResNet-50 with random heads):
            |p_bf16 − p_fp32| per slide and per head, and bf16-vs-fp32 features per tile (max |Δ| relative to the
-           slide's largest feature, cosine) from `csmil embed-slides --precision`.
+           slide's largest feature, cosine) from `csmil embed-slides --precision`. --sweep-model DIR and
+           --sweep-slide FILE add your own model and slides: check bf16 on them before switching a lab to it.
 
 Needs: a release build (swift build -c release), Debian's python3-torch and python3-torchvision (the ONNX export,
 once), and ONNX Runtime + NumPy, which the script installs into a virtual environment (.build/bench-venv) on
@@ -59,12 +60,12 @@ def run_json(command, env=None):
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
 
 
-def summary(values):
+def summary(values, digits=3):
     values = [v for v in values if v is not None]
     if not values:
         return None
-    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
-            "max": round(max(values), 3), "n": len(values), "values": [round(v, 3) for v in values]}
+    return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
+            "max": round(max(values), digits), "n": len(values), "values": [round(v, digits) for v in values]}
 
 
 class Busy:
@@ -288,15 +289,13 @@ class Bench:
                 run_json([self.csmil, "synth", "--out", path, "--width", str(a.sweep_side), "--height",
                           str(a.sweep_side), "--anomaly", kind, "--positive", positive, "--seed", str(30000 + index)])
             slides.append(path)
-        demo = os.path.join(ROOT, "models", "demo")
-        if not os.path.exists(os.path.join(demo, "backbone_5x.safetensors")):
-            run_json([self.csmil, "seeded-backbones", "--arch", "resnet18", "--seed", "1", "--out", demo])
-        random_model = os.path.join(folder, "random-resnet50")
-        if not os.path.exists(os.path.join(random_model, "model.toml")):
-            subprocess.run([self.csmil, "bench", "seeded-model", "--arch", "resnet50", "--heads", "4", "--head-seed",
-                            "101", "--out", random_model], check=True, capture_output=True)
-        models = {"demo (resnet18, trained heads)": (demo, "resnet18"),
-                  "seeded resnet50, 4 random heads": (random_model, "resnet50")}
+        slides += [os.path.abspath(path) for path in a.sweep_slide]
+        models = self.sweep_models(folder, slides)
+        for index, model in enumerate(a.sweep_model):
+            with open(os.path.join(model, "model.toml")) as handle:
+                arch = next(json.loads(line.split(" = ", 1)[1]) for line in handle.read().splitlines()
+                            if line.startswith("architecture = "))
+            models[f"--sweep-model {model}"] = (os.path.abspath(model), arch)
         out = {"slides": slides, "models": {}}
         all_differences = []
         for name, (model, arch) in models.items():
@@ -323,26 +322,96 @@ class Bench:
             features = self.feature_fidelity(model, arch, slides, folder) if a.sweep_features else None
             differences = [r["difference"] for r in rows]
             heads = [d for r in rows for d in r["head_differences"]]
-            out["models"][name] = {"rows": rows, "slide_difference": summary(differences),
-                                   "head_difference": summary(heads), "features": features}
+            out["models"][name] = {"rows": rows, "slide_difference": summary(differences, 6),
+                                   "head_difference": summary(heads, 6), "features": features}
         out["max_difference"] = max(all_differences)
         out["all_within_0.005"] = all(d <= 0.005 for d in all_differences)
+        return out
+
+    def sweep_models(self, folder, slides):
+        """The demo model (trained heads), the demo backbones with 4 random heads, and a seeded ResNet-50 with 4
+        random heads. Random heads on raw features saturate (p is 0 or 1 whatever the features), so the random
+        models standardise the features per scale as the demo model does: with the demo's statistics, and for the
+        ResNet-50 with its fp32 features' own on these slides (written as its feature_normalization file)."""
+        demo = os.path.join(ROOT, "models", "demo")
+        if not os.path.exists(os.path.join(demo, "backbone_5x.safetensors")):
+            run_json([self.csmil, "seeded-backbones", "--arch", "resnet18", "--seed", "1", "--out", demo])
+        models = {"demo: resnet18, trained heads": (demo, "resnet18")}
+
+        def random_model(name, arch, backbones, normalization):
+            path = os.path.join(folder, name)
+            if not os.path.exists(os.path.join(path, "model.toml")):
+                subprocess.run([self.csmil, "bench", "seeded-model", "--arch", arch, "--heads", "4", "--head-seed",
+                                "101", "--out", path], check=True, capture_output=True)
+                heads = ", ".join(f'"heads/{i}.safetensors"' for i in range(4))
+                lines = [f'name = "{name} (random heads, seeds 101-104)"', f'architecture = "{arch}"']
+                lines += [f'backbone_{scale} = "{file}"' for scale, file in zip(["20x", "10x", "5x"], backbones)]
+                lines += [f"heads = [{heads}]", f'feature_normalization = "{normalization}"', ""]
+                with open(os.path.join(path, "model.toml"), "w") as handle:
+                    handle.write("\n".join(lines))
+            return path
+
+        demo_files = [os.path.join(demo, f"backbone_{scale}.safetensors") for scale in ["20x", "10x", "5x"]]
+        models["demo backbones, 4 random heads"] = (
+            random_model("random-heads-resnet18", "resnet18", demo_files,
+                         os.path.join(demo, "feature_normalization.safetensors")), "resnet18")
+        # Untrained He-initialised ResNet-50 features reach about 30,000 with dead channels, which per-channel
+        # standardisation turns into noise amplifiers; BatchNorm calibrated on the slides gives features as well
+        # conditioned as a trained network's (seeded-backbones --calibrate; minutes, once).
+        calibrated = os.path.join(folder, "calibrated-resnet50")
+        if not os.path.exists(os.path.join(calibrated, "backbone_5x.safetensors")):
+            log(f"calibrating seeded ResNet-50 backbones on the sweep slides into {calibrated} (once)")
+            run_json([self.csmil, "seeded-backbones", "--arch", "resnet50", "--seed", "1", "--out", calibrated,
+                      "--calibration-tiles", "32", "--log-level", "warning", "--calibrate"] + slides)
+        r50 = os.path.join(folder, "random-heads-resnet50")
+        statistics_file = os.path.join(r50, "feature_normalization.safetensors")
+        path = random_model("random-heads-resnet50", "resnet50",
+                            [os.path.join(calibrated, f"backbone_{scale}.safetensors") for scale in ["20x", "10x", "5x"]],
+                            statistics_file)
+        if not os.path.exists(statistics_file):
+            features = self.embed_slides(path, "resnet50", slides, folder, "fp32")
+            self.write_normalization(features, statistics_file)
+        models["calibrated seeded resnet50, 4 random heads"] = (path, "resnet50")
+        return models
+
+    def write_normalization(self, features, path):
+        """Per-scale mean and standard deviation of the .npy features in `features`, as a safetensors file."""
+        if self.python is None:
+            self.python = venv_python(self.work)
+        script = r"""
+import json, os, struct, sys, numpy as np
+folder, path = sys.argv[1], sys.argv[2]
+x = np.concatenate([np.load(os.path.join(folder, f)) for f in sorted(os.listdir(folder)) if f.endswith(".npy")])
+x = x.reshape(x.shape[0], 3, -1).astype(np.float64)
+mean, std = x.mean(axis=0).astype(np.float32), np.maximum(x.std(axis=0), 1e-3).astype(np.float32)
+n = mean.nbytes
+header = json.dumps({"mean": {"dtype": "F32", "shape": list(mean.shape), "data_offsets": [0, n]},
+                     "std": {"dtype": "F32", "shape": list(std.shape), "data_offsets": [n, 2 * n]}}).encode()
+header += b" " * (-len(header) % 8)
+with open(path, "wb") as handle:
+    handle.write(struct.pack("<Q", len(header)) + header + mean.tobytes() + std.tobytes())
+print(json.dumps({"tiles": int(x.shape[0])}))
+"""
+        run_json([self.python, "-c", script, features, path])
+
+    def embed_slides(self, model, arch, slides, folder, precision):
+        """`csmil embed-slides` of the model's backbones at `precision`; returns the features folder."""
+        with open(os.path.join(model, "model.toml")) as handle:
+            manifest = dict(line.split(" = ", 1) for line in handle.read().splitlines() if " = " in line)
+        files = [os.path.join(model, json.loads(manifest[key])) for key in ["backbone_20x", "backbone_10x",
+                                                                           "backbone_5x"]]
+        # Keyed by the backbones' folder: models that share backbones share their features.
+        out = os.path.join(folder, "features", os.path.basename(os.path.dirname(os.path.abspath(files[0]))), precision)
+        subprocess.run([self.csmil, "embed-slides", "--arch", arch, "--backbone-20x", files[0], "--backbone-10x",
+                        files[1], "--backbone-5x", files[2], "--precision", precision, "--out", out,
+                        "--log-level", "warning"] + slides, check=True, capture_output=True)
         return out
 
     def feature_fidelity(self, model, arch, slides, folder):
         """`csmil embed-slides` at both precisions; per tile and scale: max |Δ| / the slide's largest |feature|,
         and cosine."""
-        with open(os.path.join(model, "model.toml")) as handle:
-            manifest = dict(line.split(" = ", 1) for line in handle.read().splitlines() if " = " in line)
-        files = [os.path.join(model, json.loads(manifest[key])) for key in ["backbone_20x", "backbone_10x",
-                                                                           "backbone_5x"]]
-        features = {}
-        for precision in ["fp32", "bf16"]:
-            out = os.path.join(folder, "features", os.path.basename(model), precision)
-            subprocess.run([self.csmil, "embed-slides", "--arch", arch, "--backbone-20x", files[0], "--backbone-10x",
-                            files[1], "--backbone-5x", files[2], "--precision", precision, "--out", out,
-                            "--log-level", "warning"] + slides, check=True, capture_output=True)
-            features[precision] = out
+        features = {precision: self.embed_slides(model, arch, slides, folder, precision)
+                    for precision in ["fp32", "bf16"]}
         if self.python is None:
             self.python = venv_python(self.work)
         script = r"""
@@ -419,8 +488,9 @@ def markdown(results):
             for row in m["rows"]:
                 lines.append(f"| {row['slide']} | {row['tiles']} | {row['p_fp32']:.5f} | {row['p_bf16']:.5f} | "
                              f"{row['difference']:.6f} | {max(row['head_differences']):.6f} |")
-            lines.append(f"\nslides: {m['slide_difference']}; heads: median {m['head_difference']['median']}, "
-                         f"max {m['head_difference']['max']}")
+            sd, hd = m["slide_difference"], m["head_difference"]
+            lines.append(f"\n|Δp| over {sd['n']} slides: median {sd['median']}, max {sd['max']}; per head "
+                         f"({hd['n']}): median {hd['median']}, max {hd['max']}")
             if m["features"]:
                 f = m["features"]
                 lines.append(f"features ({f['rows']} tile-scales): max |Δ| / largest: median {f['relative_median']:.5f}, "
@@ -453,6 +523,9 @@ def main():
     parser.add_argument("--slide", help="the score slide (default: a 12000 × 10000 synthetic one, made once)")
     parser.add_argument("--sweep-slides", type=int, default=8)
     parser.add_argument("--sweep-side", type=int, default=3072)
+    parser.add_argument("--sweep-model", action="append", default=[],
+                        help="also compare this model folder (your own model: check bf16 on it before using it)")
+    parser.add_argument("--sweep-slide", action="append", default=[], help="also score this slide in the sweep")
     parser.add_argument("--no-sweep-features", dest="sweep_features", action="store_false",
                         help="skip the embed-slides feature comparison")
     parser.add_argument("--work", default=os.path.join(ROOT, ".build", "bench-precision"))
