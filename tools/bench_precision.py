@@ -362,7 +362,7 @@ class Bench:
         if not os.path.exists(os.path.join(calibrated, "backbone_5x.safetensors")):
             log(f"calibrating seeded ResNet-50 backbones on the sweep slides into {calibrated} (once)")
             run_json([self.csmil, "seeded-backbones", "--arch", "resnet50", "--seed", "1", "--out", calibrated,
-                      "--calibration-tiles", "32", "--log-level", "warning", "--calibrate"] + slides)
+                      "--calibration-tiles", "16", "--log-level", "warning", "--calibrate"] + slides)
         r50 = os.path.join(folder, "random-heads-resnet50")
         statistics_file = os.path.join(r50, "feature_normalization.safetensors")
         path = random_model("random-heads-resnet50", "resnet50",
