@@ -71,6 +71,8 @@ struct Configuration: Sendable, Equatable {
         var clientKey: String?
         /// A proxy URL; nil for none (proxy environment variables are ignored).
         var proxy: String?
+        /// With `format = "fhir"`: a transaction Bundle instead of one DiagnosticReport.
+        var fhirBundle = false
     }
 
     struct Log: Sendable, Equatable {
@@ -93,6 +95,8 @@ struct Configuration: Sendable, Equatable {
     var log: Log
     var ingest = Ingest()
     var pipeline = Pipeline()
+    var identity = Identity()
+    var hl7 = HL7()
 
     struct Pipeline: Sendable, Equatable {
         /// Slides scored at the same time, each by a worker of its own.

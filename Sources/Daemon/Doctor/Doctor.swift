@@ -104,6 +104,8 @@ enum Doctor {
         if model.severity == .ok { findings += self.model(directory: configuration.model.directory) }
         findings += webhook(configuration.webhook)
         findings.append(precisions(configured: configuration.pipeline.precision))
+        findings += identity(configuration.identity)
+        findings += hl7(configuration.hl7, identity: configuration.identity)
         return findings
     }
 

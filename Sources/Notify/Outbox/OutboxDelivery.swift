@@ -4,24 +4,47 @@ import Logging
 import Store
 
 /// The worker that empties the outbox: on a thread of its own (libcurl and SQLite block), it takes the next due
-/// row, signs it with this attempt's timestamp (`webhook-id` is always the event id), POSTs the stored bytes and
-/// records the outcome durably before it takes the next one.
+/// row, looks up its destination in the configuration in force now (URL and transport), sends the stored bytes —
+/// a webhook POST signed with this attempt's timestamp (`webhook-id` is always the event id), or an HL7 message
+/// over MLLP (MSH-10 is always the event id) — and records the outcome durably before it takes the next one.
 ///
 /// It sleeps until the earliest pending row falls due, until ``wake()`` (call it after committing an enqueue), or
 /// at most ``Configuration/idlePoll`` seconds (rows queued by another process). ``stop()`` aborts a transfer in
 /// flight without recording it — the row stays pending and is resent, with the same id and body, next time; a
 /// crash or `kill -9` has the same effect.
 public final class OutboxDelivery: @unchecked Sendable {
-    /// What the worker needs; ``reconfigure(_:)`` replaces it (a SIGHUP reload) from the next attempt on.
+    /// Where one destination's rows go now, and how.
+    public struct Destination: Sendable {
+        /// How the bytes travel.
+        public enum Transport: Sendable {
+            /// A signed HTTP POST (Standard Webhooks).
+            case webhook(secret: WebhookSecret, client: WebhookClientOptions)
+            /// An HL7 message over MLLP, answered by an ACK.
+            case hl7(MLLPClientOptions)
+        }
+
+        /// The URL in force: `https://…` for a webhook, `mllp(s)://…` for HL7.
+        public var url: String
+        public var transport: Transport
+        /// When failed attempts are retried.
+        public var retry: RetryPolicy
+
+        /// A destination.
+        public init(url: String, transport: Transport, retry: RetryPolicy = RetryPolicy()) {
+            self.url = url
+            self.transport = transport
+            self.retry = retry
+        }
+    }
+
+    /// What the worker needs; ``reconfigure(_:)`` replaces it (a SIGHUP reload) from the next attempt on — queued
+    /// rows, and dead letters replayed later, go to the URLs configured then.
     public struct Configuration: Sendable {
         /// The SQLite file holding the outbox; the worker opens its own connection.
         public var databasePath: String
-        /// The signing keys.
-        public var secret: WebhookSecret
-        /// Timeouts, TLS and proxy of each POST.
-        public var client: WebhookClientOptions
-        /// When failed attempts are retried.
-        public var retry: RetryPolicy
+        /// The destinations configured now, by name (``OutboxMessage/webhook``, ``OutboxMessage/hl7``). Rows for a
+        /// destination that is not here wait.
+        public var destinations: [String: Destination]
         /// The longest sleep between looks at the outbox, in seconds.
         public var idlePoll: Double
         /// The jitter source: uniform in 0..<1.
@@ -29,17 +52,31 @@ public final class OutboxDelivery: @unchecked Sendable {
 
         /// A configuration.
         public init(
-            databasePath: String, secret: WebhookSecret, client: WebhookClientOptions = WebhookClientOptions(),
-            retry: RetryPolicy = RetryPolicy(), idlePoll: Double = 30,
+            databasePath: String, destinations: [String: Destination], idlePoll: Double = 30,
             randomFraction: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
         ) {
             self.databasePath = databasePath
-            self.secret = secret
-            self.client = client
-            self.retry = retry
+            self.destinations = destinations
             self.idlePoll = idlePoll
             self.randomFraction = randomFraction
         }
+
+        /// A configuration with the webhook at `url` as its one destination.
+        public init(
+            databasePath: String, url: String, secret: WebhookSecret,
+            client: WebhookClientOptions = WebhookClientOptions(), retry: RetryPolicy = RetryPolicy(),
+            idlePoll: Double = 30, randomFraction: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
+        ) {
+            self.init(
+                databasePath: databasePath,
+                destinations: [
+                    OutboxMessage.webhook: Destination(
+                        url: url, transport: .webhook(secret: secret, client: client), retry: retry)
+                ], idlePoll: idlePoll, randomFraction: randomFraction)
+        }
+
+        /// Destination name → URL, as ``Outbox/nextDue(now:destinations:)`` takes them.
+        var urls: [String: String] { destinations.mapValues(\.url) }
     }
 
     private let condition = NSCondition()
@@ -128,7 +165,7 @@ public final class OutboxDelivery: @unchecked Sendable {
     private var isStopping: Bool { withLock { stopping } }
 
     private func work() {
-        var client: WebhookClient?
+        var clients = Clients()
         var database: SQLiteDatabase?
         defer {
             let waiters = withLock {
@@ -149,14 +186,20 @@ public final class OutboxDelivery: @unchecked Sendable {
                 if database?.path != configuration.databasePath {
                     database = try SQLiteDatabase(path: configuration.databasePath)
                 }
-                if client?.options != configuration.client { client = try WebhookClient(options: configuration.client) }
-                guard let database, let client else { continue }
+                guard let database else { continue }
                 let outbox = Outbox(database: database)
-                if let row = try outbox.nextDue() {
-                    if try !attempt(row, outbox: outbox, client: client, configuration: configuration) { return }
+                if let row = try outbox.nextDue(destinations: configuration.urls),
+                    let destination = configuration.destinations[row.message.destination]
+                {
+                    if try !attempt(
+                        row, outbox: outbox, destination: destination, clients: &clients,
+                        configuration: configuration)
+                    {
+                        return
+                    }
                     continue
                 }
-                let next = try outbox.nextDueTime()
+                let next = try outbox.nextDueTime(destinations: configuration.urls)
                 sleep(until: min(next ?? .infinity, Date().timeIntervalSince1970 + configuration.idlePoll))
             } catch {
                 logger.error(
@@ -168,50 +211,87 @@ public final class OutboxDelivery: @unchecked Sendable {
         }
     }
 
-    /// Sends one row and records the outcome; false when the transfer was cancelled by ``stop()``.
+    /// The transports' clients, made when first needed and kept while their options stay the same (a webhook's
+    /// keep-alive connection, an MLLP connection).
+    private struct Clients {
+        var webhook: WebhookClient?
+        var mllp: MLLPClient?
+
+        mutating func webhook(_ options: WebhookClientOptions) throws -> WebhookClient {
+            if let webhook, webhook.options == options { return webhook }
+            let client = try WebhookClient(options: options)
+            webhook = client
+            return client
+        }
+
+        mutating func mllp(_ options: MLLPClientOptions) -> MLLPClient {
+            if let mllp, mllp.options == options { return mllp }
+            let client = MLLPClient(options: options)
+            mllp = client
+            return client
+        }
+    }
+
+    /// Sends one row to its destination and records the outcome; false when the attempt was cancelled by
+    /// ``stop()``.
     private func attempt(
-        _ row: OutboxRow, outbox: Outbox, client: WebhookClient, configuration: Configuration
+        _ row: OutboxRow, outbox: Outbox, destination: Destination, clients: inout Clients,
+        configuration: Configuration
     ) throws -> Bool {
         let message = row.message
-        let timestamp = Int64(Date().timeIntervalSince1970)
-        let signer = WebhookSigner(secret: configuration.secret)
-        let response = client.post(
-            url: message.targetURL, contentType: message.contentType,
-            headers: signer.headers(id: message.eventID, timestamp: timestamp, body: message.body),
-            body: message.body, isCancelled: { [self] in isStopping })
-        let now = Date().timeIntervalSince1970
-        guard let outcome = DeliveryOutcome(response, now: now) else {
+        let outcome: DeliveryOutcome?
+        let now: Double
+        switch destination.transport {
+        case .webhook(let secret, let options):
+            let timestamp = Int64(Date().timeIntervalSince1970)
+            let response = try clients.webhook(options).post(
+                url: destination.url, contentType: message.contentType,
+                headers: WebhookSigner(secret: secret).headers(
+                    id: message.eventID, timestamp: timestamp, body: message.body),
+                body: message.body, isCancelled: { [self] in isStopping })
+            now = Date().timeIntervalSince1970
+            outcome = DeliveryOutcome(response, now: now)
+        case .hl7(let options):
+            let response = clients.mllp(options).send(
+                message.body, to: destination.url, isCancelled: { [self] in isStopping })
+            now = Date().timeIntervalSince1970
+            outcome = response.outcome(forControlID: message.eventID)
+        }
+        let kind = message.destination
+        guard let outcome else {
             logger.info(
-                "webhook delivery interrupted by shutdown; it stays queued", metadata: ["event": "\(message.eventID)"])
+                "\(kind) delivery interrupted by shutdown; it stays queued", metadata: ["event": "\(message.eventID)"])
             return false
         }
         let state = try outbox.record(
-            outcome, for: row, policy: configuration.retry, randomFraction: configuration.randomFraction(), now: now)
+            outcome, for: row, policy: destination.retry, randomFraction: configuration.randomFraction(), now: now,
+            url: destination.url)
         var metadata: Logger.Metadata = [
             "event": "\(message.eventID)", "slide": "\(message.slideKey)", "attempt": "\(row.attempts + 1)",
+            "destination": "\(kind)",
         ]
         switch outcome {
         case .delivered(let status):
-            metadata["status"] = "\(status)"
-            logger.info("webhook delivered", metadata: metadata)
+            if let status { metadata["status"] = "\(status)" }
+            logger.info("\(kind) delivered", metadata: metadata)
         case .retry(let reason, _, _):
             metadata["reason"] = "\(reason)"
             if state == .dead {
-                logger.error("webhook delivery given up after the retry window; dead letter", metadata: metadata)
+                logger.error("\(kind) delivery given up after the retry window; dead letter", metadata: metadata)
             } else {
                 if let next = try outbox.row(eventID: message.eventID)?.nextAttemptAt {
                     metadata["retry_in_seconds"] = "\(String(format: "%.1f", max(0, next - now)))"
                 }
-                logger.warning("webhook delivery failed; will retry", metadata: metadata)
+                logger.warning("\(kind) delivery failed; will retry", metadata: metadata)
             }
         case .deadLetter(let status, let reason):
-            metadata["status"] = "\(status)"
+            if let status { metadata["status"] = "\(status)" }
             metadata["reason"] = "\(reason)"
             logger.error(
-                "webhook refused by the receiver; dead letter (replay with csmil outbox retry)", metadata: metadata)
+                "\(kind) refused by the receiver; dead letter (replay with csmil outbox retry)", metadata: metadata)
         case .endpointGone(let status, _):
             metadata["status"] = "\(status)"
-            metadata["url"] = "\(message.targetURL)"
+            metadata["url"] = "\(destination.url)"
             logger.critical(
                 "webhook endpoint answered 410 Gone; delivery to it is stopped until csmil outbox retry",
                 metadata: metadata)

@@ -238,8 +238,8 @@ public final class JobStore {
     }
 
     /// Records a processing job's report, in one transaction: the job becomes reported with its event id, report
-    /// folder and result, and — when `outbox` is given — its webhook event is queued
-    /// (``Outbox/enqueue(_:now:)``). Either both are committed or neither.
+    /// folder and result, and its events in `outbox` (one per destination) are queued
+    /// (``Outbox/enqueue(_:now:)``). Either all are committed or none.
     ///
     /// Idempotent: completing a reported (or delivered) job again with the same event id changes nothing and
     /// queues no second outbox row.
@@ -248,10 +248,10 @@ public final class JobStore {
     ///   has this id, or `outbox` carries another id; `job.wrong_state` when the job is not processing;
     ///   `job.unknown`.
     public func complete(
-        jobID: Int64, eventID: String, reportDirectory: String, result: JobResult, outbox: OutboxMessage?,
+        jobID: Int64, eventID: String, reportDirectory: String, result: JobResult, outbox: [OutboxMessage],
         now: Double
     ) throws {
-        if let outbox, outbox.eventID != eventID {
+        if let outbox = outbox.first(where: { $0.eventID != eventID }) {
             throw JobStoreError(
                 code: .eventIDConflict, file: path,
                 message: "job \(jobID) is reported as \(eventID) but its webhook event is \(outbox.eventID)",
@@ -270,7 +270,7 @@ public final class JobStore {
                         fix: "this is a bug in csmil (a slide version has one event id); please report it")
                 }
                 // Completed again (e.g. retried after an error past the commit): the outbox ignores a known id.
-                if let outbox { try Outbox(database: database).enqueue(outbox, now: now) }
+                for message in outbox { try Outbox(database: database).enqueue(message, now: now) }
                 return
             default:
                 throw JobStoreError.wrongState(path, job, "complete")
@@ -301,7 +301,7 @@ public final class JobStore {
                     .optional(result.errorCode.map { .text($0) }), .optional(result.errorMessage.map { .text($0) }),
                     .real(now), .real(now), .integer(jobID),
                 ])
-            if let outbox { try Outbox(database: database).enqueue(outbox, now: now) }
+            for message in outbox { try Outbox(database: database).enqueue(message, now: now) }
         }
     }
 

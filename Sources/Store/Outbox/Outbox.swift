@@ -1,9 +1,13 @@
 import Foundation
 
-/// The durable list of webhook events still to deliver, in the daemon's SQLite file (table `outbox`, plus
+/// The durable list of events still to deliver, in the daemon's SQLite file (table `outbox`, plus
 /// `outbox_endpoints` for endpoints that answered 410 Gone).
 ///
-/// The outbox works on a connection it is given, so the daemon can write a report row and its outbox row in one
+/// A row names a destination (`webhook`, `hl7`), not a URL: where and how it is sent is looked up in the
+/// configuration in force when it is sent, so a changed URL applies to what is queued and to replayed dead letters.
+/// One event has one row per destination, each with its own attempts, retries and dead letter.
+///
+/// The outbox works on a connection it is given, so the daemon can write a report row and its outbox rows in one
 /// transaction: ``enqueue(_:now:)`` starts no transaction of its own. Every change is durable once the caller's
 /// transaction (or the statement, outside one) commits; a crash at any moment leaves each row either pending — and
 /// it is then resent with the same id and body — or recorded.
@@ -24,7 +28,7 @@ public struct Outbox {
     }
 
     private static let columnNames = [
-        "seq", "event_id", "slide_key", "event_type", "target_url", "content_type", "body", "created_at",
+        "seq", "event_id", "slide_key", "event_type", "destination", "content_type", "body", "created_at",
         "window_start", "attempts", "next_attempt_at", "last_attempt_at", "last_status", "last_error", "state",
         "delivered_at",
     ]
@@ -34,29 +38,37 @@ public struct Outbox {
         columnNames.map { alias + $0 }.joined(separator: ", ")
     }
 
-    /// Queues a message, due at once. Idempotent on the event id: when a row with that id exists, nothing is
-    /// written (the stored body and id stay as they were) and false is returned. Starts no transaction: call it
+    /// Queues a message, due at once. Idempotent on the event id and destination: when that row exists, nothing
+    /// is written (the stored body and id stay as they were) and false is returned. Starts no transaction: call it
     /// inside the transaction that records the report so both commit together.
     @discardableResult
     public func enqueue(_ message: OutboxMessage, now: Double = Date().timeIntervalSince1970) throws -> Bool {
         let changed = try database.execute(
             """
-            INSERT INTO outbox (event_id, slide_key, event_type, target_url, content_type, body, created_at,
+            INSERT INTO outbox (event_id, slide_key, event_type, destination, content_type, body, created_at,
                                 window_start, next_attempt_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (event_id) DO NOTHING
+            ON CONFLICT (event_id, destination) DO NOTHING
             """,
             [
-                .text(message.eventID), .text(message.slideKey), .text(message.eventType), .text(message.targetURL),
-                .text(message.contentType), .blob(message.body), .real(now), .real(now), .real(now),
+                .text(message.eventID), .text(message.slideKey), .text(message.eventType),
+                .text(message.destination), .text(message.contentType), .blob(message.body), .real(now), .real(now),
+                .real(now),
             ])
         return changed > 0
     }
 
-    /// The row of an event, or nil.
-    public func row(eventID: String) throws -> OutboxRow? {
+    /// The row of an event for a destination, or nil.
+    public func row(eventID: String, destination: String = OutboxMessage.webhook) throws -> OutboxRow? {
         try database.queryOne(
-            "SELECT \(Self.columns()) FROM outbox WHERE event_id = ?", [.text(eventID)], row: Self.row)
+            "SELECT \(Self.columns()) FROM outbox WHERE event_id = ? AND destination = ?",
+            [.text(eventID), .text(destination)], row: Self.row)
+    }
+
+    /// The rows of an event, one per destination, in queue order.
+    public func rows(eventID: String) throws -> [OutboxRow] {
+        try database.query(
+            "SELECT \(Self.columns()) FROM outbox WHERE event_id = ? ORDER BY seq", [.text(eventID)], row: Self.row)
     }
 
     /// All rows in insertion order (tests, diagnostics).
@@ -64,42 +76,62 @@ public struct Outbox {
         try database.query("SELECT \(Self.columns()) FROM outbox ORDER BY seq", row: Self.row)
     }
 
-    /// Rows that may be sent now or later: pending, the oldest pending row of their slide (a slide's events go
-    /// out in the order they were queued), and not addressed to a disabled endpoint.
-    private static let eligible = """
-        o.state = 'pending'
-        AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.slide_key = o.slide_key AND p.state = 'pending'
-                        AND p.seq < o.seq)
-        AND o.target_url NOT IN (SELECT url FROM outbox_endpoints)
-        """
+    /// Rows that may be sent now or later: pending, the oldest pending row of their slide and destination (a
+    /// slide's events go to each destination in the order they were queued), for one of `count` active
+    /// destinations bound as parameters.
+    private static func eligible(count: Int) -> String {
+        let list = count == 0 ? "NULL" : Array(repeating: "?", count: count).joined(separator: ", ")
+        return """
+            o.state = 'pending' AND o.destination IN (\(list))
+            AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.slide_key = o.slide_key AND p.destination = o.destination
+                            AND p.state = 'pending' AND p.seq < o.seq)
+            """
+    }
 
-    /// The next row due at `now`: earliest due first, then in queue order.
-    public func nextDue(now: Double = Date().timeIntervalSince1970) throws -> OutboxRow? {
-        try database.queryOne(
+    /// The destinations of `destinations` (name → the URL configured now) whose URL no 410 disabled.
+    private func active(_ destinations: [String: String]) throws -> [String] {
+        let disabled = Set(
+            try database.query("SELECT destination, url FROM outbox_endpoints") { [$0.string(0), $0.string(1)] })
+        return destinations.keys.sorted().filter { !disabled.contains([$0, destinations[$0] ?? ""]) }
+    }
+
+    /// The next row due at `now` for one of `destinations` (name → the URL configured now): earliest due first,
+    /// then in queue order. Rows for other destinations wait (nothing is configured for them now).
+    public func nextDue(
+        now: Double = Date().timeIntervalSince1970, destinations: [String: String]
+    ) throws -> OutboxRow? {
+        let active = try active(destinations)
+        return try database.queryOne(
             """
             SELECT \(Self.columns("o."))
             FROM outbox AS o
-            WHERE \(Self.eligible) AND o.next_attempt_at <= ?
+            WHERE \(Self.eligible(count: active.count)) AND o.next_attempt_at <= ?
             ORDER BY o.next_attempt_at, o.seq LIMIT 1
-            """, [.real(now)], row: Self.row)
+            """, active.map { .text($0) } + [.real(now)], row: Self.row)
     }
 
-    /// When the earliest eligible row falls due; nil when nothing is waiting.
-    public func nextDueTime() throws -> Double? {
-        try database.queryOne("SELECT MIN(o.next_attempt_at) FROM outbox AS o WHERE \(Self.eligible)") {
+    /// When the earliest eligible row of `destinations` falls due; nil when nothing is waiting.
+    public func nextDueTime(destinations: [String: String]) throws -> Double? {
+        let active = try active(destinations)
+        return try database.queryOne(
+            "SELECT MIN(o.next_attempt_at) FROM outbox AS o WHERE \(Self.eligible(count: active.count))",
+            active.map { .text($0) }
+        ) {
             $0.optionalDouble(0)
         } ?? nil
     }
 
     /// Records what an attempt on `row` came to (Notify judges the transport's answer into an ``OutboxAttempt``)
     /// and returns the row's new state: one more attempt, the status and error, the next due time of a retry; a
-    /// dead letter; a disabled endpoint (410), which holds every row addressed to it.
+    /// dead letter; a disabled endpoint (410), which holds the row's destination at `url` (the URL the attempt went
+    /// to) until an operator replays.
     ///
-    /// When the row is delivered and it was its event's last undelivered row, the event's job (if a job reported
-    /// it) becomes delivered in the same transaction: the delivery and the job's state are never apart.
+    /// When the row is delivered and it was its event's last undelivered row (every destination), the event's job
+    /// (if a job reported it) becomes delivered in the same transaction: the delivery and the job's state are never
+    /// apart.
     @discardableResult
     public func record(
-        _ attempt: OutboxAttempt, for row: OutboxRow, now: Double = Date().timeIntervalSince1970
+        _ attempt: OutboxAttempt, for row: OutboxRow, now: Double = Date().timeIntervalSince1970, url: String = ""
     ) throws -> OutboxState {
         let state: OutboxState
         var nextAttempt = row.nextAttemptAt
@@ -134,12 +166,12 @@ public struct Outbox {
             case .endpointGone:
                 try database.execute(
                     """
-                    INSERT INTO outbox_endpoints (url, disabled_at, status, reason) VALUES (?, ?, ?, ?)
-                    ON CONFLICT (url) DO NOTHING
+                    INSERT INTO outbox_endpoints (destination, url, disabled_at, status, reason) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (destination, url) DO NOTHING
                     """,
                     [
-                        .text(row.message.targetURL), .real(now), .optional(attempt.status.map { .int($0) }),
-                        .optional(attempt.error.map { .text($0) }),
+                        .text(row.message.destination), .text(url), .real(now),
+                        .optional(attempt.status.map { .int($0) }), .optional(attempt.error.map { .text($0) }),
                     ])
             case .retry, .dead:
                 break
@@ -148,23 +180,32 @@ public struct Outbox {
         return state
     }
 
-    /// Puts a dead (or endpoint-disabled) event back in the queue, due at once with a fresh retry window, and
-    /// re-enables its endpoint. Its id and body are unchanged. Returns false when no such dead event exists.
+    /// Puts a dead (or endpoint-disabled) event back in the queue — its rows for every destination, or for
+    /// `destination` only — due at once with a fresh retry window, and re-enables those destinations. Ids and
+    /// bodies are unchanged; they go where the configuration in force says when they are sent. Returns how many
+    /// rows were requeued.
     @discardableResult
-    public func requeue(eventID: String, now: Double = Date().timeIntervalSince1970) throws -> Bool {
+    public func requeue(
+        eventID: String, destination: String? = nil, now: Double = Date().timeIntervalSince1970
+    ) throws -> Int {
         try database.transaction {
-            guard let row = try row(eventID: eventID), row.state == .dead || row.state == .disabled else {
-                return false
+            var count = 0
+            for row in try rows(eventID: eventID)
+            where (row.state == .dead || row.state == .disabled)
+                && (destination == nil || row.message.destination == destination)
+            {
+                try database.execute(
+                    "UPDATE outbox SET state = 'pending', next_attempt_at = ?, window_start = ? WHERE seq = ?",
+                    [.real(now), .real(now), .integer(row.sequence)])
+                try database.execute(
+                    "DELETE FROM outbox_endpoints WHERE destination = ?", [.text(row.message.destination)])
+                count += 1
             }
-            try database.execute(
-                "UPDATE outbox SET state = 'pending', next_attempt_at = ?, window_start = ? WHERE seq = ?",
-                [.real(now), .real(now), .integer(row.sequence)])
-            try database.execute("DELETE FROM outbox_endpoints WHERE url = ?", [.text(row.message.targetURL)])
-            return true
+            return count
         }
     }
 
-    /// Requeues every dead and endpoint-disabled event and re-enables every endpoint; returns how many events.
+    /// Requeues every dead and endpoint-disabled event and re-enables every endpoint; returns how many rows.
     @discardableResult
     public func requeueAllDead(now: Double = Date().timeIntervalSince1970) throws -> Int {
         try database.transaction {
@@ -195,24 +236,38 @@ public struct Outbox {
             } ?? nil
         let dead = try database.query(
             """
-            SELECT event_id, slide_key, state, attempts, last_status, last_error, created_at, last_attempt_at
+            SELECT event_id, slide_key, state, attempts, last_status, last_error, created_at, last_attempt_at,
+                   destination
             FROM outbox WHERE state IN ('dead', 'disabled') ORDER BY seq LIMIT ?
             """, [.int(deadLetterLimit)]
         ) {
             OutboxSummary.DeadLetter(
                 eventID: $0.string(0), slideKey: $0.string(1), state: OutboxState(rawValue: $0.string(2)) ?? .dead,
                 attempts: $0.int(3), lastStatus: $0.optionalInt64(4).map(Int.init), reason: $0.optionalString(5),
-                createdAt: $0.double(6), lastAttemptAt: $0.optionalDouble(7))
+                createdAt: $0.double(6), lastAttemptAt: $0.optionalDouble(7), destination: $0.string(8))
         }
-        let endpoints = try database.query("SELECT url, disabled_at, status, reason FROM outbox_endpoints ORDER BY url")
-        {
+        let endpoints = try database.query(
+            "SELECT url, disabled_at, status, reason, destination FROM outbox_endpoints ORDER BY destination, url"
+        ) {
             OutboxSummary.DisabledEndpoint(
                 url: $0.string(0), since: $0.double(1), status: $0.optionalInt64(2).map(Int.init),
-                reason: $0.optionalString(3))
+                reason: $0.optionalString(3), destination: $0.string(4))
+        }
+        let destinations = try database.query(
+            """
+            SELECT destination, SUM(state = 'pending'), SUM(state = 'delivered'),
+                   SUM(state IN ('dead', 'disabled')), MIN(CASE WHEN state = 'pending' THEN created_at END)
+            FROM outbox GROUP BY destination ORDER BY destination
+            """
+        ) {
+            OutboxSummary.Destination(
+                name: $0.string(0), backlog: $0.int(1), delivered: $0.int(2), deadCount: $0.int(3),
+                oldestUndeliveredAge: $0.optionalDouble(4).map { max(0, now - $0) })
         }
         return OutboxSummary(
             backlog: count(.pending), delivered: count(.delivered), deadCount: count(.dead) + count(.disabled),
-            oldestUndeliveredAge: oldest.map { max(0, now - $0) }, deadLetters: dead, disabledEndpoints: endpoints)
+            oldestUndeliveredAge: oldest.map { max(0, now - $0) }, deadLetters: dead, disabledEndpoints: endpoints,
+            destinations: destinations)
     }
 
     private static func row(_ statement: SQLiteStatement) -> OutboxRow {
@@ -220,7 +275,7 @@ public struct Outbox {
             sequence: statement.int64(0),
             message: OutboxMessage(
                 eventID: statement.string(1), slideKey: statement.string(2), eventType: statement.string(3),
-                targetURL: statement.string(4), contentType: statement.string(5), body: statement.blob(6)),
+                destination: statement.string(4), contentType: statement.string(5), body: statement.blob(6)),
             createdAt: statement.double(7), windowStart: statement.double(8), attempts: statement.int(9),
             nextAttemptAt: statement.double(10), lastAttemptAt: statement.optionalDouble(11),
             lastStatus: statement.optionalInt64(12).map(Int.init), lastError: statement.optionalString(13),
@@ -242,9 +297,11 @@ public struct OutboxSummary: Sendable, Equatable, Codable {
         public var reason: String?
         public var createdAt: Double
         public var lastAttemptAt: Double?
+        /// The destination it was for (`webhook`, `hl7`).
+        public var destination: String = OutboxMessage.webhook
 
         enum CodingKeys: String, CodingKey {
-            case state, attempts, reason
+            case state, attempts, reason, destination
             case eventID = "event_id"
             case slideKey = "slide_key"
             case lastStatus = "last_status"
@@ -259,26 +316,46 @@ public struct OutboxSummary: Sendable, Equatable, Codable {
         public var since: Double
         public var status: Int?
         public var reason: String?
+        /// The destination whose URL it is.
+        public var destination: String = OutboxMessage.webhook
     }
 
-    /// Events waiting to be delivered (pending).
+    /// One destination's part of the outbox.
+    public struct Destination: Sendable, Equatable, Codable {
+        /// `webhook` or `hl7`.
+        public var name: String
+        public var backlog: Int
+        public var delivered: Int
+        public var deadCount: Int
+        public var oldestUndeliveredAge: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case name, backlog, delivered
+            case deadCount = "dead_count"
+            case oldestUndeliveredAge = "oldest_undelivered_age_seconds"
+        }
+    }
+
+    /// Events waiting to be delivered (pending rows, all destinations).
     public var backlog: Int
-    /// Events delivered.
+    /// Rows delivered.
     public var delivered: Int
-    /// Events dead or held by a disabled endpoint.
+    /// Rows dead or held by a disabled endpoint.
     public var deadCount: Int
-    /// Seconds since the oldest pending event was queued; nil when none is pending.
+    /// Seconds since the oldest pending row was queued; nil when none is pending.
     public var oldestUndeliveredAge: Double?
     /// The dead letters (the first ones, in queue order).
     public var deadLetters: [DeadLetter]
     /// Endpoints disabled by a 410.
     public var disabledEndpoints: [DisabledEndpoint]
+    /// The same counts per destination.
+    public var destinations: [Destination] = []
 
     /// Whether any endpoint is disabled.
     public var endpointDisabled: Bool { !disabledEndpoints.isEmpty }
 
     enum CodingKeys: String, CodingKey {
-        case backlog, delivered
+        case backlog, delivered, destinations
         case deadCount = "dead_count"
         case oldestUndeliveredAge = "oldest_undelivered_age_seconds"
         case deadLetters = "dead_letters"

@@ -134,5 +134,56 @@ public enum StoreSchema {
                   AND event_id IN (SELECT event_id FROM outbox WHERE state = 'delivered');
                 """)
         },
+        // 3: outbox rows name a destination instead of a URL (one row per event and destination: `webhook`,
+        // `hl7`); the URL is the one configured when a row is sent. Disabled endpoints are kept per destination
+        // and URL. Rows and endpoints of earlier versions were webhook deliveries.
+        { database in
+            try database.execute(
+                """
+                CREATE TABLE outbox_next (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    event_id TEXT NOT NULL,
+                    destination TEXT NOT NULL,
+                    slide_key TEXT NOT NULL,
+                    event_type TEXT NOT NULL,
+                    content_type TEXT NOT NULL,
+                    body BLOB NOT NULL,
+                    created_at REAL NOT NULL,
+                    window_start REAL NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at REAL NOT NULL,
+                    last_attempt_at REAL,
+                    last_status INTEGER,
+                    last_error TEXT,
+                    state TEXT NOT NULL DEFAULT 'pending'
+                        CHECK (state IN ('pending', 'delivered', 'dead', 'disabled')),
+                    delivered_at REAL,
+                    UNIQUE (event_id, destination)
+                );
+                INSERT INTO outbox_next (seq, event_id, destination, slide_key, event_type, content_type, body,
+                                         created_at, window_start, attempts, next_attempt_at, last_attempt_at,
+                                         last_status, last_error, state, delivered_at)
+                    SELECT seq, event_id, 'webhook', slide_key, event_type, content_type, body, created_at,
+                           window_start, attempts, next_attempt_at, last_attempt_at, last_status, last_error, state,
+                           delivered_at
+                    FROM outbox;
+                DROP TABLE outbox;
+                ALTER TABLE outbox_next RENAME TO outbox;
+                CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
+                CREATE INDEX outbox_slide ON outbox (destination, slide_key, state, seq);
+                CREATE TABLE outbox_endpoints_next (
+                    destination TEXT NOT NULL,
+                    url TEXT NOT NULL,
+                    disabled_at REAL NOT NULL,
+                    status INTEGER,
+                    reason TEXT,
+                    PRIMARY KEY (destination, url)
+                );
+                INSERT INTO outbox_endpoints_next (destination, url, disabled_at, status, reason)
+                    SELECT 'webhook', url, disabled_at, status, reason FROM outbox_endpoints;
+                DROP TABLE outbox_endpoints;
+                ALTER TABLE outbox_endpoints_next RENAME TO outbox_endpoints;
+                """)
+        },
     ]
 }
