@@ -27,6 +27,9 @@ struct EmbedCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Images embedded together.")
     var batch: Int = 16
 
+    @Option(name: .long, help: "The backbone's number format: fp32 or bf16 (oneDNN; CPUs with AVX512_BF16 or AMX).")
+    var precision: Precision = .fp32
+
     @Argument(help: "PNG images, embedded in argument order.")
     var images: [String]
 
@@ -40,9 +43,9 @@ struct EmbedCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = global.bootstrapLogging()
         let weights = try Checkpoint.loadBackbone(path: backbone)
-        // The pipeline's fp32 backbone: the same kernels, so the same features.
-        try Precision.fp32.prepare(architecture: arch)
-        let network = try Backbone(architecture: arch, weights: weights, precision: .fp32, file: backbone)
+        // The pipeline's backbone at this precision: the same kernels, so the same features.
+        try precision.prepare(architecture: arch, subject: "--precision")
+        let network = try Backbone(architecture: arch, weights: weights, precision: precision, file: backbone)
         let embedder = Embedder(backbone: network)
         let batchSize = min(batch, images.count)
         // Written beside the target and renamed at the end, so a failure never leaves a short .npy.
