@@ -66,3 +66,24 @@ public struct RGBColour: Sendable, Equatable, Hashable {
         return RGBColour(red: mix(red, other.red), green: mix(green, other.green), blue: mix(blue, other.blue))
     }
 }
+
+extension RGBImage {
+    /// The image averaged down by a whole factor (``BoxMean``, whole blocks only) so that neither side exceeds
+    /// `maximumSide`; itself when it fits.
+    public func reduced(toAtMost maximumSide: Int) -> RGBImage {
+        let factor = max(1, (max(width, height) + maximumSide - 1) / maximumSide)
+        guard factor > 1 else { return self }
+        let reducedWidth = max(1, width / factor)
+        let reducedHeight = max(1, height / factor)
+        var reduced = [UInt8](repeating: 255, count: reducedWidth * reducedHeight * 3)
+        pixels.withUnsafeBufferPointer { source in
+            reduced.withUnsafeMutableBufferPointer { output in
+                BoxMean.rgb(
+                    source.baseAddress!, columns: min(width, reducedWidth * factor),
+                    rows: min(height, reducedHeight * factor), sourceRowBytes: width * 3, factor: factor,
+                    into: output.baseAddress!, destinationRowBytes: reducedWidth * 3)
+            }
+        }
+        return RGBImage(width: reducedWidth, height: reducedHeight, pixels: reduced)
+    }
+}

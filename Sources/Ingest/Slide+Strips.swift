@@ -32,10 +32,16 @@ extension Slide {
         }
     }
 
-    /// The slide's smallest level as RGB, averaged down by a whole factor to at most 2048 pixels a side, read in
-    /// strips so that a large smallest level does not need its whole image in memory at once.
-    public func thumbnail(maximumSide: Int = 2048) throws(SlideError) -> RGBImage {
-        let level = levelCount - 1
+    /// The slide's coarsest level whose long side is at least `minimumSide` pixels (the finest when none is, the
+    /// coarsest when all are) as RGB, averaged down by a whole factor to at most `maximumSide` pixels a side, read in
+    /// strips so that a large level does not need its whole image in memory at once. The minimum keeps the thumbnail
+    /// of a small slide (whose coarsest level may be 256 pixels) large enough to read on the report page.
+    public func thumbnail(minimumSide: Int = 1024, maximumSide: Int = 2048) throws(SlideError) -> RGBImage {
+        let level =
+            (0..<levelCount).last { level in
+                let (width, height) = dimensions(level: level)
+                return max(width, height) >= minimumSide
+            } ?? 0
         let (levelWidth, levelHeight) = dimensions(level: level)
         let factor = max(1, (max(levelWidth, levelHeight) + maximumSide - 1) / maximumSide)
         let width = max(levelWidth / factor, 1)

@@ -1,4 +1,5 @@
 import Foundation
+import Images
 
 /// A reusable batch of tile triplets (model spec §2): for each tile the 256² tile, its 512² 10x context and its
 /// 1024² 5x context, all interleaved u8 RGB at 20x. Allocated once (about 4.1 MB per tile), then filled again and

@@ -82,7 +82,7 @@ extension BenchCommand {
                 self.slides, self.size, self.seed, self.magnification, self.keep
             )
             let anomalies = try anomalyList
-            let line = try await DedicatedThread.run(name: "csmil-bench-qc") {
+            let line = try await DedicatedThread.run(name: "csmil-bench") {
                 try Self.measure(
                     slides: slides, size: size, seed: seed, magnification: magnification, anomalies: anomalies,
                     settings: settings, keep: keep

@@ -88,7 +88,7 @@ extension SlidePipeline {
         thumbnail: RGBImage, slideWidth: Int, slideHeight: Int, tiles: [TileRecord], qc: SlideReport.QualityControl
     ) throws -> Data {
         let image = QualityMaskRenderer().render(
-            thumbnail: RGBImage(width: thumbnail.width, height: thumbnail.height, pixels: thumbnail.pixels),
+            thumbnail: thumbnail,
             slideWidth: slideWidth, slideHeight: slideHeight, tiles: tiles, summary: qualitySummary(qc))
         return try image.encoded()
     }

@@ -12,6 +12,9 @@ import Synchronization
 /// (oneDNN's `sum` post-op), in place: into the block input itself, or into the other wide buffer where the
 /// projection put the identity. So two wide buffers suffice, and bias, residual and ReLU are part of the
 /// convolutions.
+///
+/// `@unchecked Sendable`: immutable once made (C handles); oneDNN primitives may run on several threads at once,
+/// each with its own memory objects and stream.
 final class OneDNNPlan: @unchecked Sendable {
     enum Buffer: Int, CaseIterable {
         case input, wide0, wide1, narrow0, narrow1

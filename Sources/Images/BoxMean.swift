@@ -1,11 +1,11 @@
 /// The one box-mean downsampler of RGB pixels: each output pixel is the rounded mean, `(sum + n/2) / n` per channel,
 /// of a `factor × factor` block of input pixels (fewer at the right and bottom edges when the input is not a
-/// multiple of `factor`). The 40x tile reader's 2 × 2 means, the tissue mask's blocks and the heatmap thumbnail all
-/// use it, so they round alike.
-enum BoxMean {
+/// multiple of `factor`). The 40x tile reader's 2 × 2 means, the tissue mask's blocks, the heatmap thumbnail and the
+/// report page's small thumbnail all use it, so they round alike.
+public enum BoxMean {
     /// Averages `source` (`columns × rows` RGB pixels, `sourceRowBytes` apart) in `factor × factor` blocks into
     /// `destination` (`⌈columns / factor⌉ × ⌈rows / factor⌉` RGB pixels, `destinationRowBytes` apart).
-    static func rgb(
+    public static func rgb(
         _ source: UnsafePointer<UInt8>, columns: Int, rows: Int, sourceRowBytes: Int, factor: Int,
         into destination: UnsafeMutablePointer<UInt8>, destinationRowBytes: Int
     ) {
