@@ -114,9 +114,16 @@ let package = Package(
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),
+        // The independent judges of the HL7 and FHIR output (Python programs in tools/ on PyPI packages), run by
+        // the Notify and Daemon tests.
+        .target(
+            name: "TestJudges",
+            path: "Tests/TestJudges",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "NotifyTests",
-            dependencies: ["Errors", "Notify", "Sinks", "Store"],
+            dependencies: ["Errors", "Notify", "Sinks", "Store", "TestJudges"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -126,7 +133,9 @@ let package = Package(
         ),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["Daemon", "Errors", "Inference", "Ingest", "Notify", "Store", "SyntheticSlides", "Sinks"],
+            dependencies: [
+                "Daemon", "Errors", "Inference", "Ingest", "Notify", "Store", "SyntheticSlides", "Sinks", "TestJudges",
+            ],
             swiftSettings: strict
         ),
     ]

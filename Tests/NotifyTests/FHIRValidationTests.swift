@@ -1,4 +1,5 @@
 import Foundation
+import TestJudges
 import Testing
 
 @testable import Notify

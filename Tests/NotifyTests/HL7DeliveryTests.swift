@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Store
+import TestJudges
 import Testing
 
 @testable import Notify
@@ -28,19 +29,34 @@ struct HL7DeliveryTests {
             }
         }
 
+        func configuration(url: String, options: MLLPClientOptions) -> OutboxDelivery.Configuration {
+            OutboxDelivery.Configuration(
+                databasePath: databasePath,
+                destinations: [
+                    OutboxMessage.hl7: OutboxDelivery.Destination(
+                        url: url, transport: .hl7(options),
+                        retry: RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, window: 600))
+                ], idlePoll: 0.5, randomFraction: { 1 })
+        }
+
         func start(url: String, options: MLLPClientOptions = MLLPClientOptions(connectTimeout: 2, ackTimeout: 5)) throws
         {
             let worker = OutboxDelivery(
-                configuration: OutboxDelivery.Configuration(
-                    databasePath: databasePath,
-                    destinations: [
-                        OutboxMessage.hl7: OutboxDelivery.Destination(
-                            url: url, transport: .hl7(options),
-                            retry: RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, window: 600))
-                    ], idlePoll: 0.5, randomFraction: { 1 }),
+                configuration: configuration(url: url, options: options),
                 logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
             try worker.start()
             self.worker = worker
+        }
+
+        /// The next attempt goes to `url` with `options` (as a reload does).
+        func reconfigure(url: String, options: MLLPClientOptions) {
+            worker?.reconfigure(configuration(url: url, options: options))
+        }
+
+        /// Waits until the worker has recorded at least `count` attempts on the row (while it stays pending).
+        func attempts(_ count: Int, _ id: String = "evt_0123") throws -> OutboxRow {
+            while try row(id).attempts < count && row(id).state == .pending { Thread.sleep(forTimeInterval: 0.02) }
+            return try row(id)
         }
 
         func row(_ id: String = "evt_0123") throws -> OutboxRow {
@@ -74,17 +90,15 @@ struct HL7DeliveryTests {
         #expect(Judges.value(message, "MSH", 18) == "UNICODE UTF-8")
         #expect(Judges.value(message, "MSH", 4) == "PATH|LAB")
         #expect(Judges.value(message, "PID", 3) == "P^7")
+        #expect(Judges.value(message, "PID", 5, 7) == "U", "PID-5: a name of unspecified type (R in the standard)")
         #expect(Judges.value(message, "ORC", 3) == "S26-01234" && Judges.value(message, "OBR", 3) == "S26-01234")
         #expect(Judges.value(message, "OBR", 25) == "P")
-        var observations: [String: [String]] = [:]
         var occurrence = 1
-        while !Judges.fields(message, "OBX", occurrence: occurrence).isEmpty {
-            let fields = Judges.fields(message, "OBX", occurrence: occurrence)
+        while case let fields = Judges.fields(message, "OBX", occurrence: occurrence), !fields.isEmpty {
             #expect(fields[0] == [String(occurrence)], "OBX-1 numbers the rows")
-            observations[fields[2].first ?? "", default: []].append(
-                fields.count >= 5 ? fields[4].joined(separator: "^") : "")
             occurrence += 1
         }
+        let observations = Judges.observations(message)
         #expect(observations["CSMIL-PROB"] == ["0.625"])
         #expect(observations["CSMIL-LABEL"] == ["POS^Crohn's disease & colitis^L"])
         #expect(observations["CSMIL-SLIDE-FILE"] == [report.slide.name])
@@ -171,15 +185,62 @@ struct HL7DeliveryTests {
         let harness = try Harness()
         try harness.start(url: old.url)
         while try old.messages().isEmpty { Thread.sleep(forTimeInterval: 0.02) }
-        harness.worker?.reconfigure(
-            OutboxDelivery.Configuration(
-                databasePath: harness.databasePath,
-                destinations: [
-                    OutboxMessage.hl7: OutboxDelivery.Destination(
-                        url: new.url, transport: .hl7(MLLPClientOptions(connectTimeout: 2, ackTimeout: 5)),
-                        retry: RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, window: 600))
-                ], idlePoll: 0.5, randomFraction: { 1 }))
+        harness.reconfigure(url: new.url, options: MLLPClientOptions(connectTimeout: 2, ackTimeout: 5))
         #expect(try harness.settled().state == .delivered)
         #expect(try new.messages().map { $0["control_id"] as? String } == ["evt_0123"])
+    }
+
+    // MARK: - mllps:// against the judge speaking TLS, with certificates made by openssl in the test
+
+    static func tlsOptions(
+        _ certificates: TestCertificates, ca: String? = nil, clientCertificate: Bool = true
+    ) -> MLLPClientOptions {
+        MLLPClientOptions(
+            connectTimeout: 10, ackTimeout: 10, caFile: ca ?? certificates.caCertificate,
+            clientCertificate: clientCertificate ? certificates.clientCertificate : nil,
+            clientKey: clientCertificate ? certificates.clientKey : nil)
+    }
+
+    @Test("mllps:// with mutual TLS: without the client certificate the receiver asks for, retried; with it, delivered")
+    func mutualTLS() throws {
+        let pki = try TestCertificates()
+        let receiver = try Judges.HL7Receiver(
+            tls: (cert: pki.serverCertificate, key: pki.serverKey, clientCA: pki.caCertificate))
+        let harness = try Harness()
+        // The certificate names localhost and 127.0.0.1; the host name is checked too.
+        let url = "mllps://localhost:\(receiver.port)"
+        try harness.start(url: url, options: Self.tlsOptions(pki, clientCertificate: false))
+        let refused = try harness.attempts(2)
+        #expect(refused.state == .pending, "a refused client certificate is retried, not a dead letter")
+        #expect(refused.lastError?.contains("[hl7] client_certificate") == true, "\(refused.lastError ?? "")")
+        harness.reconfigure(url: url, options: Self.tlsOptions(pki))
+        let row = try harness.settled()
+        #expect(row.state == .delivered, "\(row.lastError ?? "")")
+        let messages = try receiver.messages()
+        #expect(messages.count == 1, "the judge parsed only the message sent with the client certificate")
+        #expect(messages.first?["error"] == nil && messages.first?["control_id"] as? String == "evt_0123")
+        #expect(messages.first?["answer"] as? String == "AA")
+    }
+
+    @Test(
+        "mllps:// trusting the wrong CA: nothing is sent, the error names [hl7] ca_file, retried until the CA is right")
+    func wrongCA() throws {
+        let pki = try TestCertificates()
+        let receiver = try Judges.HL7Receiver(tls: (cert: pki.serverCertificate, key: pki.serverKey, clientCA: nil))
+        let harness = try Harness()
+        let url = "mllps://127.0.0.1:\(receiver.port)"
+        try harness.start(url: url, options: Self.tlsOptions(pki, ca: pki.otherCACertificate))
+        let failing = try harness.attempts(2)
+        #expect(failing.state == .pending, "an untrusted certificate is retried (the CA may be fixed by a reload)")
+        let error = failing.lastError ?? ""
+        #expect(error.contains("cannot connect to \(url)") && error.contains("[hl7] ca_file"), "\(error)")
+        // A missing CA file is named too.
+        harness.reconfigure(url: url, options: Self.tlsOptions(pki, ca: pki.folder + "/missing-ca.pem"))
+        while try harness.row().lastError == error { Thread.sleep(forTimeInterval: 0.02) }
+        let missing = try harness.row().lastError ?? ""
+        #expect(missing.contains("ca_file"), "\(missing)")
+        harness.reconfigure(url: url, options: Self.tlsOptions(pki))
+        #expect(try harness.settled().state == .delivered)
+        #expect(try receiver.messages().map { $0["control_id"] as? String } == ["evt_0123"])
     }
 }
