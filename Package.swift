@@ -46,7 +46,7 @@ let package = Package(
         // Watch folder, slide reading, tissue, tiles.
         .target(
             name: "Ingest",
-            dependencies: ["Errors", "COpenSlide", "CPNG", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Errors", "COpenSlide", "CPNG", "CTIFF", .product(name: "Logging", package: "swift-log")],
             swiftSettings: numeric
         ),
         // Tensors, backbones, checkpoints, clustering, CS-MIL heads, training.

@@ -88,6 +88,15 @@ public final class Model: Sendable {
         return scorer.score(features: features, tileCount: tileCount)
     }
 
+    /// The same, asking `shouldStop` during the clustering and before the heads (the daemon's shutdown): nil when it
+    /// said yes.
+    public func score(
+        features: UnsafeBufferPointer<Float>, tileCount: Int, shouldStop: () -> Bool
+    ) -> SlideScoring? {
+        precondition(tileCount >= 0, "a negative tile count")
+        return scorer.score(features: features, tileCount: tileCount, shouldStop: shouldStop)
+    }
+
     // MARK: - Loading
 
     /// Refuses settings the scorer cannot run with; the daemon's `model.toml` reader checks the same.

@@ -241,10 +241,10 @@ struct WebhookDeliveryTests {
         #expect(row.message.body == payload.body && row.attempts == 1)
     }
 
-    @Test("the client refuses plain http unless allowed, and never follows redirects")
+    @Test("the client refuses plain http unless allowed, and never follows redirects; a 307 is retried, a 308 is not")
     func clientRules() throws {
-        let harness = try Harness(responder: { _, _ in
-            .init(status: 302, headers: [("Location", "http://127.0.0.1:1/")])
+        let harness = try Harness(responder: { request, _ in
+            .init(status: request.number == 1 ? 307 : 308, headers: [("Location", "http://127.0.0.1:1/")])
         })
         defer { harness.stop() }
         let strict = try WebhookClient(options: WebhookClientOptions(timeout: 2))
@@ -259,8 +259,18 @@ struct WebhookDeliveryTests {
         #expect(harness.sink.events.isEmpty)
         let loose = try WebhookClient(options: WebhookClientOptions(timeout: 2, allowHTTP: true))
         let response = loose.post(url: harness.sink.url, contentType: "application/json", headers: [], body: [1])
-        #expect(response == .response(status: 302, retryAfter: nil, body: ""))
-        #expect(DeliveryOutcome(response, now: 0) == .deadLetter(status: 302, reason: "HTTP 302"))
+        #expect(response == .response(status: 307, retryAfter: nil, body: ""))
+        guard case .retry(_, 307, nil) = DeliveryOutcome(response, now: 0) else {
+            Issue.record("a 307 is a temporary failure: \(String(describing: DeliveryOutcome(response, now: 0)))")
+            return
+        }
+        let permanent = loose.post(url: harness.sink.url, contentType: "application/json", headers: [], body: [1])
+        #expect(permanent == .response(status: 308, retryAfter: nil, body: ""))
+        guard case .deadLetter(308, _) = DeliveryOutcome(permanent, now: 0) else {
+            Issue.record("a 308 is a dead letter")
+            return
+        }
+        #expect(harness.sink.events.count == 2, "each request reached the receiver once: no redirect was followed")
     }
 
     @Test("the sink rejects a bad signature and a stale timestamp with 401")

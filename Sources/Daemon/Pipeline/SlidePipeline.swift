@@ -95,8 +95,15 @@ struct SlidePipeline: Sendable {
                 code: .unreadable, file: path, message: "cannot be read (\(reason))",
                 fix: "check that the file exists and that csmil may read it")
         }
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw unreadable("cannot open it") }
+        // O_NONBLOCK: a FIFO put in the slide's place must not block the open; it is refused by its type below.
+        let descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard descriptor >= 0 else { throw unreadable(String(cString: strerror(errno))) }
+        let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
         defer { try? handle.close() }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+            throw unreadable("not a regular file")
+        }
         do {
             let size = try handle.seekToEnd()
             var hasher = SHA256()
@@ -150,8 +157,10 @@ struct SlidePipeline: Sendable {
         var files: ReportFiles
         do {
             files = try run(path: path, progress: &progress, started: started, observer: observer)
-        } catch let error as PipelineError where error.code == .cancelled {
-            logger.info("slide interrupted", metadata: ["slide": "\(name)", "event_id": "\(progress.eventID)"])
+        } catch let error where PipelineError.isCancellation(error) {
+            logger.info(
+                "slide interrupted",
+                metadata: ["slide": "\(name)", "event_id": "\(progress.eventID)", "stage": "\(progress.stage)"])
             return Outcome(
                 report: SlideReport(
                     eventID: progress.eventID, status: .failed, slide: progress.slide, model: modelReport,
@@ -205,20 +214,35 @@ struct SlidePipeline: Sendable {
         var resolution: SlideReport.Resolution?
         var tissueMaskPNG: Data?
         var identity: SlideIdentity?
+        /// The stage in progress (for logs).
+        var stage = "start"
     }
 
     private func run(
         path: String, progress: inout Progress, started: Date, observer: (any Observer)?
     ) throws -> ReportFiles {
         var clock = Date()
-        func lap(_ stage: String, _ progress: inout Progress) {
+        let shouldStop = { observer?.shouldStop == true }
+        /// Ends one stage (its seconds go into the report) and starts the next, unless the observer asks to stop.
+        func lap(_ stage: String, _ progress: inout Progress, next: String) throws {
             progress.stages[stage] = Date().timeIntervalSince(clock)
             clock = Date()
+            try enter(next, &progress)
         }
+        func enter(_ stage: String, _ progress: inout Progress) throws {
+            if shouldStop() {
+                throw PipelineError(
+                    code: .cancelled, subject: path, message: "stopped before \(stage)",
+                    fix: "nothing: it is scored again at the next start")
+            }
+            progress.stage = stage
+            logger.debug("slide stage", metadata: ["slide": "\(progress.slide.name)", "stage": "\(stage)"])
+        }
+        try enter("fingerprint", &progress)
         let fingerprint = try Self.fingerprint(path: path)
         progress.slide.fingerprint = fingerprint
         progress.eventID = Self.eventID(fingerprint: fingerprint)
-        lap("fingerprint", &progress)
+        try lap("fingerprint", &progress, next: "open")
         if identityRequired, let pattern = identityPattern, progress.identity?.accession == nil {
             throw PipelineError(
                 code: .noAccession, subject: progress.slide.name,
@@ -237,16 +261,17 @@ struct SlidePipeline: Sendable {
         progress.slide.magnification = resolution.magnification
         progress.resolution = SlideReport.Resolution(
             level: resolution.readLevel, mpp: resolution.targetPixelMPP,
-            magnification: 10 / resolution.targetPixelMPP, source: resolution.source)
-        lap("open", &progress)
+            magnification: 10 / resolution.targetPixelMPP, source: resolution.source, slideMPP: resolution.baseMPP,
+            slideMagnification: resolution.magnification, plan: resolution.planDescription)
+        try lap("open", &progress, next: "tissue")
 
-        let mask = try TissueMask.compute(slide: slide, resolution: resolution)
+        let mask = try TissueMask.compute(slide: slide, resolution: resolution, shouldStop: shouldStop)
         progress.tissue = SlideReport.Tissue(
             areaMM2: mask.tissueArea, fraction: Double(mask.tissuePixelCount) / Double(max(mask.pixels.count, 1)))
         progress.tissueMaskPNG = try mask.png().encoded()
         let grid = TileGrid(slide: slide, resolution: resolution, mask: mask)
         progress.tileCount = grid.tiles.count
-        lap("tissue", &progress)
+        try lap("tissue", &progress, next: "embed")
 
         guard !grid.tiles.isEmpty else {
             logger.info("no tissue", metadata: ["slide": "\(progress.slide.name)", "event_id": "\(progress.eventID)"])
@@ -267,12 +292,17 @@ struct SlidePipeline: Sendable {
         defer { unlink(spillPath) }
         observer?.tilesFound(grid.tiles.count)
         try embed(stream: stream, slidePath: path, spillPath: spillPath, observer: observer)
-        lap("embed", &progress)
+        try lap("embed", &progress, next: "score")
 
         let spill = try MappedFeatures(path: spillPath, floats: grid.tiles.count * 3 * model.featureSize)
-        let scoring = model.score(features: spill.buffer, tileCount: grid.tiles.count)
+        let scoring = model.score(features: spill.buffer, tileCount: grid.tiles.count, shouldStop: shouldStop)
         spill.unmap()
-        lap("score", &progress)
+        guard let scoring else {
+            throw PipelineError(
+                code: .cancelled, subject: path, message: "stopped while the slide was clustered",
+                fix: "nothing: it is scored again at the next start")
+        }
+        try lap("score", &progress, next: "report")
         guard let score = scoring.score else {
             throw PipelineError(
                 code: .internal, subject: path, message: "the model gave no score for \(grid.tiles.count) tiles",
@@ -291,7 +321,7 @@ struct SlidePipeline: Sendable {
             thumbnail: RGBImage(width: thumbnail.width, height: thumbnail.height, pixels: thumbnail.pixels),
             slideWidth: width, slideHeight: height, tiles: records)
         let heatmapPNG = try PNGImage(width: heatmap.width, height: heatmap.height, pixels: heatmap.pixels).encoded()
-        lap("report", &progress)
+        progress.stages["report"] = Date().timeIntervalSince(clock)
 
         let manifest = model.manifest
         let result = SlideReport.Result(
@@ -485,6 +515,12 @@ struct PipelineError: CSMILError, Sendable, Equatable {
     var fix: String
 
     static let reportBug = "this is a bug in csmil; please report it with the slide"
+
+    /// Whether `error` says the work was stopped on request (the daemon's shutdown, SIGTERM), from the pipeline or
+    /// from inside Ingest's long loops: not a failure of the slide.
+    static func isCancellation(_ error: any Error) -> Bool {
+        (error as? PipelineError)?.code == .cancelled || (error as? SlideError)?.code == .cancelled
+    }
 
     /// `report.write`, carrying the writer's subject, message and fix.
     static func reportNotWritten(_ error: any Error) -> PipelineError {

@@ -100,6 +100,7 @@ final class SlideWorker: @unchecked Sendable {
         } else {
             outcome = pipeline.score(path: job.path, observer: Observer(worker: self, jobID: job.id))
         }
+        TestHooks.holdIfRequested("scored", stateDirectory: stateDirectory)
         var status: String? = nil
         defer { progress.finished(jobID: job.id, status: status) }
         do {
@@ -114,6 +115,16 @@ final class SlideWorker: @unchecked Sendable {
             if let fingerprint = job.fingerprint, (try? SlidePipeline.fingerprint(path: job.path)) != fingerprint {
                 if let folder = outcome.folder { try? FileManager.default.removeItem(atPath: folder) }
                 try store.discard(jobID: job.id, now: Date().timeIntervalSince1970)
+                if access(job.path, F_OK) != 0 && errno == ENOENT {
+                    // Deleted (or moved away) while it was scored: no file will settle at this path again, so the
+                    // discarded row must not wait there as a slide still settling. A copy elsewhere in the folder
+                    // is found by the watcher as a new file.
+                    try store.forgetDiscovered(path: job.path)
+                    logger.warning(
+                        "slide deleted while it was scored; forgotten",
+                        metadata: metadata.merging(MessageID.slideChanged.metadata) { $1 })
+                    return
+                }
                 logger.warning(
                     "slide changed while it was scored; discarded, it is scored again once it settles",
                     metadata: metadata.merging(MessageID.slideChanged.metadata) { $1 })

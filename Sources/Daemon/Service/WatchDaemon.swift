@@ -154,9 +154,9 @@ struct WatchDaemon {
                 do {
                     fingerprint = try SlidePipeline.fingerprint(path: slide.path)
                 } catch {
-                    logger.warning(
-                        "settled slide cannot be read; waiting for it to change",
-                        metadata: ["slide": "\(name)"].merging(.error(error)) { $1 })
+                    try recordUnreadable(
+                        path: slide.path, size: slide.size, modified: slide.modified, reason: ErrorSummary(error).text,
+                        store: store, now: now, logger: logger)
                     return
                 }
                 let outcome = try store.recordSettled(
@@ -183,8 +183,23 @@ struct WatchDaemon {
             case .rejected(let file)
             where slideExtensions.contains(URL(fileURLWithPath: file.path).pathExtension.lowercased()):
                 // A slide's name but OpenSlide refuses it (corrupt, truncated): queued like a slide, so the worker
-                // writes a `failed` report and sends `slide.failed`, and the lab hears about it.
-                let fingerprint = try SlidePipeline.fingerprint(path: file.path)
+                // writes a `failed` report and sends `slide.failed`, and the lab hears about it. One csmil cannot
+                // read at all (permissions) has no content to report: it is counted as failed, with the reason.
+                let fingerprint: String
+                do {
+                    guard file.code != SlideError.Code.unreadable.rawValue else {
+                        try recordUnreadable(
+                            path: file.path, size: file.size, modified: file.modified, reason: file.reason,
+                            store: store, now: now, logger: logger)
+                        return
+                    }
+                    fingerprint = try SlidePipeline.fingerprint(path: file.path)
+                } catch {
+                    try recordUnreadable(
+                        path: file.path, size: file.size, modified: file.modified, reason: ErrorSummary(error).text,
+                        store: store, now: now, logger: logger)
+                    return
+                }
                 let outcome = try store.recordSettled(
                     path: file.path, fingerprint: fingerprint, size: file.size,
                     modified: file.modified.timeIntervalSince1970, now: now)
@@ -213,6 +228,30 @@ struct WatchDaemon {
         } catch {
             logger.error("job store: cannot record a watch event", metadata: .error(error))
         }
+    }
+
+    /// A file csmil cannot read (permissions, a file gone unreadable since it settled): one `failed` record with the
+    /// reason, so `csmil status` counts and names it. It is read again once it changes (or `csmil requeue`); a file
+    /// that went away meanwhile is forgotten instead.
+    static func recordUnreadable(
+        path: String, size: Int64, modified: Date, reason: String, store: JobStore, now: Double, logger: Logger
+    ) throws {
+        let name = URL(fileURLWithPath: path).lastPathComponent
+        if access(path, F_OK) != 0 && errno == ENOENT {
+            try store.forgetDiscovered(path: path)
+            logger.info("file went away before it was read", metadata: ["slide": "\(name)", "stage": "watch"])
+            return
+        }
+        let message = reason + " (once csmil may read it, touch the file to have it read again)"
+        try store.recordRejected(
+            path: path, size: size, modified: modified.timeIntervalSince1970, code: SlideError.Code.unreadable.rawValue,
+            message: message, now: now)
+        logger.warning(
+            "file cannot be read; counted as failed",
+            metadata: [
+                "slide": "\(name)", "code": "\(SlideError.Code.unreadable.rawValue)", "reason": "\(message)",
+                "stage": "watch", "message_id": "\(MessageID.notASlide.rawValue)",
+            ])
     }
 
     /// File name extensions of slide formats OpenSlide reads: a file so named that it refuses is a broken slide.

@@ -214,22 +214,45 @@ public struct SlideReport: Codable, Sendable, Equatable {
     }
 
     /// Extra: the resolution tiles were read at (model spec §2).
+    ///
+    /// Two resolutions, named apart (`working_*` and `slide_*`): a 40x slide is scored from 20x pixels, so its report
+    /// says 0.5 µm/px, 20x for the pixels the model saw and 0.25 µm/px, 40x for the slide itself.
     public struct Resolution: Codable, Sendable, Equatable {
         /// The OpenSlide level read.
         public var level: Int
-        /// Micrometres per pixel of that level.
+        /// The working resolution: µm per pixel of the "20x" pixels the model saw (`working_mpp`).
         public var mpp: Double
-        /// Objective magnification of that level.
+        /// The working magnification, 10 / ``mpp`` (`working_magnification`).
         public var magnification: Double
-        /// Where the resolution came from: `mpp`, `objective_power`, `vendor_key`, `assume_mpp`, …
+        /// The slide's own level-0 µm per pixel (`slide_mpp`).
+        public var slideMPP: Double?
+        /// The slide's own level-0 magnification (`slide_magnification`).
+        public var slideMagnification: Double?
+        /// Where the slide's resolution came from: `openslide.mpp-x`, `tiff.XResolution`, `aperio.AppMag`, `assume_mpp`, …
         public var source: String
+        /// How the working pixels were made from the slide's, in words (`level 1 (downsample 2) read as 20x`).
+        public var plan: String?
 
         /// Makes a resolution record.
-        public init(level: Int, mpp: Double, magnification: Double, source: String) {
+        public init(
+            level: Int, mpp: Double, magnification: Double, source: String, slideMPP: Double? = nil,
+            slideMagnification: Double? = nil, plan: String? = nil
+        ) {
             self.level = level
             self.mpp = mpp
             self.magnification = magnification
             self.source = source
+            self.slideMPP = slideMPP
+            self.slideMagnification = slideMagnification
+            self.plan = plan
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case level, source, plan
+            case mpp = "working_mpp"
+            case magnification = "working_magnification"
+            case slideMPP = "slide_mpp"
+            case slideMagnification = "slide_magnification"
         }
     }
 

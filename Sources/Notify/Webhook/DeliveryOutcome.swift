@@ -75,6 +75,16 @@ public enum DeliveryOutcome: Sendable, Equatable {
                 self = .delivered(status: status)
             case 408, 429, 500..<600:
                 self = .retry(reason: detail, status: status, retryAfter: retryAfter?.delay(now: now))
+            case 302, 303, 307:
+                // A temporary redirect (the receiver moved for now: maintenance, a load balancer): redirects are not
+                // followed (the signed body must reach the configured URL), so it is a temporary failure.
+                self = .retry(
+                    reason: detail + " (a temporary redirect, not followed; retried)", status: status,
+                    retryAfter: retryAfter?.delay(now: now))
+            case 301, 308:
+                self = .deadLetter(
+                    status: status,
+                    reason: detail + " (moved permanently, not followed: set [webhook] url to the new address)")
             case 410:
                 self = .endpointGone(status: status, reason: detail)
             default:
