@@ -60,7 +60,7 @@ final class OneDNNPlan: @unchecked Sendable {
         var scratchpad = 0
         func fail(_ what: String, _ status: dnnl_status_t) -> PrecisionError {
             PrecisionError(
-                code: "pipeline.onednn", subject: "oneDNN \(OneDNN.version)",
+                code: .onednn, subject: "oneDNN \(OneDNN.version)",
                 message: "oneDNN cannot build \(what) of a \(architecture.rawValue) "
                     + "(\(type == dnnl_bf16 ? "bf16" : "fp32"), batch \(batch)): \(OneDNN.describe(status))",
                 fix: "use precision = \"fp32\", or install Debian's libdnnl-dev 2.6 or later")
