@@ -138,9 +138,16 @@ let package = Package(
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),
+        // The independent judges of the HL7 and FHIR output (Python programs in tools/ on PyPI packages), run by
+        // the Notify and Daemon tests.
+        .target(
+            name: "TestJudges",
+            path: "Tests/TestJudges",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "NotifyTests",
-            dependencies: ["Errors", "Images", "Notify", "Sinks", "Store"],
+            dependencies: ["Errors", "Images", "Notify", "Sinks", "Store", "TestJudges"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -152,7 +159,7 @@ let package = Package(
             name: "DaemonTests",
             dependencies: [
                 "Daemon", "Errors", "Threads", "Images", "Inference", "Ingest", "Notify", "Store", "SyntheticSlides",
-                "Sinks",
+                "Sinks", "TestJudges",
             ],
             swiftSettings: strict
         ),

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Store
+import TestJudges
 import Testing
 
 @testable import Notify
@@ -52,6 +53,19 @@ struct HL7DeliveryTests {
                 idlePoll: 0.5, randomFraction: { 1 })
         }
 
+        /// The next attempt goes to `url` with `options` (as a reload does).
+        func reconfigure(url: String, options: MLLPClientOptions) {
+            worker?.reconfigure(configuration(url: url, options: options))
+        }
+
+        /// Waits until the worker has recorded at least `count` attempts on the row (while it stays pending).
+        func attempts(_ count: Int, _ id: String = "evt_0123") async throws -> OutboxRow {
+            while try row(id).attempts < count && row(id).state == .pending {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            return try row(id)
+        }
+
         func row(_ id: String = "evt_0123") throws -> OutboxRow {
             try #require(try outbox.row(eventID: id, destination: OutboxMessage.hl7))
         }
@@ -84,6 +98,7 @@ struct HL7DeliveryTests {
         #expect(Judges.value(message, "MSH", 18) == "UNICODE UTF-8")
         #expect(Judges.value(message, "MSH", 4) == "PATH|LAB")
         #expect(Judges.value(message, "PID", 3) == "P^7")
+        #expect(Judges.value(message, "PID", 5, 7) == "U", "PID-5: a name of unspecified type (R in the standard)")
         #expect(Judges.value(message, "ORC", 3) == "S26-01234" && Judges.value(message, "OBR", 3) == "S26-01234")
         #expect(Judges.value(message, "OBR", 25) == "P")
         var observations: [String: [String]] = [:]
@@ -254,5 +269,59 @@ struct HL7DeliveryTests {
         harness.worker?.reconfigure(harness.configuration(url: new.url))
         #expect(try await harness.settled().state == .delivered)
         #expect(try new.messages().map { $0["control_id"] as? String } == ["evt_0123"])
+    }
+
+    // MARK: - mllps:// against the judge speaking TLS, with certificates made by openssl in the test
+
+    static func tlsOptions(
+        _ certificates: TestCertificates, ca: String? = nil, clientCertificate: Bool = true
+    ) -> MLLPClientOptions {
+        MLLPClientOptions(
+            connectTimeout: 10, ackTimeout: 10, caFile: ca ?? certificates.caCertificate,
+            clientCertificate: clientCertificate ? certificates.clientCertificate : nil,
+            clientKey: clientCertificate ? certificates.clientKey : nil)
+    }
+
+    @Test("mllps:// with mutual TLS: without the client certificate the receiver asks for, retried; with it, delivered")
+    func mutualTLS() async throws {
+        let pki = try TestCertificates()
+        let receiver = try Judges.HL7Receiver(
+            tls: (cert: pki.serverCertificate, key: pki.serverKey, clientCA: pki.caCertificate))
+        let harness = try Harness()
+        // The certificate names localhost and 127.0.0.1; the host name is checked too.
+        let url = "mllps://localhost:\(receiver.port)"
+        harness.start(url: url, options: Self.tlsOptions(pki, clientCertificate: false))
+        let refused = try await harness.attempts(2)
+        #expect(refused.state == .pending, "a refused client certificate is retried, not a dead letter")
+        #expect(refused.lastError?.contains("[hl7] client_certificate") == true, "\(refused.lastError ?? "")")
+        harness.reconfigure(url: url, options: Self.tlsOptions(pki))
+        let row = try await harness.settled()
+        #expect(row.state == .delivered, "\(row.lastError ?? "")")
+        let messages = try receiver.messages()
+        #expect(messages.count == 1, "the judge parsed only the message sent with the client certificate")
+        #expect(messages.first?["error"] == nil && messages.first?["control_id"] as? String == "evt_0123")
+        #expect(messages.first?["answer"] as? String == "AA")
+    }
+
+    @Test(
+        "mllps:// trusting the wrong CA: nothing is sent, the error names [hl7] ca_file, retried until the CA is right")
+    func wrongCA() async throws {
+        let pki = try TestCertificates()
+        let receiver = try Judges.HL7Receiver(tls: (cert: pki.serverCertificate, key: pki.serverKey, clientCA: nil))
+        let harness = try Harness()
+        let url = "mllps://127.0.0.1:\(receiver.port)"
+        harness.start(url: url, options: Self.tlsOptions(pki, ca: pki.otherCACertificate))
+        let failing = try await harness.attempts(2)
+        #expect(failing.state == .pending, "an untrusted certificate is retried (the CA may be fixed by a reload)")
+        let error = failing.lastError ?? ""
+        #expect(error.contains("cannot connect to \(url)") && error.contains("[hl7] ca_file"), "\(error)")
+        // A missing CA file is named too.
+        harness.reconfigure(url: url, options: Self.tlsOptions(pki, ca: pki.folder + "/missing-ca.pem"))
+        while try harness.row().lastError == error { try await Task.sleep(for: .milliseconds(20)) }
+        let missing = try harness.row().lastError ?? ""
+        #expect(missing.contains("ca_file"), "\(missing)")
+        harness.reconfigure(url: url, options: Self.tlsOptions(pki))
+        #expect(try await harness.settled().state == .delivered)
+        #expect(try receiver.messages().map { $0["control_id"] as? String } == ["evt_0123"])
     }
 }
