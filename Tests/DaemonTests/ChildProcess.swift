@@ -1,20 +1,14 @@
 import Foundation
 import Testing
 
-/// A child process started with `posix_spawn` and reaped by the test, so that a test gets the child's own peak
-/// resident set besides its exit status — Foundation's `Process` reaps its children itself. Its stdout and stderr go
-/// to files in a folder of the test's, read while it runs.
-///
-/// The peak is the child's `VmHWM` (/proc/PID/status), read every 5 ms while it runs, not `wait4`'s `ru_maxrss`:
-/// glibc's `posix_spawn` clones with `CLONE_VM|CLONE_VFORK`, so at `execve` the kernel records the *test process's*
-/// resident set as the child's maximum (seen: 1.4 GiB for a 266 MiB child while other tests held ResNet-50s). Memory
-/// the child holds for less than 5 ms before it ends can be missed; a peak that matters lasts longer.
+/// A child process started with `posix_spawn` and reaped with `waitpid`, so that a test can send it signals and get
+/// its exit status, or the signal that ended it, exactly — Foundation's `Process` reaps its children itself. Its
+/// stdout and stderr go to files in a folder of the test's, read while it runs.
 final class ChildProcess {
     let pid: pid_t
     let stdoutPath: String
     let stderrPath: String
     private var exit: Exit?
-    private let peak: PeakSampler
 
     /// How the child ended.
     struct Exit {
@@ -22,8 +16,6 @@ final class ChildProcess {
         var status: Int32
         /// Whether a signal ended it (`status` is then 128 + the signal).
         var signalled: Bool
-        /// Its peak resident set (`VmHWM`, sampled), bytes.
-        var peakResidentBytes: Int
     }
 
     /// Starts `executable` with `arguments`; its output goes to `<folder>/<name>.stdout` and `.stderr`.
@@ -49,9 +41,6 @@ final class ChildProcess {
         let result = posix_spawn(&child, executable.path, &actions, nil, argv, envp)
         try #require(result == 0, "posix_spawn \(executable.path): \(String(cString: strerror(result)))")
         pid = child
-        peak = PeakSampler(pid: child)
-        let sampler = peak
-        Thread.detachNewThread { sampler.run() }
     }
 
     deinit {
@@ -67,10 +56,9 @@ final class ChildProcess {
     /// Whether the child has ended (reaping it if so).
     var hasExited: Bool {
         if exit != nil { return true }
-        var info = siginfo_t()
-        guard waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0, info._sifields._sigchld.si_pid == pid
-        else { return false }
-        exit = reap()
+        var status: Int32 = 0
+        guard waitpid(pid, &status, WNOHANG) == pid else { return false }
+        exit = Self.exit(status: status)
         return true
     }
 
@@ -93,59 +81,15 @@ final class ChildProcess {
     @discardableResult
     func wait() -> Exit {
         if let exit { return exit }
-        var info = siginfo_t()
-        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
-        let ended = reap()
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let ended = Self.exit(status: status)
         exit = ended
         return ended
     }
 
-    /// Reaps the child, which has ended (a zombie): the sampler stops first, so it never reads a reused pid.
-    private func reap() -> Exit {
-        let peakBytes = peak.stop()
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    private static func exit(status: Int32) -> Exit {
         let signal = status & 0x7f
-        return Exit(
-            status: signal == 0 ? (status >> 8) & 0xff : 128 + signal, signalled: signal != 0,
-            peakResidentBytes: peakBytes)
-    }
-}
-
-/// Reads a running child's `VmHWM` every 5 ms until stopped; the largest value read is its peak.
-private final class PeakSampler: @unchecked Sendable {
-    private let path: String
-    private let lock = NSLock()
-    private var stopped = false
-    private var peak = 0
-
-    init(pid: pid_t) { path = "/proc/\(pid)/status" }
-
-    func run() {
-        while sample() { usleep(5_000) }
-    }
-
-    /// One reading under the lock, so that none happens after `stop`; false once stopped.
-    private func sample() -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        if stopped { return false }
-        // A zombie's status has no VmHWM line (its memory is gone): the last reading stands.
-        if let status = try? String(contentsOfFile: path, encoding: .utf8),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-            let kB = Int(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "")
-        {
-            peak = max(peak, kB * 1024)
-        }
-        return true
-    }
-
-    /// Stops the sampling (after one last reading) and returns the peak.
-    func stop() -> Int {
-        _ = sample()
-        lock.lock()
-        defer { lock.unlock() }
-        stopped = true
-        return peak
+        return Exit(status: signal == 0 ? (status >> 8) & 0xff : 128 + signal, signalled: signal != 0)
     }
 }

@@ -152,7 +152,8 @@ final class SlideWorker: @unchecked Sendable {
             let report = outcome.report
             let result = JobResult(
                 status: report.status.rawValue, probability: report.result?.probability, label: report.result?.label,
-                errorCode: report.error?.code, errorMessage: report.error?.message)
+                errorCode: report.error?.code, errorMessage: report.error?.message, qcStatus: report.qc?.status,
+                qcReasons: report.qc?.reasons ?? [])
             let messages = try settings.current.messages(for: report, folder: folder)
             try store.complete(
                 jobID: job.id, eventID: report.eventID, reportDirectory: folder, result: result, outbox: messages,
