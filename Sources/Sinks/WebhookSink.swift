@@ -16,6 +16,8 @@ import Darwin
 /// `webhook-timestamp` within ±``tolerance`` seconds), recorded, reported to ``onEvent`` with a one-line summary,
 /// and answered: 401 when the check fails, else 500 for the first ``failFirst`` requests, else ``status`` (200).
 /// A custom ``Responder`` can replace that choice (tests: Retry-After, never answering).
+///
+/// `@unchecked Sendable`: every `var` is read and written only while `lock` is held.
 public final class WebhookSink: @unchecked Sendable {
     /// A request as received.
     public struct Request: Sendable, Equatable {

@@ -1,4 +1,5 @@
 import Foundation
+import Images
 import Ingest
 import Notify
 import Sinks
@@ -168,7 +169,7 @@ struct ScoreCommandTests {
         let root = installation.root
         let good = try Self.synth(root, "good.svs", "--width", "1024", "--height", "768", "--tissue-fraction", "0.5")
         let png = root.appendingPathComponent("picture.svs").path
-        try PNGImage(width: 4, height: 4, pixels: [UInt8](repeating: 200, count: 48)).write(to: png)
+        try RGBImage(width: 4, height: 4, pixels: [UInt8](repeating: 200, count: 48)).write(to: png)
         let empty = root.appendingPathComponent("empty.svs").path
         try Data().write(to: URL(fileURLWithPath: empty))
         let truncated = root.appendingPathComponent("truncated.svs").path

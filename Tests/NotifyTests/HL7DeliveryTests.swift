@@ -14,33 +14,42 @@ struct HL7DeliveryTests {
         let databasePath: String
         let outbox: Outbox
         var worker: OutboxDelivery?
+        private var task: Task<Void, any Error>?
 
         init(_ reports: [SlideReport] = [HL7Tests.hostileReport()]) throws {
             databasePath = try Fixtures.temporaryFolder() + "/csmil.sqlite3"
             let database = try SQLiteDatabase(path: databasePath)
             try Outbox.installSchema(in: database)
             outbox = Outbox(database: database)
-            for report in reports {
-                let message = HL7ResultMessage.make(
-                    report: report, settings: HL7Tests.settings, reportPath: "/r/report.json",
-                    timestamp: HL7Tests.timestamp)
-                try outbox.enqueue(OutboxMessage(hl7: message, report: report))
-            }
+            // The rows the daemon queues: the destination's encoder, with the report folder `/r`.
+            let encode = Harness.destination(url: "mllp://127.0.0.1:1").encode
+            for report in reports { try outbox.enqueue(try encode(report, "/r", HL7Tests.timestamp)) }
         }
 
-        func start(url: String, options: MLLPClientOptions = MLLPClientOptions(connectTimeout: 2, ackTimeout: 5)) throws
-        {
+        func start(url: String, options: MLLPClientOptions = MLLPClientOptions(connectTimeout: 2, ackTimeout: 5)) {
             let worker = OutboxDelivery(
-                configuration: OutboxDelivery.Configuration(
-                    databasePath: databasePath,
-                    destinations: [
-                        OutboxMessage.hl7: OutboxDelivery.Destination(
-                            url: url, transport: .hl7(options),
-                            retry: RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, window: 600))
-                    ], idlePoll: 0.5, randomFraction: { 1 }),
+                configuration: configuration(url: url, options: options),
                 logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
-            try worker.start()
+            task = Task { try await worker.run() }
             self.worker = worker
+        }
+
+        /// The HL7 destination at `url`, with small backoffs.
+        static func destination(
+            url: String, options: MLLPClientOptions = MLLPClientOptions(connectTimeout: 2, ackTimeout: 5)
+        ) -> Destination {
+            Destination.hl7(
+                url: url, settings: HL7Tests.settings, options: options,
+                retry: RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, window: 600))
+        }
+
+        /// The worker's configuration: the HL7 destination at `url`.
+        func configuration(
+            url: String, options: MLLPClientOptions = MLLPClientOptions(connectTimeout: 2, ackTimeout: 5)
+        ) -> OutboxDelivery.Configuration {
+            OutboxDelivery.Configuration(
+                databasePath: databasePath, destinations: [Harness.destination(url: url, options: options)],
+                idlePoll: 0.5, randomFraction: { 1 })
         }
 
         func row(_ id: String = "evt_0123") throws -> OutboxRow {
@@ -48,20 +57,21 @@ struct HL7DeliveryTests {
         }
 
         /// Waits until the row leaves `pending` (the worker records every attempt).
-        func settled(_ id: String = "evt_0123") throws -> OutboxRow {
-            while try row(id).state == .pending { Thread.sleep(forTimeInterval: 0.02) }
+        func settled(_ id: String = "evt_0123") async throws -> OutboxRow {
+            while try row(id).state == .pending { try await Task.sleep(for: .milliseconds(20)) }
             return try row(id)
         }
 
-        deinit { worker?.stop() }
+        /// Stopping is cancelling the worker's task.
+        deinit { task?.cancel() }
     }
 
     @Test("the hl7 package parses every segment and field we send, names and delimiters intact; AA delivers")
-    func acceptedAndParsed() throws {
+    func acceptedAndParsed() async throws {
         let receiver = try Judges.HL7Receiver()
         let harness = try Harness()
-        try harness.start(url: receiver.url)
-        let row = try harness.settled()
+        harness.start(url: receiver.url)
+        let row = try await harness.settled()
         #expect(row.state == .delivered && row.attempts == 1)
         let messages = try receiver.messages()
         #expect(messages.count == 1)
@@ -96,11 +106,11 @@ struct HL7DeliveryTests {
     }
 
     @Test("AE then AA: retried with backoff, one delivery, the same MSH-10 both times")
-    func errorThenAccept() throws {
+    func errorThenAccept() async throws {
         let receiver = try Judges.HL7Receiver(acks: ["AE"])
         let harness = try Harness()
-        try harness.start(url: receiver.url)
-        let row = try harness.settled()
+        harness.start(url: receiver.url)
+        let row = try await harness.settled()
         #expect(row.state == .delivered && row.attempts == 2)
         let messages = try receiver.messages()
         #expect(messages.map { $0["answer"] as? String } == ["AE", "AA"])
@@ -109,11 +119,11 @@ struct HL7DeliveryTests {
     }
 
     @Test("AR: a dead letter carrying the ACK's text; nothing is resent")
-    func rejected() throws {
+    func rejected() async throws {
         let receiver = try Judges.HL7Receiver(acks: ["AR"])
         let harness = try Harness()
-        try harness.start(url: receiver.url)
-        let row = try harness.settled()
+        harness.start(url: receiver.url)
+        let row = try await harness.settled()
         #expect(row.state == .dead && row.attempts == 1)
         #expect(row.lastError?.contains("ACK AR: judge answer AR to message 1") == true)
         #expect(try harness.outbox.summary().deadLetters.first?.destination == OutboxMessage.hl7)
@@ -121,11 +131,11 @@ struct HL7DeliveryTests {
     }
 
     @Test("no ACK in time, or a closed connection: retried with the same MSH-10 until one is accepted")
-    func silentAndClosed() throws {
+    func silentAndClosed() async throws {
         let receiver = try Judges.HL7Receiver(acks: ["SILENT", "CLOSE"])
         let harness = try Harness()
-        try harness.start(url: receiver.url, options: MLLPClientOptions(connectTimeout: 2, ackTimeout: 0.5))
-        let row = try harness.settled()
+        harness.start(url: receiver.url, options: MLLPClientOptions(connectTimeout: 2, ackTimeout: 0.5))
+        let row = try await harness.settled()
         #expect(row.state == .delivered && row.attempts == 3)
         let messages = try receiver.messages()
         #expect(messages.map { $0["answer"] as? String } == ["SILENT", "CLOSE", "AA"])
@@ -133,29 +143,29 @@ struct HL7DeliveryTests {
     }
 
     @Test("receiver down, then up on the same port: delivered once it listens")
-    func downThenUp() throws {
+    func downThenUp() async throws {
         // A free port: bind, read it, close (the receiver binds it again below).
         let probe = try Judges.HL7Receiver()
         let port = probe.port
         probe.stop()
         let harness = try Harness()
-        try harness.start(url: "mllp://127.0.0.1:\(port)")
+        harness.start(url: "mllp://127.0.0.1:\(port)")
         // The first attempts are refused; wait for one to be recorded before the receiver comes up.
-        while try harness.row().attempts == 0 { Thread.sleep(forTimeInterval: 0.02) }
+        while try harness.row().attempts == 0 { try await Task.sleep(for: .milliseconds(20)) }
         #expect(try harness.row().lastError?.contains("cannot connect") == true)
         let receiver = try Judges.HL7Receiver(port: port)
-        let row = try harness.settled()
+        let row = try await harness.settled()
         #expect(row.state == .delivered && row.attempts >= 2)
         #expect(try receiver.messages().count == 1)
     }
 
     @Test("no-tissue and failed slides are results the hl7 package parses, with OBR-25 and OBX-11 as documented")
-    func otherStatuses() throws {
+    func otherStatuses() async throws {
         let receiver = try Judges.HL7Receiver()
         let harness = try Harness([Fixtures.noTissue(), Fixtures.failed()])
-        try harness.start(url: receiver.url)
-        #expect(try harness.settled("evt_0124").state == .delivered)
-        #expect(try harness.settled("evt_0125").state == .delivered)
+        harness.start(url: receiver.url)
+        #expect(try await harness.settled("evt_0124").state == .delivered)
+        #expect(try await harness.settled("evt_0125").state == .delivered)
         let messages = try receiver.messages()
         #expect(messages.count == 2 && messages.allSatisfy { $0["error"] == nil })
         let failed = try #require(messages.first { $0["control_id"] as? String == "evt_0125" })
@@ -235,21 +245,14 @@ struct HL7DeliveryTests {
     }
 
     @Test("a reconfigured URL applies to queued rows: the next attempt goes to the new receiver")
-    func reconfiguredURL() throws {
+    func reconfiguredURL() async throws {
         let old = try Judges.HL7Receiver(acks: ["AE", "AE", "AE", "AE", "AE", "AE", "AE", "AE", "AE", "AE"])
         let new = try Judges.HL7Receiver()
         let harness = try Harness()
-        try harness.start(url: old.url)
-        while try old.messages().isEmpty { Thread.sleep(forTimeInterval: 0.02) }
-        harness.worker?.reconfigure(
-            OutboxDelivery.Configuration(
-                databasePath: harness.databasePath,
-                destinations: [
-                    OutboxMessage.hl7: OutboxDelivery.Destination(
-                        url: new.url, transport: .hl7(MLLPClientOptions(connectTimeout: 2, ackTimeout: 5)),
-                        retry: RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, window: 600))
-                ], idlePoll: 0.5, randomFraction: { 1 }))
-        #expect(try harness.settled().state == .delivered)
+        harness.start(url: old.url)
+        while try old.messages().isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+        harness.worker?.reconfigure(harness.configuration(url: new.url))
+        #expect(try await harness.settled().state == .delivered)
         #expect(try new.messages().map { $0["control_id"] as? String } == ["evt_0123"])
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Images
 import Inference
 import Ingest
 
@@ -55,8 +56,8 @@ struct EmbedCommand: AsyncParsableCommand {
         var start = 0
         while start < images.count {
             let paths = Array(images[start..<min(start + batchSize, images.count)])
-            let decoded = try paths.map { path throws -> PNGImage in
-                let image = try PNGImage(contentsOfFile: path)
+            let decoded = try paths.map { path throws -> RGBImage in
+                let image = try RGBImage(contentsOfFile: path)
                 guard image.width == image.height, Preprocessing.inputSides.contains(image.width) else {
                     throw CommandError(
                         code: .input, subject: path, message: "is \(image.width)×\(image.height) pixels",

@@ -96,7 +96,7 @@ struct OutboxCommand: AsyncParsableCommand {
         func run() async throws {
             let configuration = try Configuration.load(path: config)
             let logger = global.bootstrapLogging(configured: configuration.log.level)
-            guard Publishing(configuration).isOn else {
+            guard configuration.publishes else {
                 throw CommandError(
                     code: .usage, subject: configuration.sourcePath,
                     message: "[webhook] url and [hl7] url are empty, so there is nowhere to deliver to",
@@ -105,11 +105,10 @@ struct OutboxCommand: AsyncParsableCommand {
             let outbox = try OutboxCommand.open(configuration)
             let delivery = OutboxDelivery(
                 configuration: try configuration.deliveryConfiguration(idlePoll: 1), logger: logger)
-            try delivery.start()
-            defer { delivery.stop() }
-            while true {
-                try await Task.sleep(for: .milliseconds(200))
-                if untilEmpty, try outbox.nextDueTime(destinations: configuration.deliveryURLs) == nil { return }
+            let untilEmpty = self.untilEmpty
+            let urls = configuration.deliveryURLs
+            try await delivery.run {
+                try !untilEmpty || outbox.nextDueTime(destinations: urls) != nil
             }
         }
     }

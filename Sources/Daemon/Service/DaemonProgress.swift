@@ -60,7 +60,7 @@ final class DaemonProgress: Sendable {
         state = Mutex(
             State(
                 snapshot: Snapshot(
-                    pid: getpid(), version: CSMIL.version, startedAt: now, updatedAt: now, state: "starting",
+                    pid: getpid(), version: Product.version, startedAt: now, updatedAt: now, state: "starting",
                     watchFolder: watchFolder, watchMode: watchMode, current: [], queued: 0, scored: 0, failed: 0),
                 watchdog: WatchdogState(stallLimit: stallLimit)))
     }

@@ -1,10 +1,10 @@
-import Dispatch
 import Errors
 import Foundation
 import Logging
 import Notify
 import Store
 import Synchronization
+import Threads
 
 /// Scores the job store's queue, one slide at a time, on a thread of its own (OpenSlide and BLAS block).
 ///
@@ -14,6 +14,9 @@ import Synchronization
 /// destination: webhook, HL7) are queued → the delivery worker is woken. A failed slide gets a `failed` report and a `slide.failed` event like any
 /// other result; a report that cannot be written (disk full) is retried later. On shutdown the slide in progress
 /// is put back (released) between two batches and scored again at the next start.
+///
+/// `@unchecked Sendable`: `store` is used only on the worker's thread (inside ``run()``); other threads call only
+/// ``wake()`` and ``stop()``, which touch a ``Wakeup`` and an `Atomic`.
 final class SlideWorker: @unchecked Sendable {
     /// Seconds a claimed job stays leased without progress; renewed at every batch.
     static let leaseSeconds = 600.0
@@ -27,7 +30,7 @@ final class SlideWorker: @unchecked Sendable {
     private let stateDirectory: String
     private let logger: Logger
     private let wakeDelivery: @Sendable () -> Void
-    private let signal = DispatchSemaphore(value: 0)
+    private let signal = Wakeup()
     private let stopRequested = Atomic<Bool>(false)
 
     init(
@@ -63,14 +66,14 @@ final class SlideWorker: @unchecked Sendable {
                 guard
                     let job = try store.claimNext(now: Date().timeIntervalSince1970, leaseSeconds: Self.leaseSeconds)
                 else {
-                    _ = signal.wait(timeout: .now() + 5)
+                    signal.wait(timeout: 5)
                     continue
                 }
                 TestHooks.pauseIfRequested(.claimed, stateDirectory: stateDirectory)
                 process(job)
             } catch {
                 logger.error("job store failed; retrying in 10 s", metadata: .error(error))
-                _ = signal.wait(timeout: .now() + 10)
+                signal.wait(timeout: 10)
             }
         }
     }
@@ -98,7 +101,8 @@ final class SlideWorker: @unchecked Sendable {
                     message: "scoring stopped the daemon \(job.attempts - 1) times (a crash or the memory limit)",
                     fix: "check the journal; the slide may be damaged or too large for this machine"))
         } else {
-            outcome = pipeline.score(path: job.path, observer: Observer(worker: self, jobID: job.id))
+            outcome = pipeline.score(
+                path: job.path, fingerprint: job.fingerprint, observer: Observer(worker: self, jobID: job.id))
         }
         TestHooks.holdIfRequested("scored", stateDirectory: stateDirectory)
         var status: String? = nil
@@ -201,13 +205,14 @@ final class SlideWorker: @unchecked Sendable {
     }
 }
 
-/// The settings that a SIGHUP may change while the daemon runs: what each result becomes in the outbox.
+/// The settings that a SIGHUP may change while the daemon runs: the destinations, whose `encode` makes each result's
+/// outbox rows (the delivery worker gets the same destinations).
 final class LiveSettings: Sendable {
-    private let publishing: Mutex<Publishing>
+    private let destinations: Mutex<[Destination]>
 
-    init(_ publishing: Publishing) { self.publishing = Mutex(publishing) }
+    init(_ destinations: [Destination]) { self.destinations = Mutex(destinations) }
 
-    var current: Publishing { publishing.withLock { $0 } }
+    var current: [Destination] { destinations.withLock { $0 } }
 
-    func update(_ new: Publishing) { publishing.withLock { $0 = new } }
+    func update(_ new: [Destination]) { destinations.withLock { $0 = new } }
 }

@@ -2,20 +2,8 @@ import CPNG
 import Errors
 import Foundation
 
-/// An 8-bit RGB image read from or written to a PNG file through libpng's simplified API.
-public struct PNGImage: Sendable, Equatable {
-    public var width: Int
-    public var height: Int
-    /// Interleaved RGB, row-major, `width × height × 3` bytes.
-    public var pixels: [UInt8]
-
-    public init(width: Int, height: Int, pixels: [UInt8]) {
-        precondition(pixels.count == width * height * 3)
-        self.width = width
-        self.height = height
-        self.pixels = pixels
-    }
-
+/// PNG files and bytes through libpng's simplified API.
+extension RGBImage {
     /// Reads a PNG of any colour type and bit depth as 8-bit RGB (alpha composited on white,
     /// grey expanded), with `png_image_begin_read_from_file` / `png_image_finish_read`.
     public init(contentsOfFile path: String) throws(ImageError) {
