@@ -175,7 +175,7 @@ struct HL7DeliveryTests {
     }
 
     @Test("QC: a review slide says so in an NTE before the OBX rows and in QC rows after the status; a pass slide too")
-    func qualityControl() throws {
+    func qualityControl() async throws {
         let receiver = try Judges.HL7Receiver()
         var review = ReportPageTests.review()
         review.eventID = "evt_0126"
@@ -185,9 +185,9 @@ struct HL7DeliveryTests {
             status: "pass", reasons: [], fractions: ["pen": 0, "blur": 0.005, "fold": 0], excluded: 0, usable: 100,
             exclude: ["pen", "blur", "fold"])
         let harness = try Harness([review, pass])
-        try harness.start(url: receiver.url)
-        #expect(try harness.settled("evt_0126").state == .delivered)
-        #expect(try harness.settled("evt_0127").state == .delivered)
+        harness.start(url: receiver.url)
+        #expect(try await harness.settled("evt_0126").state == .delivered)
+        #expect(try await harness.settled("evt_0127").state == .delivered)
         let messages = try receiver.messages()
         #expect(messages.count == 2 && messages.allSatisfy { $0["error"] == nil })
 

@@ -1,7 +1,7 @@
 import CPNG
 import Foundation
 
-extension PNGImage {
+extension RGBImage {
     /// `width × height` 8-bit RGBA pixels (non-premultiplied, row-major) encoded as a PNG in memory
     /// (`png_image_write_to_memory` with `PNG_FORMAT_RGBA`): the report page's transparent overlays.
     public static func encodedRGBA(width: Int, height: Int, pixels: [UInt8]) throws(ImageError) -> Data {
@@ -38,7 +38,7 @@ extension PNGImage {
     }
 
     /// The image averaged down by a whole factor so that neither side exceeds `maximumSide` (itself when it fits).
-    public func reduced(toAtMost maximumSide: Int) -> PNGImage {
+    public func reduced(toAtMost maximumSide: Int) -> RGBImage {
         let factor = max(1, (max(width, height) + maximumSide - 1) / maximumSide)
         guard factor > 1 else { return self }
         let reducedWidth = max(1, width / factor)
@@ -57,6 +57,6 @@ extension PNGImage {
                 }
             }
         }
-        return PNGImage(width: reducedWidth, height: reducedHeight, pixels: reduced)
+        return RGBImage(width: reducedWidth, height: reducedHeight, pixels: reduced)
     }
 }
