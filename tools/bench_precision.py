@@ -355,6 +355,8 @@ class Bench:
         models["demo backbones, 4 random heads"] = (
             random_model("random-heads-resnet18", "resnet18", demo_files,
                          os.path.join(demo, "feature_normalization.safetensors")), "resnet18")
+        if not self.args.sweep_resnet50:
+            return models
         # Untrained He-initialised ResNet-50 features reach about 30,000 with dead channels, which per-channel
         # standardisation turns into noise amplifiers; BatchNorm calibrated on the slides gives features as well
         # conditioned as a trained network's (seeded-backbones --calibrate; minutes, once).
@@ -528,6 +530,9 @@ def main():
     parser.add_argument("--sweep-slide", action="append", default=[], help="also score this slide in the sweep")
     parser.add_argument("--no-sweep-features", dest="sweep_features", action="store_false",
                         help="skip the embed-slides feature comparison")
+    parser.add_argument("--no-sweep-resnet50", dest="sweep_resnet50", action="store_false",
+                        help="skip the calibrated seeded ResNet-50 model (its calibration and feature statistics cost "
+                             "about three fp32 passes over the slides)")
     parser.add_argument("--work", default=os.path.join(ROOT, ".build", "bench-precision"))
     parser.add_argument("--out", help="the JSON results (default: WORK/results-<time>.json, and a .md beside it)")
     args = parser.parse_args()
