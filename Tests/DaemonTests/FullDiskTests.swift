@@ -118,7 +118,7 @@ struct FullDiskTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/report.json")) == oldReport)
         #expect(
             try FileManager.default.contentsOfDirectory(atPath: folder).sorted() == [
-                "case_results_merge.csv", "report.json", "tiles.geojson", "tissue_mask.png",
+                "case_results_merge.csv", "report.html", "report.json", "tiles.geojson", "tissue_mask.png",
             ])
 
         try disk.unfill()
@@ -153,7 +153,7 @@ struct FullDiskTests {
     func outputFolderFull() throws {
         let setup = try WatchDaemonTests.Setup()
         defer { setup.cleanUp() }
-        let disk = try SmallFileSystem(at: setup.reports.path, kibibytes: 2048)
+        let disk = try SmallFileSystem(at: setup.reports.path, kibibytes: 16 * 1024)
         defer { disk.unmount() }
         try disk.fill()
         let process = try setup.start()
@@ -163,8 +163,13 @@ struct FullDiskTests {
         try setup.drop("case-1.svs", seed: 1)
         try #require(
             setup.notify.wait(for: "STATUS=waiting: the output folder is full", timeout: 120), "log:\n\(setup.log())")
-        let waiting = try Self.status(setup)
-        #expect(waiting.text.contains("waiting: the output folder is full"), "\(waiting.text)")
+        // daemon.json follows STATUS= within one status period.
+        var waiting = try Self.status(setup)
+        #expect(
+            try Self.wait {
+                waiting = try Self.status(setup)
+                return waiting.text.contains("waiting: the output folder is full")
+            }, "\(waiting.text)")
         #expect(waiting.counts["failed"] == 0 && waiting.counts["reported"] == 0, "\(waiting.counts)")
         // Nothing half-written: no report folder, no staging folder.
         #expect(try FileManager.default.contentsOfDirectory(atPath: disk.path) == ["filler"])
@@ -176,11 +181,14 @@ struct FullDiskTests {
         #expect(try Self.json(events[0])["type"] as? String == "slide.scored")
         let folders = setup.reportFolders()
         try #require(folders.count == 1)
-        #expect(
-            try FileManager.default.contentsOfDirectory(atPath: setup.reports.path + "/" + folders[0]).sorted() == [
-                "attention_heatmap.png", "case_results_merge.csv", "report.json", "tiles.geojson", "tissue_mask.png",
-            ])
-        #expect(try FileManager.default.contentsOfDirectory(atPath: disk.path) == folders)
+        let files = try FileManager.default.contentsOfDirectory(atPath: setup.reports.path + "/" + folders[0])
+        for name in ["attention_heatmap.png", "case_results_merge.csv", "report.html", "report.json", "tiles.geojson"] {
+            #expect(files.contains(name), "\(files)")
+        }
+        // No staging folder left, no second folder (beside them: index.html, index.json and the index's lock).
+        let entries = try FileManager.default.contentsOfDirectory(atPath: disk.path)
+        #expect(entries.filter { $0.hasPrefix(".csmil-tmp.") }.isEmpty, "\(entries)")
+        #expect(entries.filter { !$0.hasPrefix("index.") && !$0.hasPrefix(".index.") } == folders, "\(entries)")
         #expect(setup.log().contains("room again; going on"))
         #expect(Self.wait { ((try? Self.status(setup))?.counts["delivered"]) == 1 })
         #expect(WatchDaemonTests.stop(process), "csmil watch did not exit on SIGTERM")
@@ -214,8 +222,12 @@ struct FullDiskTests {
         try #require(
             setup.notify.wait(for: "STATUS=waiting: the state folder is full", timeout: 120), "\(daemon.stderr)")
         // csmil status reads the store (checking its integrity) and the daemon's snapshot, rewritten in place.
-        let waiting = try Self.status(setup)
-        #expect(waiting.text.contains("waiting: the state folder is full"), "\(waiting.text)")
+        var waiting = try Self.status(setup)
+        #expect(
+            try Self.wait {
+                waiting = try Self.status(setup)
+                return waiting.text.contains("waiting: the state folder is full")
+            }, "\(waiting.text)")
         #expect(waiting.counts["failed"] == 0, "\(waiting.counts)")
 
         try disk.unfill()

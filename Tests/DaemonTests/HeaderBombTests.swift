@@ -4,9 +4,10 @@ import Testing
 
 /// Slides whose headers ask for more than a machine has (issue 14, item 2), on the built binary: a few hundred
 /// kilobytes declaring 10⁶ × 10⁶ pixels is refused before anything is allocated for it, and a huge but plausible
-/// slide can be stopped with SIGTERM in the middle of its tissue detection. The kernel's account of the child
-/// (`wait4`) gives its peak resident set; the time from SIGTERM to exit is printed, not asserted (a loaded CI machine
-/// stretches it; `scripts/bench-header-bomb` measures both).
+/// slide can be stopped with SIGTERM in the middle of its tissue detection. The time from SIGTERM to exit is printed,
+/// not asserted (a loaded CI machine stretches it). Peak memory is the child's own `VmHWM` (``ChildProcess``: not
+/// `ru_maxrss`, which carries the test runner's high-water mark across `posix_spawn`'s `exec`), asserted below 1 GiB;
+/// `scripts/bench-header-bomb` measures both from a small Python parent.
 @Suite("header bombs", .serialized)
 struct HeaderBombTests {
     @Test(
@@ -92,12 +93,12 @@ struct HeaderBombTests {
         #expect(exit.status == 0, "\(daemon.stderr)")
         #expect(daemon.stderr.contains("slide put back for the next start"))
         print(
-            "csmil watch: SIGTERM during tissue detection honoured in \(elapsed); peak RSS \(exit.peakResidentBytes >> 20) MiB"
-        )
+            "csmil watch: SIGTERM during tissue detection honoured in \(elapsed); "
+                + "peak RSS \(exit.peakResidentBytes >> 20) MiB")
+        #expect(exit.peakResidentBytes < 1 << 30)
         let status = try TestSupport.csmil("status", "--config", setup.installation.config.path, "--json")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
         let counts = try #require((object["jobs"] as? [String: Any])?["counts"] as? [String: Int], "\(status.stdout)")
         #expect(counts["settled"] == 1 && counts["processing"] == 0 && counts["failed"] == 0, "\(counts)")
-        #expect(exit.peakResidentBytes < 1 << 30)
     }
 }

@@ -33,7 +33,8 @@ struct ReportWriterTests {
         let names = try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
         #expect(
             names == [
-                "attention_heatmap.png", "case_results_merge.csv", "report.json", "tiles.geojson", "tissue_mask.png",
+                "attention_heatmap.png", "case_results_merge.csv", "report.html", "report.json", "tiles.geojson",
+                "tissue_mask.png",
             ])
         #expect(FileManager.default.contents(atPath: folder + "/tissue_mask.png") == mask)
         #expect(FileManager.default.contents(atPath: folder + "/attention_heatmap.png") == heatmap)
@@ -56,7 +57,8 @@ struct ReportWriterTests {
         #expect(names.last == "report.json")
         #expect(
             Set(names) == [
-                "attention_heatmap.png", "case_results_merge.csv", "report.json", "tiles.geojson", "tissue_mask.png",
+                "attention_heatmap.png", "case_results_merge.csv", "report.html", "report.json", "tiles.geojson",
+                "tissue_mask.png",
             ])
     }
 
@@ -74,9 +76,9 @@ struct ReportWriterTests {
         failed.slide = Fixtures.slide()
         try writer.write(ReportFiles(report: failed))
         // While each new file landed (in the staging folder), the report folder still held the old report whole.
-        #expect(seen.withLock { $0 } == [oldNames, oldNames, oldNames])
+        #expect(seen.withLock { $0 } == [oldNames, oldNames, oldNames, oldNames])
         let names = try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
-        #expect(names == ["case_results_merge.csv", "report.json", "tiles.geojson"])
+        #expect(names == ["case_results_merge.csv", "report.html", "report.json", "tiles.geojson"])
         let csv = try #require(FileManager.default.contents(atPath: folder + "/case_results_merge.csv"))
         #expect(String(decoding: csv, as: UTF8.self) == "case_name,label,prob,acc\n")
         #expect(try FileManager.default.contentsOfDirectory(atPath: output) == [(folder as NSString).lastPathComponent])

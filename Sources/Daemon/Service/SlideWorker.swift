@@ -187,7 +187,8 @@ final class SlideWorker: @unchecked Sendable {
             let report = outcome.report
             let result = JobResult(
                 status: report.status.rawValue, probability: report.result?.probability, label: report.result?.label,
-                errorCode: report.error?.code, errorMessage: report.error?.message)
+                errorCode: report.error?.code, errorMessage: report.error?.message, qcStatus: report.qc?.status,
+                qcReasons: report.qc?.reasons ?? [])
             let messages = try settings.current.messages(for: report, folder: folder)
             // The report is written: the job store must take it, however long the state folder is full.
             let recorded = try untilStored(name) {

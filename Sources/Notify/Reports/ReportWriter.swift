@@ -14,19 +14,25 @@ public struct ReportFiles: Sendable {
     public var tissueMaskPNG: Data?
     /// The attention heatmap (``HeatmapRenderer``), already encoded as PNG; nil when there is none.
     public var heatmapPNG: Data?
+    /// The QC mask (``QualityMaskRenderer``), already encoded as PNG; nil when QC is off or there are no tiles.
+    public var qcMaskPNG: Data?
     /// The tiles for `tiles.geojson` (empty for a failed or tissue-less slide).
     public var tiles: [TileRecord]
     /// `case_results_merge.csv`; nil derives it from the report's result (header only without one).
     public var caseResults: CaseResultsCSV?
+    /// `report.html`'s content; nil makes a page of the report alone (no images).
+    public var page: ReportPage?
 
     /// Collects the files of a report.
     public init(
-        report: SlideReport, tissueMaskPNG: Data? = nil, heatmapPNG: Data? = nil, tiles: [TileRecord] = [],
-        caseResults: CaseResultsCSV? = nil
+        report: SlideReport, tissueMaskPNG: Data? = nil, heatmapPNG: Data? = nil, qcMaskPNG: Data? = nil,
+        tiles: [TileRecord] = [], caseResults: CaseResultsCSV? = nil, page: ReportPage? = nil
     ) {
+        self.page = page
         self.report = report
         self.tissueMaskPNG = tissueMaskPNG
         self.heatmapPNG = heatmapPNG
+        self.qcMaskPNG = qcMaskPNG
         self.tiles = tiles
         self.caseResults = caseResults
     }
@@ -42,8 +48,8 @@ public struct ReportFiles: Sendable {
 /// 1. The report is checked and encoded before anything on disk changes.
 /// 2. The output directory is created if missing (parents `fsync`ed after a `mkdir`); staging folders an earlier
 ///    crash left for this slide (`.csmil-tmp.<folder>.*`) are removed.
-/// 3. Every file is written into a new staging folder `<output>/.csmil-tmp.<folder>.<pid>.<random>` (each through a
-///    temporary file, `fsync`ed and renamed; `report.json` last) and the staging folder is `fsync`ed.
+/// 3. Every file (`case_results_merge.csv`, the PNGs given, `tiles.geojson`, `report.html`, `report.json`) is
+///    written into a new staging folder `<output>/.csmil-tmp.<folder>.<pid>.<random>` (each through a temporary file, `fsync`ed and renamed; `report.json` last) and the staging folder is `fsync`ed.
 /// 4. The staging folder is renamed to the report folder: plain `rename(2)` when there is none yet, an atomic
 ///    exchange (`renameat2(RENAME_EXCHANGE)`) with the old one when the slide is reported again (file systems
 ///    without it: the old folder is renamed aside first, so for an instant there is no folder, never a mixed one),
@@ -63,6 +69,10 @@ public struct ReportWriter: Sendable {
     public static let heatmapFileName = "attention_heatmap.png"
     /// `tiles.geojson`.
     public static let tilesFileName = "tiles.geojson"
+    /// `qc_mask.png`.
+    public static let qcMaskFileName = "qc_mask.png"
+    /// `report.html`.
+    public static let pageFileName = "report.html"
 
     /// The folder that holds one folder per slide (`[output] directory`).
     public var outputDirectory: String
@@ -123,7 +133,8 @@ public struct ReportWriter: Sendable {
             ?? CaseResultsCSV(
                 caseName: CaseResultsCSV.caseName(forSlideName: files.report.slide.name),
                 headProbabilities: files.report.result?.headProbabilities ?? [],
-                threshold: files.report.result?.threshold ?? 0.5, identity: files.report.identity)
+                threshold: files.report.result?.threshold ?? 0.5, qc: files.report.qc?.status,
+                identity: files.report.identity)
 
         try Self.makeDirectories(outputDirectory)
         let name = Self.folderName(slideName: files.report.slide.name, fingerprint: files.report.slide.fingerprint)
@@ -138,6 +149,7 @@ public struct ReportWriter: Sendable {
             }
             for (name, png) in [
                 (Self.tissueMaskFileName, files.tissueMaskPNG), (Self.heatmapFileName, files.heatmapPNG),
+                (Self.qcMaskFileName, files.qcMaskPNG),
             ] {
                 guard let png else { continue }
                 try commit(name, in: staging) { (file) throws(ReportError) in try file.write([UInt8](png)) }
@@ -147,6 +159,8 @@ public struct ReportWriter: Sendable {
                     try file.write(piece)
                 }
             }
+            let page = files.page ?? ReportPage(report: files.report)
+            try commit(Self.pageFileName, in: staging) { (file) throws(ReportError) in try file.write(page.html) }
             try commit(Self.reportFileName, in: staging) { (file) throws(ReportError) in
                 try file.write([UInt8](reportJSON))
             }

@@ -290,7 +290,8 @@ public final class JobStore {
                 """
                 UPDATE jobs
                 SET state = 'reported', event_id = ?, report_directory = ?, result_status = ?, probability = ?,
-                    label = ?, result_error_code = ?, result_error_message = ?, last_error_code = NULL,
+                    label = ?, result_error_code = ?, result_error_message = ?, qc_status = ?, qc_reasons = ?,
+                    last_error_code = NULL,
                     last_error_message = NULL, lease_until = NULL, next_attempt_at = NULL, finished_at = ?,
                     updated_at = ?
                 WHERE id = ?
@@ -299,6 +300,7 @@ public final class JobStore {
                     .text(eventID), .text(reportDirectory), .text(result.status),
                     .optional(result.probability.map { .real($0) }), .optional(result.label.map { .text($0) }),
                     .optional(result.errorCode.map { .text($0) }), .optional(result.errorMessage.map { .text($0) }),
+                    .optional(result.qcStatus.map { .text($0) }), .text(result.qcReasons.joined(separator: ",")),
                     .real(now), .real(now), .integer(jobID),
                 ])
             for message in outbox { try Outbox(database: database).enqueue(message, now: now) }
@@ -382,6 +384,7 @@ public final class JobStore {
                 SET state = 'discovered', fingerprint = NULL, attempts = 0, next_attempt_at = NULL,
                     lease_until = NULL, event_id = NULL, report_directory = NULL, result_status = NULL,
                     probability = NULL, label = NULL, result_error_code = NULL, result_error_message = NULL,
+                    qc_status = NULL, qc_reasons = NULL,
                     last_error_code = NULL, last_error_message = NULL, started_at = NULL, finished_at = NULL,
                     updated_at = ?
                 WHERE id = ?
@@ -477,8 +480,13 @@ public final class JobStore {
     static let columns = """
         id, path, fingerprint, size, modified, state, attempts, event_id, created_at, next_attempt_at, lease_until, \
         report_directory, result_status, probability, label, result_error_code, result_error_message, \
-        last_error_code, last_error_message, finished_at
+        last_error_code, last_error_message, finished_at, qc_status, qc_reasons
         """
+
+    /// `qc_reasons` as a list ("pen,blur" → ["pen", "blur"]).
+    static func reasons(_ text: String?) -> [String] {
+        (text ?? "").split(separator: ",").map(String.init)
+    }
 
     static func job(_ row: SQLiteStatement) -> Job {
         Job(
@@ -489,7 +497,8 @@ public final class JobStore {
             result: row.optionalString(12).map {
                 JobResult(
                     status: $0, probability: row.optionalDouble(13), label: row.optionalString(14),
-                    errorCode: row.optionalString(15), errorMessage: row.optionalString(16))
+                    errorCode: row.optionalString(15), errorMessage: row.optionalString(16),
+                    qcStatus: row.optionalString(20), qcReasons: Self.reasons(row.optionalString(21)))
             },
             lastErrorCode: row.optionalString(17), lastErrorMessage: row.optionalString(18),
             finishedAt: row.optionalDouble(19))

@@ -185,5 +185,14 @@ public enum StoreSchema {
                 ALTER TABLE outbox_endpoints_next RENAME TO outbox_endpoints;
                 """)
         },
+        // 4: quality control (issue 16): the report's qc.status ('pass' | 'review'; NULL with QC off) and its
+        // reasons, comma-separated.
+        { database in
+            try database.execute(
+                """
+                ALTER TABLE jobs ADD COLUMN qc_status TEXT;
+                ALTER TABLE jobs ADD COLUMN qc_reasons TEXT;
+                """)
+        },
     ]
 }
