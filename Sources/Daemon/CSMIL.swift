@@ -16,6 +16,7 @@ struct CSMIL: AsyncParsableCommand {
             WatchCommand.self, ScoreCommand.self, EmbedCommand.self, SynthCommand.self, EmbedSlidesCommand.self,
             TrainCommand.self, SeededBackbonesCommand.self,
             StatusCommand.self, DoctorCommand.self, WebhookSinkCommand.self, HL7SinkCommand.self, OutboxCommand.self,
+            RequeueCommand.self,
             BenchCommand.self,
         ]
     )

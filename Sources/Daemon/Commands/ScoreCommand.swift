@@ -110,7 +110,16 @@ struct ScoreCommand: AsyncParsableCommand {
                 let line = SummaryLine(outcome)
                 anyFailed = anyFailed || line.failed
                 FileHandle.standardOutput.write(line.json() + Data("\n".utf8))
-                if let notifier, let folder = outcome.folder { try notifier.enqueue(outcome.report, folder: folder) }
+                if let notifier {
+                    if let folder = outcome.folder {
+                        try notifier.enqueue(outcome.report, folder: folder)
+                    } else {
+                        FileHandle.standardError.write(
+                            Data(
+                                ("csmil score --notify: \(slide.escapingControlCharacters): not sent: its report "
+                                    + "could not be written, so there is no event\n").utf8))
+                    }
+                }
             }
             return anyFailed
         }
@@ -184,7 +193,16 @@ struct ScoreCommand: AsyncParsableCommand {
             try Outbox.installSchema(in: database)
             let outbox = Outbox(database: database)
             for message in try destinations.messages(for: report, folder: folder) {
-                try outbox.enqueue(message)
+                guard try !outbox.enqueue(message) else { continue }
+                // The outbox holds the id already: the same content scored with the same model and settings.
+                let state = try outbox.row(eventID: message.eventID, destination: message.destination)?.state
+                FileHandle.standardError.write(
+                    Data(
+                        ("csmil score --notify: \(report.slide.path.escapingControlCharacters): not sent to "
+                            + "\(message.destination): event \(message.eventID) is already in the outbox "
+                            + "(\(state?.rawValue ?? "queued")) — the same slide content scored with the same model "
+                            + "and settings has the same id and is delivered once; `csmil outbox retry "
+                            + "\(message.eventID)` sends a dead one again\n").utf8))
             }
         }
 

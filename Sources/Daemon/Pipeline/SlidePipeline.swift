@@ -34,6 +34,11 @@ struct SlidePipeline: Sendable {
         var writeError: PipelineError?
         /// The observer asked to stop: nothing was written, the slide is to be scored again later.
         var cancelled = false
+        /// A folder csmil writes to is full or refuses writes: not a result of the slide. The daemon waits until the
+        /// folder takes writes, then writes `files` (when scoring got that far) or scores the slide again.
+        var resource: ResourceProblem? = nil
+        /// The report's files when only writing them failed (kept so that they can be written once there is room).
+        var files: ReportFiles? = nil
     }
 
     /// Told how a slide advances, and asked whether to stop (the daemon's shutdown). Called on the scoring thread.
@@ -140,10 +145,38 @@ struct SlidePipeline: Sendable {
         }
     }
 
-    /// The event id of a slide version (daemon spec "Reports"): `evt_` + 32 hex digits of SHA-256 of the fingerprint,
-    /// so re-scoring the same bytes gives the same id.
-    static func eventID(fingerprint: String) -> String {
-        "evt_" + String(Hex.string(SHA256.hash(data: Data(fingerprint.utf8))).prefix(32))
+    /// The event id of a slide version scored with `resultKey` (``resultKey``: the model's files, precision and the
+    /// settings that change a result): `evt_` + 32 hex digits of SHA-256 of both. Scoring the same bytes again with
+    /// the same model and settings gives the same id (the outbox sends it once); another model is another event.
+    static func eventID(fingerprint: String, resultKey: String) -> String {
+        "evt_" + String(Hex.string(SHA256.hash(data: Data((fingerprint + "\n" + resultKey).utf8))).prefix(32))
+    }
+
+    /// This pipeline's event id for a slide's fingerprint.
+    func eventID(fingerprint: String) -> String { Self.eventID(fingerprint: fingerprint, resultKey: resultKey) }
+
+    /// Everything beside the slide's bytes that decides what its report says, one `key=value` per line: the model's
+    /// architecture, precision and each file's SHA-256 (by its path in `model.toml`), `[ingest] assume_mpp`,
+    /// `[identity] pattern` and `required`, the `[qc]` settings (excluded tiles change the score), and the
+    /// pipeline's deviations from the reference. Not in it: threads,
+    /// batch size, the kernels used (they change no result beyond rounding) and the model's name.
+    var resultKey: String {
+        var lines = [
+            "csmil-result-2", "architecture=\(modelReport.architecture)",
+            "precision=\(modelReport.precision ?? "fp32")",
+        ]
+        for (path, digest) in modelReport.files.sorted(by: { $0.key < $1.key }) {
+            lines.append("file:\(path)=\(digest)")
+        }
+        lines.append("assume_mpp=" + (assumeMPP.map { "\($0)" } ?? "none"))
+        lines.append("identity=" + (identityPattern?.source ?? "") + (identityRequired ? " (required)" : ""))
+        lines.append("deviations=" + Self.deviations.joined(separator: ","))
+        let q = quality
+        lines.append(
+            "qc=" + (q.enabled ? "on" : "off") + " exclude=" + q.exclude.map { "\($0)" }.sorted().joined(separator: ",")
+                + " \([q.reviewFraction, Double(q.minTiles), q.penFraction, q.blurRelative, q.blurFloor, q.blurFraction, q.foldDensity, q.foldFraction, q.maxMPP])"
+        )
+        return lines.joined(separator: "\n")
     }
 
     /// Scores the slide at `path` and writes its report folder; never throws. With an `observer` that asks to stop,
@@ -157,7 +190,7 @@ struct SlidePipeline: Sendable {
         var progress = Progress(
             slide: SlideReport.Slide(path: path, name: name, fingerprint: "unreadable:" + Self.pathDigest(path)),
             eventID: "", identity: identityPattern?.identity(forSlideName: name))
-        progress.eventID = Self.eventID(fingerprint: progress.slide.fingerprint)
+        progress.eventID = eventID(fingerprint: progress.slide.fingerprint)
         var files: ReportFiles
         do {
             files = try run(
@@ -172,6 +205,22 @@ struct SlidePipeline: Sendable {
                     tiles: .init(count: progress.tileCount), timing: timing(started, progress.stages),
                     error: .init(error), identity: progress.identity),
                 folder: nil, cancelled: true)
+        } catch let error
+            where ResourceProblem.classify(
+                error, outputDirectory: writer.outputDirectory, stateDirectory: workDirectory) != nil
+        {
+            // The state folder has no room for the spill file (or refuses it): the slide did not fail.
+            logger.warning(
+                "slide not scored: a folder is full or refuses writes",
+                metadata: ["slide": "\(name)", "event_id": "\(progress.eventID)"].merging(.error(error)) { $1 })
+            return Outcome(
+                report: SlideReport(
+                    eventID: progress.eventID, status: .failed, slide: progress.slide, model: modelReport,
+                    tiles: .init(count: progress.tileCount), timing: timing(started, progress.stages),
+                    error: .init(error), identity: progress.identity),
+                folder: nil,
+                resource: ResourceProblem.classify(
+                    error, outputDirectory: writer.outputDirectory, stateDirectory: workDirectory))
         } catch {
             logger.error(
                 "slide failed",
@@ -183,13 +232,22 @@ struct SlidePipeline: Sendable {
                 identity: progress.identity)
             files = ReportFiles(report: report, tissueMaskPNG: progress.tissueMaskPNG)
         }
+        return write(files)
+    }
+
+    /// Writes a report folder; a failure is the outcome's `writeError` (and its `resource` problem, with the files
+    /// kept, when the output folder is full or refuses writes).
+    func write(_ files: ReportFiles) -> Outcome {
         do {
             let folder = try writer.write(files)
             recordInIndex(files.report, folder: folder)
             return Outcome(report: files.report, folder: folder)
         } catch {
-            logger.error("report not written", metadata: ["slide": "\(name)"].merging(.error(error)) { $1 })
-            return Outcome(report: files.report, folder: nil, writeError: .reportNotWritten(error))
+            let resource = ResourceProblem.classify(
+                error, outputDirectory: writer.outputDirectory, stateDirectory: workDirectory)
+            return Outcome(
+                report: files.report, folder: nil, writeError: .reportNotWritten(error), resource: resource,
+                files: resource == nil ? nil : files)
         }
     }
 
@@ -199,17 +257,11 @@ struct SlidePipeline: Sendable {
         let name = URL(fileURLWithPath: path).lastPathComponent
         let fingerprint = (try? Self.fingerprint(path: path)) ?? "unreadable:" + Self.pathDigest(path)
         let report = SlideReport(
-            eventID: Self.eventID(fingerprint: fingerprint), status: .failed,
+            eventID: eventID(fingerprint: fingerprint), status: .failed,
             slide: SlideReport.Slide(path: path, name: name, fingerprint: fingerprint), model: modelReport,
             tiles: .init(count: 0), timing: .init(seconds: 0), error: .init(error),
             versions: Self.versions, identity: identityPattern?.identity(forSlideName: name))
-        do {
-            let folder = try writer.write(ReportFiles(report: report))
-            recordInIndex(report, folder: folder)
-            return Outcome(report: report, folder: folder)
-        } catch {
-            return Outcome(report: report, folder: nil, writeError: .reportNotWritten(error))
-        }
+        return write(ReportFiles(report: report))
     }
 
     /// Puts a written report at the top of the output folder's `index.html`; a failure there is logged and leaves
@@ -260,7 +312,7 @@ struct SlidePipeline: Sendable {
         try enter("fingerprint", &progress)
         let fingerprint = try known ?? Self.fingerprint(path: path)
         progress.slide.fingerprint = fingerprint
-        progress.eventID = Self.eventID(fingerprint: fingerprint)
+        progress.eventID = eventID(fingerprint: fingerprint)
         try lap("fingerprint", &progress, next: "open")
         if identityRequired, let pattern = identityPattern, progress.identity?.accession == nil {
             throw PipelineError(
@@ -317,8 +369,14 @@ struct SlidePipeline: Sendable {
         defer { unlink(spillPath) }
         observer?.tilesFound(grid.tiles.count)
         let measurements = quality.enabled ? SlideQualityMeasurements(tileCount: grid.tiles.count) : nil
-        try embed(
-            stream: stream, slidePath: path, spillPath: spillPath, observer: observer, measurements: measurements)
+        do {
+            try embed(
+                stream: stream, slidePath: path, spillPath: spillPath, observer: observer, measurements: measurements)
+        } catch var error as PipelineError where error.code == .spill {
+            // What the spill file needs, so that a full state folder is waited out until it has that much room.
+            error.neededBytes = UInt64(grid.tiles.count * 3 * model.featureSize * MemoryLayout<Float>.stride)
+            throw error
+        }
         try lap("embed", &progress, next: "qc")
 
         // QC's verdict; the excluded tiles' features leave the spill file (nothing moves when none is excluded).
@@ -563,6 +621,11 @@ struct PipelineError: CSMILError, Sendable, Equatable {
     var subject: String
     var message: String
     var fix: String
+    /// The `errno` behind a spill file's failure, when there is one (a full or read-only state folder is a wait,
+    /// not a failure of the slide: ``ResourceProblem``).
+    var systemError: Int32? = nil
+    /// The bytes the spill file needs in all, when known.
+    var neededBytes: UInt64? = nil
 
     static let reportBug = "this is a bug in csmil; please report it with the slide"
 

@@ -71,9 +71,11 @@ final class SpillWriter {
     }
 
     private func failure(_ what: String, _ error: any Error) -> PipelineError {
+        // The errno travels with it: a full or read-only state folder is a wait, not a failure (ResourceProblem).
         PipelineError(
             code: .spill, subject: path, message: "the feature spill file \(what) (\(error))",
-            fix: "check that the state/work folder exists, is writable and has room")
+            fix: "check that the state/work folder exists, is writable and has room",
+            systemError: (error as? Errno)?.rawValue)
     }
 }
 

@@ -83,9 +83,10 @@ struct WatchDaemon {
         let progress = DaemonProgress(
             watchFolder: configuration.watch.directory, watchMode: "starting",
             stallLimit: Self.stallLimit(notifier.watchdogInterval))
+        let gate = ResourceGate(progress: progress, logger: logger)
         let workers = workerStores.map { store in
             SlideWorker(
-                store: store, pipeline: pipeline, settings: settings, progress: progress,
+                store: store, pipeline: pipeline, settings: settings, progress: progress, gate: gate,
                 stateDirectory: stateDirectory, logger: logger, wakeDelivery: { delivery?.wake() })
         }
 
@@ -96,6 +97,7 @@ struct WatchDaemon {
             watcherConnection.withLock { store in
                 Self.handle(
                     event, store: store, stateDirectory: stateDirectory, logger: logger,
+                    eventID: { pipeline.eventID(fingerprint: $0) },
                     wakeWorker: { for worker in workers { worker.wake() } })
             }
         }
@@ -157,6 +159,7 @@ struct WatchDaemon {
     /// One watcher event, on the watcher's thread with its own job store connection.
     static func handle(
         _ event: WatchEvent, store: JobStore, stateDirectory: String, logger: Logger,
+        eventID: (String) -> String,
         wakeWorker: @Sendable () -> Void
     ) {
         let now = Date().timeIntervalSince1970
@@ -182,7 +185,7 @@ struct WatchDaemon {
                     logger.info(
                         "slide queued",
                         metadata: [
-                            "slide": "\(name)", "event_id": "\(SlidePipeline.eventID(fingerprint: fingerprint))",
+                            "slide": "\(name)", "event_id": "\(eventID(fingerprint))",
                             "stage": "watch", "message_id": "\(MessageID.slideQueued.rawValue)",
                         ])
                     wakeWorker()
