@@ -14,7 +14,7 @@ struct ManualPageTests {
                 "python3",
                 [
                     root.appendingPathComponent("tools/csmil_toml_manpage.py").path,
-                    root.appendingPathComponent("etc/csmil.toml").path, CSMIL.version,
+                    root.appendingPathComponent("etc/csmil.toml").path, Product.version,
                 ]), "python3 is not installed; run scripts/setup")
         #expect(python.status == 0, "\(python.stderr)")
         return python.stdout

@@ -1,4 +1,6 @@
 import Foundation
+import Inference
+import Ingest
 import Testing
 
 @testable import Daemon
@@ -50,6 +52,19 @@ struct StartupTests {
         let result = try TestSupport.csmil("watch", "--config", installation.config.path)
         #expect(result.status == WatchCommand.configurationExitStatus)
         #expect(result.stderr.contains("watch.settle_secnds"))
+    }
+
+    @Test("exit 78 for every error a retry cannot fix (precision, secret, settings), 1 for those it may")
+    func exitStatusByCode() {
+        let bf16 = PrecisionError(code: .unsupported, subject: "[pipeline] precision = \"bf16\"", message: "", fix: "")
+        #expect(WatchCommand.exitStatus(for: bf16) == WatchCommand.configurationExitStatus)
+        let onednn = PrecisionError(code: .onednn, subject: "conv1", message: "", fix: "")
+        #expect(WatchCommand.exitStatus(for: onednn) == WatchCommand.configurationExitStatus)
+        let setting = WatchError(code: .invalidSetting, path: "in", message: "", fix: "")
+        #expect(WatchCommand.exitStatus(for: setting) == WatchCommand.configurationExitStatus)
+        let unmounted = WatchError(code: .folderUnavailable, path: "in", message: "", fix: "")
+        #expect(WatchCommand.exitStatus(for: unmounted) == 1)
+        #expect(WatchCommand.exitStatus(for: CancellationError()) == 1)
     }
 
     @Test("a model that cannot be loaded exits 78 too: only a change of the files can fix it")

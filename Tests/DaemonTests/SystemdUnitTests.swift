@@ -85,7 +85,7 @@ struct SystemdUnitTests {
             Issue.record("dpkg-parsechangelog is not installed (dpkg-dev); run scripts/setup deb")
             return
         }
-        #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == CSMIL.version)
+        #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == Product.version)
     }
 
     @Test("systemd-analyze security --offline=true scores the unit 2.0 or lower")

@@ -45,14 +45,10 @@ struct WatchCommand: AsyncParsableCommand {
     /// RestartPreventExitStatus= names it: starting again cannot help, so systemd leaves the service failed.
     static let configurationExitStatus: Int32 = 78
 
-    /// 78 for errors that only a change of the configuration or the files it names can fix (by their codes); 1 for
-    /// the rest (a state folder that is locked or unwritable, a watch folder not mounted yet, a job store that
-    /// cannot be opened), which systemd retries.
+    /// 78 for errors that only a change of the configuration or the files it names can fix (their code says so:
+    /// `ErrorCode.needsConfigurationChange`); 1 for the rest (a state folder that is locked or unwritable, a watch
+    /// folder not mounted yet, a job store that cannot be opened), which systemd retries.
     static func exitStatus(for error: any Error) -> Int32 {
-        let code = ErrorSummary(error).code
-        let configurationCodes = [
-            "config.", "model.", "checkpoint.", "head.", "webhook.secret", "watch.invalid_setting",
-        ]
-        return configurationCodes.contains { code.hasPrefix($0) } ? configurationExitStatus : 1
+        ErrorCodes.needsConfigurationChange(error) ? configurationExitStatus : 1
     }
 }

@@ -1,104 +1,85 @@
-import Foundation
 import Logging
 import Notify
 import ServiceLifecycle
+import Synchronization
+import Threads
 
-/// The outbox delivery worker as a service that a reload can switch on and off: `[webhook] url` set at start or by a
-/// SIGHUP starts an `OutboxDelivery` (its own thread); a reload that changes the other webhook settings reconfigures
-/// it; `url = ""` stops it (rows already queued stay in the outbox for when it is on again). On graceful shutdown the
-/// worker stops; a request in flight is abandoned and its row stays pending, to be sent again with the same id.
-final class DeliverySwitch: Service, @unchecked Sendable {
-    private let lock = NSLock()
+/// The outbox delivery worker as a service that a reload can switch on and off: a `[webhook]` or `[hl7]` url set at
+/// start or by a SIGHUP runs an `OutboxDelivery` in a child task; a reload that changes the other delivery settings
+/// reconfigures the running one; every url removed cancels it (rows already queued stay in the outbox for when it is
+/// on again). Shutdown, graceful or not, is cancellation: a request in flight is abandoned and its row stays pending,
+/// to be sent again with the same id.
+final class DeliverySwitch: Service, Sendable {
     private let logger: Logger
     private let flags: RunningFlags
-    private var current: OutboxDelivery?
-    /// `run()` waiting for a worker to be switched on.
-    private var waiter: CheckedContinuation<OutboxDelivery?, Never>?
-    private var shuttingDown = false
-    /// The worker `run()` ran last (an `OutboxDelivery` runs once).
-    private var lastRun: OutboxDelivery?
+    /// The worker switched on now; nil when delivery is off.
+    private let current: Mutex<OutboxDelivery?>
+    /// Signalled when ``apply(_:)`` switches the worker on or off.
+    private let switched = AsyncSignal()
 
     /// Starts with the worker on when `configuration` is given.
     init(_ configuration: OutboxDelivery.Configuration?, flags: RunningFlags, logger: Logger) {
         self.logger = logger
         self.flags = flags
-        current = configuration.map { OutboxDelivery(configuration: $0, logger: logger) }
+        current = Mutex(configuration.map { OutboxDelivery(configuration: $0, logger: logger) })
     }
 
     /// Whether deliveries are switched on (then the watchdog needs the worker running).
-    var isOn: Bool { lock.withLock { current != nil } }
+    var isOn: Bool { current.withLock { $0 != nil } }
 
     /// Asks the worker, if on, to look at the outbox now (after an enqueue was committed).
-    func wake() { lock.withLock { current }?.wake() }
+    func wake() { current.withLock { $0 }?.wake() }
 
-    /// The webhook settings of a reload: a configuration switches the worker on (or reconfigures it), nil off.
+    /// The delivery settings of a reload: a configuration switches the worker on (or reconfigures the running one),
+    /// nil switches it off.
     func apply(_ configuration: OutboxDelivery.Configuration?) {
-        let (stopped, waiting, started):
-            (OutboxDelivery?, CheckedContinuation<OutboxDelivery?, Never>?, OutboxDelivery?) =
-                lock.withLock {
-                    if shuttingDown { return (nil, nil, nil) }
-                    if let configuration, let current {
-                        current.reconfigure(configuration)
-                        return (nil, nil, nil)
-                    }
-                    if let configuration {
-                        let delivery = OutboxDelivery(configuration: configuration, logger: logger)
-                        current = delivery
-                        let waiting = waiter
-                        waiter = nil
-                        if waiting != nil { lastRun = delivery }
-                        return (nil, waiting, delivery)
-                    }
-                    let stopped = current
-                    current = nil
-                    return (stopped, nil, nil)
-                }
-        waiting?.resume(returning: started)
-        // stop() waits for the worker's thread to end: not on the caller's (cooperative) thread.
-        if let stopped { Thread.detachNewThread { stopped.stop() } }
+        let changed = current.withLock { current -> Bool in
+            switch (configuration, current) {
+            case (let configuration?, let running?):
+                running.reconfigure(configuration)
+                return false
+            case (let configuration?, nil):
+                current = OutboxDelivery(configuration: configuration, logger: logger)
+                return true
+            case (nil, .some):
+                current = nil
+                return true
+            case (nil, nil):
+                return false
+            }
+        }
+        if changed { switched.signal() }
     }
 
     func run() async throws {
-        try await withTaskCancellationHandler {
-            try await withGracefulShutdownHandler {
-                while let delivery = await next() {
-                    flags.set(delivery: true)
-                    defer { flags.set(delivery: false) }
-                    try await delivery.run()
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                guard let delivery = self.current.withLock({ $0 }) else {
+                    await self.switched.wait()
+                    continue
                 }
-            } onGracefulShutdown: {
-                self.shutdown()
+                try await self.run(delivery)
             }
-        } onCancel: {
-            self.shutdown()
         }
     }
 
-    /// Ends `run()`: stops the worker (on a thread of its own: `stop()` waits for the worker's thread).
-    private func shutdown() {
-        let (stopped, waiting) = lock.withLock {
-            shuttingDown = true
-            defer { waiter = nil }
-            return (current, waiter)
-        }
-        waiting?.resume(returning: nil)
-        if let stopped { Thread.detachNewThread { stopped.stop() } }
-    }
-
-    /// The worker to run next: the current one if it has not run yet, else waits until one is switched on; nil at
-    /// shutdown.
-    private func next() async -> OutboxDelivery? {
-        await withCheckedContinuation { (continuation: CheckedContinuation<OutboxDelivery?, Never>) in
-            let ready: OutboxDelivery?? = lock.withLock {
-                if shuttingDown { return .some(nil) }
-                if let current, current !== lastRun {
-                    lastRun = current
-                    return .some(current)
-                }
-                waiter = continuation
-                return nil
+    /// Runs `delivery` until it is switched off or replaced, or the task is cancelled. Rethrows the worker's error
+    /// (the database cannot be opened), which ends the daemon as it would without a reload.
+    private func run(_ delivery: OutboxDelivery) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                self.flags.set(delivery: true)
+                defer { self.flags.set(delivery: false) }
+                try await delivery.run()
             }
-            if let ready { continuation.resume(returning: ready) }
+            group.addTask {
+                while !Task.isCancelled, self.current.withLock({ $0 === delivery }) {
+                    await self.switched.wait()
+                }
+            }
+            // The first child to end (the worker cancelled or failed, or the switch) ends the other.
+            defer { group.cancelAll() }
+            try await group.next()
         }
     }
 }

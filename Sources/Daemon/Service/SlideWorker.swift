@@ -1,10 +1,10 @@
-import Dispatch
 import Errors
 import Foundation
 import Logging
 import Notify
 import Store
 import Synchronization
+import Threads
 
 /// Scores the job store's queue, one slide at a time, on a thread of its own (OpenSlide and BLAS block).
 ///
@@ -12,8 +12,15 @@ import Synchronization
 /// report folder → the file is checked again (a slide whose content changed meanwhile is discarded and queued
 /// afresh by the watcher) → in one transaction the job becomes `reported` and its outbox rows (one per configured
 /// destination: webhook, HL7) are queued → the delivery worker is woken. A failed slide gets a `failed` report and a `slide.failed` event like any
-/// other result; a report that cannot be written (disk full) is retried later. On shutdown the slide in progress
-/// is put back (released) between two batches and scored again at the next start.
+/// other result. A folder that is full or refuses writes (`ENOSPC`, `EDQUOT`, `EROFS`, `EACCES` on the output or
+/// state folder, a full SQLite file) fails no slide: the worker waits (``ResourceGate``: every worker stops
+/// claiming, STATUS= and `csmil status` say why) and goes on when writes go through again — a report already
+/// scored is kept in memory and written then, a slide stopped by its spill file is put back and scored again, a
+/// report the job store could not take is recorded then. Other failures to write a report are retried later. On
+/// shutdown the slide in progress is put back (released) between two batches and scored again at the next start.
+///
+/// `@unchecked Sendable`: `store` is used only on the worker's thread (inside ``run()``); other threads call only
+/// ``wake()`` and ``stop()``, which touch a ``Wakeup`` and an `Atomic`.
 final class SlideWorker: @unchecked Sendable {
     /// Seconds a claimed job stays leased without progress; renewed at every batch.
     static let leaseSeconds = 600.0
@@ -24,20 +31,22 @@ final class SlideWorker: @unchecked Sendable {
     private let pipeline: SlidePipeline
     private let settings: LiveSettings
     private let progress: DaemonProgress
+    private let gate: ResourceGate
     private let stateDirectory: String
     private let logger: Logger
     private let wakeDelivery: @Sendable () -> Void
-    private let signal = DispatchSemaphore(value: 0)
+    private let signal = Wakeup()
     private let stopRequested = Atomic<Bool>(false)
 
     init(
         store: JobStore, pipeline: SlidePipeline, settings: LiveSettings, progress: DaemonProgress,
-        stateDirectory: String, logger: Logger, wakeDelivery: @escaping @Sendable () -> Void
+        gate: ResourceGate, stateDirectory: String, logger: Logger, wakeDelivery: @escaping @Sendable () -> Void
     ) {
         self.store = store
         self.pipeline = pipeline
         self.settings = settings
         self.progress = progress
+        self.gate = gate
         self.stateDirectory = stateDirectory
         self.logger = logger
         self.wakeDelivery = wakeDelivery
@@ -58,19 +67,29 @@ final class SlideWorker: @unchecked Sendable {
     func run() {
         progress.setState("idle")
         while !isStopping {
+            // A folder full or read-only: claim nothing until it takes writes again.
+            if let delay = gate.probe() {
+                signal.wait(timeout: delay)
+                continue
+            }
             do {
                 progress.setQueued(try store.counts().settled)
                 guard
                     let job = try store.claimNext(now: Date().timeIntervalSince1970, leaseSeconds: Self.leaseSeconds)
                 else {
-                    _ = signal.wait(timeout: .now() + 5)
+                    signal.wait(timeout: 5)
                     continue
                 }
                 TestHooks.pauseIfRequested(.claimed, stateDirectory: stateDirectory)
+                TestHooks.holdIfRequested("claimed", stateDirectory: stateDirectory)
                 process(job)
             } catch {
+                if let problem = resourceProblem(error) {
+                    signal.wait(timeout: gate.failed(problem, slide: nil))
+                    continue
+                }
                 logger.error("job store failed; retrying in 10 s", metadata: .error(error))
-                _ = signal.wait(timeout: .now() + 10)
+                signal.wait(timeout: 10)
             }
         }
     }
@@ -79,7 +98,7 @@ final class SlideWorker: @unchecked Sendable {
         let name = URL(fileURLWithPath: job.path).lastPathComponent
         var metadata: Logger.Metadata = ["slide": "\(name)", "stage": "score"]
         if let fingerprint = job.fingerprint {
-            metadata["event_id"] = "\(SlidePipeline.eventID(fingerprint: fingerprint))"
+            metadata["event_id"] = "\(pipeline.eventID(fingerprint: fingerprint))"
         }
         logger.info(
             "scoring slide",
@@ -87,7 +106,7 @@ final class SlideWorker: @unchecked Sendable {
                 $1
             })
         progress.started(jobID: job.id, path: job.path)
-        let outcome: SlidePipeline.Outcome
+        var outcome: SlidePipeline.Outcome
         if job.attempts > Self.maximumAttempts {
             // Claimed this often without an outcome: each attempt ended with the process (a crash in a decoder, the
             // OOM killer). Reported as failed instead of crashing the daemon again and again.
@@ -98,12 +117,32 @@ final class SlideWorker: @unchecked Sendable {
                     message: "scoring stopped the daemon \(job.attempts - 1) times (a crash or the memory limit)",
                     fix: "check the journal; the slide may be damaged or too large for this machine"))
         } else {
-            outcome = pipeline.score(path: job.path, observer: Observer(worker: self, jobID: job.id))
+            outcome = pipeline.score(
+                path: job.path, fingerprint: job.fingerprint, observer: Observer(worker: self, jobID: job.id))
         }
         TestHooks.holdIfRequested("scored", stateDirectory: stateDirectory)
         var status: String? = nil
         defer { progress.finished(jobID: job.id, status: status) }
         do {
+            // Scored, but the output folder is full or refuses writes: keep the report, write it once it can be.
+            while let problem = outcome.resource, let files = outcome.files {
+                progress.finished(jobID: job.id, status: nil)  // waiting is not a stalled slide (watchdog)
+                signal.wait(timeout: gate.failed(problem, slide: name))
+                if isStopping {
+                    outcome.cancelled = true
+                    break
+                }
+                try? store.renewLease(
+                    jobID: job.id, now: Date().timeIntervalSince1970, leaseSeconds: Self.leaseSeconds)
+                outcome = pipeline.write(files)
+                if outcome.folder != nil { gate.cleared() }
+            }
+            if !outcome.cancelled, let problem = outcome.resource {
+                // Stopped by the state folder (the spill file): not an attempt; scored again once there is room.
+                _ = try untilStored(name) { try store.release(jobID: job.id) }
+                _ = gate.failed(problem, slide: name)
+                return
+            }
             if outcome.cancelled {
                 try store.release(jobID: job.id)
                 logger.notice(
@@ -155,9 +194,18 @@ final class SlideWorker: @unchecked Sendable {
                 errorCode: report.error?.code, errorMessage: report.error?.message, qcStatus: report.qc?.status,
                 qcReasons: report.qc?.reasons ?? [])
             let messages = try settings.current.messages(for: report, folder: folder)
-            try store.complete(
-                jobID: job.id, eventID: report.eventID, reportDirectory: folder, result: result, outbox: messages,
-                now: Date().timeIntervalSince1970)
+            // The report is written: the job store must take it, however long the state folder is full.
+            let recorded = try untilStored(name) {
+                try store.complete(
+                    jobID: job.id, eventID: report.eventID, reportDirectory: folder, result: result,
+                    outbox: messages, now: Date().timeIntervalSince1970)
+            }
+            guard recorded else {
+                logger.warning(
+                    "stopped before the job store took the report; the slide is scored again at the next start",
+                    metadata: metadata.merging(["report": "\(folder)"]) { $1 })
+                return
+            }
             TestHooks.pauseIfRequested(.committed, stateDirectory: stateDirectory)
             status = report.status.rawValue
             if !messages.isEmpty { wakeDelivery() }
@@ -172,6 +220,30 @@ final class SlideWorker: @unchecked Sendable {
         } catch {
             logger.error(
                 "job store: cannot record the slide's outcome", metadata: metadata.merging(.error(error)) { $1 })
+        }
+    }
+
+    /// The folder problem behind a failure (the state folder full: a full SQLite file, the spill file), if it is one.
+    private func resourceProblem(_ error: any Error) -> ResourceProblem? {
+        ResourceProblem.classify(
+            error, outputDirectory: pipeline.writer.outputDirectory, stateDirectory: stateDirectory)
+    }
+
+    /// Runs a change of the job store until it goes through, waiting (``ResourceGate``) while the state folder is
+    /// full; false when the daemon stops first. Other errors are thrown.
+    private func untilStored(_ slide: String, _ change: () throws -> Void) throws -> Bool {
+        var waited = false
+        while true {
+            do {
+                try change()
+                if waited { gate.cleared() }
+                return true
+            } catch {
+                guard let problem = resourceProblem(error) else { throw error }
+                if isStopping { return false }
+                waited = true
+                signal.wait(timeout: gate.failed(problem, slide: slide))
+            }
         }
     }
 
@@ -201,13 +273,14 @@ final class SlideWorker: @unchecked Sendable {
     }
 }
 
-/// The settings that a SIGHUP may change while the daemon runs: what each result becomes in the outbox.
+/// The settings that a SIGHUP may change while the daemon runs: the destinations, whose `encode` makes each result's
+/// outbox rows (the delivery worker gets the same destinations).
 final class LiveSettings: Sendable {
-    private let publishing: Mutex<Publishing>
+    private let destinations: Mutex<[Destination]>
 
-    init(_ publishing: Publishing) { self.publishing = Mutex(publishing) }
+    init(_ destinations: [Destination]) { self.destinations = Mutex(destinations) }
 
-    var current: Publishing { publishing.withLock { $0 } }
+    var current: [Destination] { destinations.withLock { $0 } }
 
-    func update(_ new: Publishing) { publishing.withLock { $0 = new } }
+    func update(_ new: [Destination]) { destinations.withLock { $0 = new } }
 }

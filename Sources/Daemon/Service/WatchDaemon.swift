@@ -6,23 +6,26 @@ import Logging
 import Notify
 import ServiceLifecycle
 import Store
+import Synchronization
+import Threads
 import UnixSignals
 
 /// `csmil watch`: the daemon. Sets up every part, reports READY=1 to systemd once the configuration, the job
 /// store, the model and the watches are up, and runs them as one `ServiceGroup` until SIGTERM or SIGINT:
 ///
-/// - the watcher (`WatchFolder`, own thread): settled slides → fingerprint → job store (`settled`), rejected files
-///   → one `failed` record; wakes the worker;
-/// - the worker (`SlideWorker`, own thread): the queue, one slide at a time, report and outbox row in one
-///   transaction;
-/// - the delivery worker (`OutboxDelivery`, own thread) when a `[webhook]` or `[hl7]` url is set (a reload switches
-///   it on and off);
+/// - the watcher (`WatchFolder`, a ``BlockingService``: `poll` and OpenSlide probes block): settled slides →
+///   fingerprint → job store (`settled`), rejected files → one `failed` record; wakes the workers;
+/// - the workers (`SlideWorker`, ``BlockingService``s: OpenSlide and BLAS block): the queue, one slide at a time
+///   each, report and outbox row in one transaction;
+/// - the delivery worker (`OutboxDelivery`, an async service on a dedicated thread, in a ``DeliverySwitch``) when a
+///   `[webhook]` or `[hl7]` url is set (a reload switches it on and off);
 /// - the status timer: STATUS= and WATCHDOG=1 for systemd, `<state>/daemon.json` for `csmil status`;
 /// - SIGHUP: the configuration file is read again; a bad file is logged and the old settings stay.
 ///
-/// Shutdown (SIGTERM, SIGINT) goes in reverse: STOPPING=1, the watcher stops taking slides, the worker puts the
-/// slide in progress back between two batches (it is scored again at the next start), the delivery worker
-/// finishes or abandons its request (the row stays pending), the status timer writes a last snapshot.
+/// Shutdown (SIGTERM, SIGINT) is cancellation, service by service in reverse order: STOPPING=1, the watcher stops
+/// taking slides, each worker puts the slide in progress back between two batches (it is scored again at the next
+/// start), the delivery worker abandons its request (the row stays pending), the status timer writes a last
+/// snapshot.
 struct WatchDaemon {
     let configurationPath: String
     let configuration: Configuration
@@ -39,21 +42,22 @@ struct WatchDaemon {
         notifier.status("starting: opening the job store")
         try Self.createMissingFolders(configuration, logger: logger)
         let lock = try StateFolderLock(stateDirectory: stateDirectory)
-        let workDirectory = try ScoreCommand.workDirectory(state: stateDirectory)
-        Self.removeLeftoverSpillFiles(in: workDirectory, logger: logger)
+        let workDirectory = try SpillFiles.workDirectory(state: stateDirectory)
+        SpillFiles.removeLeftoverSpillFiles(in: workDirectory, logger: logger)
 
         let slots = configuration.pipeline.maxConcurrentSlides
         let workerStores = try (0..<slots).map { _ in try JobStore(path: configuration.databasePath) }
-        let watcherStore = UncheckedBox(try JobStore(path: configuration.databasePath))
+        let watcherStore = try JobStore(path: configuration.databasePath)
         // Jobs a previous run left processing (it crashed) are claimable at once: this process holds the state
         // folder's lock, so nobody else works on them. Done before any worker claims.
-        let interrupted = try watcherStore.value.expireLeases(now: Date().timeIntervalSince1970)
+        let interrupted = try watcherStore.expireLeases(now: Date().timeIntervalSince1970)
         if interrupted > 0 {
             logger.notice("slides interrupted by a crash are scored again", metadata: ["count": "\(interrupted)"])
         }
 
         notifier.status("starting: loading the model")
-        let (pipeline, modelName) = try await ScoreCommand.onOwnThread { () throws -> (SlidePipeline, String) in
+        let (pipeline, modelName) = try await DedicatedThread.run(name: "csmil-load") {
+            () throws -> (SlidePipeline, String) in
             let manifest = try ModelManifest.load(directory: configuration.model.directory)
             // A precision this CPU cannot run stops the start here, with the reason.
             let precision = configuration.pipeline.precision
@@ -72,22 +76,31 @@ struct WatchDaemon {
         }
 
         let running = RunningFlags()
-        let delivery = DeliverySwitch(try Self.deliveryConfigurationIfOn(configuration), flags: running, logger: logger)
-        let settings = LiveSettings(Publishing(configuration))
+        let destinations = try configuration.deliveryDestinations()
+        let delivery = DeliverySwitch(
+            destinations.isEmpty ? nil : try configuration.deliveryConfiguration(destinations: destinations),
+            flags: running, logger: logger)
+        let settings = LiveSettings(destinations)
         let progress = DaemonProgress(
             watchFolder: configuration.watch.directory, watchMode: "starting",
             stallLimit: Self.stallLimit(notifier.watchdogInterval))
+        let gate = ResourceGate(progress: progress, logger: logger)
         let workers = workerStores.map { store in
             SlideWorker(
-                store: store, pipeline: pipeline, settings: settings, progress: progress,
+                store: store, pipeline: pipeline, settings: settings, progress: progress, gate: gate,
                 stateDirectory: stateDirectory, logger: logger, wakeDelivery: { delivery.wake() })
         }
 
         notifier.status("starting: watching \(configuration.watch.directory)")
+        // The watcher's own connection, used on its thread only; the lock says so to the compiler.
+        let watcherConnection = Mutex(watcherStore)
         let watcher = try WatchFolder(settings: configuration.watch.settings, logger: logger) { event in
-            Self.handle(
-                event, store: watcherStore.value, stateDirectory: stateDirectory, logger: logger,
-                wakeWorker: { for worker in workers { worker.wake() } })
+            watcherConnection.withLock { store in
+                Self.handle(
+                    event, store: store, stateDirectory: stateDirectory, logger: logger,
+                    eventID: { pipeline.eventID(fingerprint: $0) },
+                    wakeWorker: { for worker in workers { worker.wake() } })
+            }
         }
         progress.setWatchMode(watcher.mode.kind.rawValue)
 
@@ -108,10 +121,10 @@ struct WatchDaemon {
         ]
         for (index, worker) in workers.enumerated() {
             services.append(
-                ThreadService(name: "csmil-worker-\(index)", body: { worker.run() }, stop: { worker.stop() }))
+                BlockingService(name: "csmil-worker-\(index)", body: { worker.run() }, stop: { worker.stop() }))
         }
         services.append(
-            ThreadService(
+            BlockingService(
                 name: "csmil-watch",
                 body: {
                     running.set(watcher: true)
@@ -146,6 +159,7 @@ struct WatchDaemon {
     /// One watcher event, on the watcher's thread with its own job store connection.
     static func handle(
         _ event: WatchEvent, store: JobStore, stateDirectory: String, logger: Logger,
+        eventID: (String) -> String,
         wakeWorker: @Sendable () -> Void
     ) {
         let now = Date().timeIntervalSince1970
@@ -171,7 +185,7 @@ struct WatchDaemon {
                     logger.info(
                         "slide queued",
                         metadata: [
-                            "slide": "\(name)", "event_id": "\(SlidePipeline.eventID(fingerprint: fingerprint))",
+                            "slide": "\(name)", "event_id": "\(eventID(fingerprint))",
                             "stage": "watch", "message_id": "\(MessageID.slideQueued.rawValue)",
                         ])
                     wakeWorker()
@@ -262,42 +276,24 @@ struct WatchDaemon {
         "svs", "tif", "tiff", "ndpi", "vms", "vmu", "scn", "mrxs", "svslide", "bif", "dcm", "czi",
     ]
 
-    /// The delivery worker's settings when a webhook or HL7 destination is configured; nil when delivery is off.
-    static func deliveryConfigurationIfOn(_ configuration: Configuration) throws -> OutboxDelivery.Configuration? {
-        guard Publishing(configuration).isOn else { return nil }
-        return try configuration.deliveryConfiguration()
-    }
-
     /// A busy worker counts as stuck after the larger of 10 minutes and the watchdog interval without progress.
     static func stallLimit(_ watchdog: Duration?) -> Double {
         max(600, watchdog.map { Double($0.components.seconds) } ?? 0)
     }
+}
 
-    /// Spill files of a slide interrupted by a crash: the slide is scored again, its old features are useless.
-    static func removeLeftoverSpillFiles(in folder: String, logger: Logger) {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
-        for name in names where name.hasSuffix(".features") {
-            try? FileManager.default.removeItem(atPath: folder + "/" + name)
-            logger.info("removed a spill file left by an interrupted run", metadata: ["file": "\(name)"])
-        }
+/// Whether the parts that must run are running (for the watchdog).
+final class RunningFlags: Sendable {
+    private struct Flags {
+        var watcher = false
+        var delivery = false
     }
-}
 
-/// Whether the threads that must run are running (for the watchdog).
-final class RunningFlags: @unchecked Sendable {
-    private let lock = NSLock()
-    private var watcher = false
-    private var delivery = false
+    private let flags = Mutex(Flags())
 
-    func set(watcher value: Bool) { lock.withLock { watcher = value } }
-    func set(delivery value: Bool) { lock.withLock { delivery = value } }
-    func healthy(needsDelivery: Bool) -> Bool { lock.withLock { watcher && (delivery || !needsDelivery) } }
-}
-
-/// A value used by one thread only, handed to it through a `@Sendable` closure.
-final class UncheckedBox<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
+    func set(watcher value: Bool) { flags.withLock { $0.watcher = value } }
+    func set(delivery value: Bool) { flags.withLock { $0.delivery = value } }
+    func healthy(needsDelivery: Bool) -> Bool { flags.withLock { $0.watcher && ($0.delivery || !needsDelivery) } }
 }
 
 /// STATUS= and WATCHDOG=1 for systemd and `<state>/daemon.json` for `csmil status`, every 2 seconds (or twice per
@@ -316,14 +312,23 @@ struct StatusService: Service {
         if let interval = notifier.watchdogInterval {
             period = min(period, max(0.1, Double(interval.components.seconds) / 2))
         }
-        var lastLine = ""
-        var lastWriteError = ""
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            publish(&lastLine, &lastWriteError)
-            try? await Task.sleep(for: .seconds(period))
+        let shown = await cancelWhenGracefulShutdown { [self, period] in
+            var shown = Shown()
+            while !Task.isCancelled {
+                publish(&shown.line, &shown.writeError)
+                try? await Task.sleep(for: .seconds(period))
+            }
+            return shown
         }
+        var last = shown
         progress.setState("stopped")
-        publish(&lastLine, &lastWriteError)
+        publish(&last.line, &last.writeError)
+    }
+
+    /// What was last sent as STATUS= and the last snapshot write error logged (each is sent or logged once).
+    private struct Shown: Sendable {
+        var line = ""
+        var writeError = ""
     }
 
     private func publish(_ lastLine: inout String, _ lastWriteError: inout String) {
@@ -405,19 +410,20 @@ struct ReloadService: Service {
         if new.webhook != current.webhook || new.hl7 != current.hl7 || new.identity != current.identity {
             // Switched on, changed or off at once: results reported from now on are queued (or, with every
             // destination off, not queued).
-            let publishing = Publishing(new)
             do {
-                delivery.apply(try WatchDaemon.deliveryConfigurationIfOn(new))
-                settings.update(publishing)
+                let destinations = try new.deliveryDestinations()
+                delivery.apply(
+                    destinations.isEmpty ? nil : try new.deliveryConfiguration(destinations: destinations))
+                settings.update(destinations)
             } catch {
                 logger.error(
                     "delivery settings not reloaded; the running ones stay",
                     metadata: ["file": "\(configurationPath)"].merging(.error(error)) { $1 })
                 return (false, "delivery settings not reloaded; the running ones stay: \(error)")
             }
-            if Publishing(current).isOn != publishing.isOn {
+            if current.publishes != new.publishes {
                 logger.notice(
-                    "delivery switched \(publishing.isOn ? "on" : "off")",
+                    "delivery switched \(new.publishes ? "on" : "off")",
                     metadata: ["webhook": "\(new.webhook.url ?? "none")", "hl7": "\(new.hl7.url ?? "none")"])
             }
         }
