@@ -264,7 +264,10 @@ class Bench:
                                  "--threads", str(self.args.threads), "--embed-seconds", str(self.args.seconds), slide])[-1]
                 out[precision].append(line)
                 log(f"score {precision}: {line['tiles']} tiles, {line['tiles_per_second']} tiles/s, bound "
-                    f"{line.get('embedding_bound_tiles_per_second')}, fraction {line.get('fraction_of_embedding_bound')}")
+                    f"{line.get('embedding_bound_tiles_per_second')}, fraction {line.get('fraction_of_embedding_bound')}; "
+                    f"per CPU second {line.get('tiles_per_cpu_second')} tiles, bound "
+                    f"{line.get('embedding_bound_tiles_per_cpu_second')}, fraction "
+                    f"{line.get('fraction_of_embedding_bound_per_cpu_second')}")
         for precision in ["fp32", "bf16"]:
             lines = out[precision]
             out[precision + "_summary"] = {
@@ -273,12 +276,18 @@ class Bench:
                 "seconds": summary([l["seconds"] for l in lines]),
                 "embedding_bound_tiles_per_second": summary([l.get("embedding_bound_tiles_per_second") for l in lines]),
                 "fraction_of_embedding_bound": summary([l.get("fraction_of_embedding_bound") for l in lines]),
+                "tiles_per_cpu_second": summary([l.get("tiles_per_cpu_second") for l in lines]),
+                "embedding_bound_tiles_per_cpu_second": summary([l.get("embedding_bound_tiles_per_cpu_second")
+                                                                 for l in lines]),
+                "fraction_of_embedding_bound_per_cpu_second": summary(
+                    [l.get("fraction_of_embedding_bound_per_cpu_second") for l in lines]),
                 "peak_rss_bytes": max(l["peak_rss_bytes"] for l in lines)}
         return out
 
     def sweep(self):
         a = self.args
-        folder = os.path.join(self.work, "sweep")
+        # One folder per slide side: the slides are made once and kept, and a name says nothing of its size.
+        folder = os.path.join(self.work, f"sweep-{a.sweep_side}")
         os.makedirs(folder, exist_ok=True)
         slides = []
         for index in range(a.sweep_slides):
@@ -474,13 +483,18 @@ def markdown(results):
         lines.append("")
     if "score" in results:
         s = results["score"]
-        lines += ["## bench score (same slide)", "", "| | tiles | tiles/s | seconds | bound tiles/s | fraction | peak RSS MB |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["## bench score (same slide)", "", "| | tiles | tiles/s | seconds | bound tiles/s | fraction | "
+                  "tiles per CPU s | bound per CPU s | fraction per CPU s | peak RSS MB |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for p in ["fp32", "bf16"]:
             x = s[p + "_summary"]
             lines.append(f"| {p} | {x['tiles']} | {x['tiles_per_second']['median']} | {x['seconds']['median']} | "
                          f"{(x['embedding_bound_tiles_per_second'] or {}).get('median')} | "
-                         f"{(x['fraction_of_embedding_bound'] or {}).get('median')} | {x['peak_rss_bytes'] >> 20} |")
+                         f"{(x['fraction_of_embedding_bound'] or {}).get('median')} | "
+                         f"{(x['tiles_per_cpu_second'] or {}).get('median')} | "
+                         f"{(x['embedding_bound_tiles_per_cpu_second'] or {}).get('median')} | "
+                         f"{(x['fraction_of_embedding_bound_per_cpu_second'] or {}).get('median')} | "
+                         f"{x['peak_rss_bytes'] >> 20} |")
         lines.append("")
     if "sweep" in results:
         w = results["sweep"]

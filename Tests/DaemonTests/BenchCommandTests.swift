@@ -71,6 +71,10 @@ struct BenchCommandTests {
         for stage in ["open", "tissue", "embed", "score"] { #expect(stages[stage] != nil, "\(stage)") }
         #expect((line["peak_rss_bytes"] as? Int ?? 0) > 0)
         #expect((line["embedding_bound_tiles_per_second"] as? Double ?? 0) > 0)
+        #expect((line["cpu_seconds"] as? Double ?? 0) > 0)
+        #expect((line["tiles_per_cpu_second"] as? Double ?? 0) > 0)
+        #expect((line["embedding_bound_tiles_per_cpu_second"] as? Double ?? 0) > 0)
+        #expect((line["fraction_of_embedding_bound_per_cpu_second"] as? Double ?? 0) > 0)
         #expect(try FileManager.default.contentsOfDirectory(atPath: temporary.path).isEmpty, "temp folder left")
     }
 

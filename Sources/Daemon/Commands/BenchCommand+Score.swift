@@ -19,7 +19,10 @@ extension BenchCommand {
                 (VmHWM, reset after the set-up so that it covers model loading and scoring). Unless \
                 --embed-seconds is 0, `bench embed` is measured first for the same architecture and the line \
                 carries embedding_bound_tiles_per_second (images/s ÷ 3: three backbones per tile) and \
-                fraction_of_embedding_bound. Reports and spill files go to a temporary folder, removed after.
+                fraction_of_embedding_bound. The same per CPU second (the process's user + system time, which \
+                moves less than the wall clock on a shared machine): cpu_seconds and tiles_per_cpu_second of the \
+                scoring, embedding_bound_tiles_per_cpu_second and fraction_of_embedding_bound_per_cpu_second. \
+                Reports and spill files go to a temporary folder, removed after.
                 """
         )
 
@@ -110,6 +113,7 @@ extension BenchCommand {
             try settings.precision.prepare(architecture: architecture, subject: "--precision")
 
             var embeddingImagesPerSecond: Double?
+            var embeddingImagesPerCPUSecond: Double?
             if settings.embedSeconds > 0 {
                 // The embedder as the pipeline runs it: 3 images per tile of the batch.
                 let embed = try Embed.measure(
@@ -117,6 +121,7 @@ extension BenchCommand {
                         arch: architecture, precision: settings.precision, threads: settings.threads,
                         batch: 3 * settings.batch, seconds: settings.embedSeconds))
                 embeddingImagesPerSecond = embed["images_per_second"] as? Double
+                embeddingImagesPerCPUSecond = embed["images_per_cpu_second"] as? Double
             }
 
             // The peak covers loading the model and scoring, not the set-up above.
@@ -136,8 +141,10 @@ extension BenchCommand {
             line["batch"] = settings.batch
 
             let started = ContinuousClock.now
+            let cpuStart = SystemInfo.cpuSeconds()
             let outcome = pipeline.score(path: settings.slide)
             let seconds = (ContinuousClock.now - started).seconds
+            let cpu = SystemInfo.cpuSeconds() - cpuStart
             let report = outcome.report
             var stages = report.timing.stages ?? [:]
             stages["write"] = max(0, seconds - report.timing.seconds)
@@ -147,6 +154,9 @@ extension BenchCommand {
             line["tiles"] = report.tiles.count
             line["tiles_per_second"] = BenchLine.rounded(tilesPerSecond)
             line["seconds"] = BenchLine.rounded(seconds)
+            line["cpu_seconds"] = BenchLine.rounded(cpu)
+            let tilesPerCPUSecond = cpu > 0 ? Double(report.tiles.count) / cpu : 0
+            line["tiles_per_cpu_second"] = BenchLine.rounded(tilesPerCPUSecond)
             line["stages"] = stages.mapValues(BenchLine.rounded)
             line["model_load_seconds"] = BenchLine.rounded(loadSeconds)
             line["peak_rss_bytes"] = SystemInfo.peakResidentBytes()
@@ -164,6 +174,13 @@ extension BenchCommand {
                 line["embedding_bound_tiles_per_second"] = BenchLine.rounded(bound)
                 if bound > 0, report.tiles.count > 0 {
                     line["fraction_of_embedding_bound"] = BenchLine.rounded(tilesPerSecond / bound)
+                }
+            }
+            if let embeddingImagesPerCPUSecond {
+                let bound = embeddingImagesPerCPUSecond / 3
+                line["embedding_bound_tiles_per_cpu_second"] = BenchLine.rounded(bound)
+                if bound > 0, report.tiles.count > 0, cpu > 0 {
+                    line["fraction_of_embedding_bound_per_cpu_second"] = BenchLine.rounded(tilesPerCPUSecond / bound)
                 }
             }
             return (line.json(), report.status == .failed || outcome.folder == nil)

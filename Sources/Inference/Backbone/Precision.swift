@@ -8,8 +8,11 @@ public enum Precision: String, Sendable, CaseIterable, CustomStringConvertible {
     /// class (`fp32Kernels`).
     case fp32
     /// bfloat16 weights and activations through oneDNN's convolutions (f32 accumulation, as oneDNN does it), on
-    /// CPUs with AVX512_BF16 or AMX. About twice fp32's speed; features within about 1 % of the largest, and the
-    /// slide probabilities within 0.005 (docs/precision.md).
+    /// CPUs with AVX512_BF16 or AMX. About twice fp32's speed; features within about 1 % of the largest. Slide
+    /// probabilities are not held within 0.005 of fp32's: on seeded toy slides they moved by up to 0.03 (trained
+    /// demo heads) and 0.05 (random heads), mostly because the per-slide k-means lands in another of its
+    /// near-equal optima and the bags are drawn anew (docs/precision.md, "Fidelity of bf16"). Check a model on its
+    /// own slides before using bf16.
     case bf16
 
     public var description: String { rawValue }
