@@ -10,7 +10,7 @@ let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
 
 /// The numerics are optimised in debug builds too: unoptimised SIMD and pointer code is 20–50×
 /// slower, which would make the parity tests (whole ResNets) take minutes. Ingest's pixel loops
-/// (tiles, tissue, synthetic slides) are in the same position.
+/// (tiles, tissue) and the synthetic slides' painters are in the same position.
 let numeric: [SwiftSetting] = strict + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let package = Package(
@@ -43,7 +43,7 @@ let package = Package(
         // Watch folder, slide reading, tissue, tiles.
         .target(
             name: "Ingest",
-            dependencies: ["Errors", "COpenSlide", "CPNG", "CTIFF", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Errors", "COpenSlide", "CPNG", .product(name: "Logging", package: "swift-log")],
             swiftSettings: numeric
         ),
         // Tensors, backbones, checkpoints, clustering, CS-MIL heads, training.
@@ -68,17 +68,35 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Tools for trying and testing csmil, beside the product (like HummingbirdTesting): synthetic pyramidal
+        // slides written with libtiff (`csmil synth`, the tests' slides) and the receivers a lab uses before its
+        // LIS is ready (`csmil webhook-sink`).
+        .target(
+            name: "SyntheticSlides",
+            dependencies: ["Errors", "Ingest", "CTIFF"],
+            swiftSettings: numeric
+        ),
+        .target(
+            name: "Sinks",
+            dependencies: ["Errors", "Notify"],
+            swiftSettings: strict
+        ),
         // The `csmil` executable: commands, configuration, pipeline, systemd; wires Ingest, Inference, Notify, Store.
         .executableTarget(
             name: "Daemon",
             dependencies: [
-                "Errors", "Ingest", "Inference", "Notify", "Store", "CSystemd",
+                "Errors", "Ingest", "Inference", "Notify", "Store", "SyntheticSlides", "Sinks", "CSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ErrorsTests",
+            dependencies: ["Errors", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(
@@ -89,13 +107,13 @@ let package = Package(
         ),
         .testTarget(
             name: "IngestTests",
-            dependencies: ["Errors", "Ingest", "COpenSlide"],
+            dependencies: ["Errors", "Ingest", "SyntheticSlides", "COpenSlide"],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "NotifyTests",
-            dependencies: ["Errors", "Notify", "Store"],
+            dependencies: ["Errors", "Notify", "Sinks", "Store"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -105,7 +123,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["Daemon", "Errors", "Inference", "Ingest", "Notify", "Store"],
+            dependencies: ["Daemon", "Errors", "Inference", "Ingest", "Notify", "SyntheticSlides", "Sinks", "Store"],
             swiftSettings: strict
         ),
     ]

@@ -1,5 +1,6 @@
 import Foundation
 import Notify
+import Sinks
 import Store
 import Testing
 

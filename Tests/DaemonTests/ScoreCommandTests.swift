@@ -1,6 +1,8 @@
 import Foundation
 import Ingest
 import Notify
+import Sinks
+import SyntheticSlides
 import Testing
 
 @Suite("csmil score")

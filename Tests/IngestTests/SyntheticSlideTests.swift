@@ -3,6 +3,7 @@ import Foundation
 import Testing
 
 @testable import Ingest
+@testable import SyntheticSlides
 
 /// A slide opened with libopenslide directly (the Swift wrapper lives elsewhere); enough to
 /// check what a synthetic slide looks like to OpenSlide.

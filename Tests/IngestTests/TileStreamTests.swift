@@ -1,4 +1,5 @@
 import Foundation
+import SyntheticSlides
 import Testing
 
 @testable import Ingest

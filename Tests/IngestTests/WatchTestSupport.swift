@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Synchronization
+import SyntheticSlides
 import Testing
 
 @testable import Ingest

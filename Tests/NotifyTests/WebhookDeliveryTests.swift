@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Sinks
 import Store
 import Testing
 

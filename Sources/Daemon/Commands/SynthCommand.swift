@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Ingest
+import SyntheticSlides
 
 /// `csmil synth`: synthetic slides for tests, benchmarks and trying a deployment.
 struct SynthCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Notify
+import Sinks
 import UnixSignals
 
 /// `csmil webhook-sink`: a receiver for trying a deployment before the LIS is ready.

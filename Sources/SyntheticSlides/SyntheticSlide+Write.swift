@@ -1,4 +1,5 @@
 import Foundation
+import Ingest
 
 extension SyntheticSlide {
     /// The files one `write(to:)` produced.

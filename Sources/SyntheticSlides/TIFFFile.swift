@@ -1,4 +1,5 @@
 import CTIFF
+import Ingest
 
 /// One open libtiff handle (`TIFFOpenExt` … `TIFFClose`), with libtiff's errors kept for the
 /// thrown Swift error instead of being printed. Closed in one place: `close()` or `deinit`.

@@ -1,5 +1,6 @@
 import CTIFF
 import Foundation
+import Ingest
 
 /// How one image (TIFF directory) of a pyramidal file is tagged.
 struct TIFFImageTags {

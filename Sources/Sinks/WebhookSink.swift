@@ -1,5 +1,6 @@
 import Errors
 import Foundation
+import Notify
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,6 @@
 import Errors
 import Foundation
+import Ingest
 
 /// A synthetic whole-slide image: tissue-like texture inside a known, seeded geometry, with the
 /// toy anomalies of the CS-MIL paper (model spec §7), written as a pyramidal tiled TIFF that
