@@ -33,6 +33,7 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
 
         // The one error protocol (code, subject, message, fix) every target's errors adopt.
         .target(
@@ -52,10 +53,11 @@ let package = Package(
             dependencies: ["Errors", "COpenBLAS", .product(name: "Logging", package: "swift-log")],
             swiftSettings: numeric
         ),
-        // The durable state: the job lifecycle, jobs, path aliases, leases, the outbox, dead letters, hosts; SQLite.
+        // The durable state: the job lifecycle, jobs, path aliases, leases, the outbox, dead letters, hosts; SQLite
+        // (embedded, the default) or PostgreSQL (shared by several hosts).
         .target(
             name: "Store",
-            dependencies: ["Errors", "CSQLite", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Errors", "CSQLite", "CLibPQ", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // Reports, webhook transport and the outbox delivery worker (the outbox's tables are in Store).
@@ -79,6 +81,12 @@ let package = Package(
         .target(
             name: "Sinks",
             dependencies: ["Errors", "Notify"],
+            swiftSettings: strict
+        ),
+        // Real PostgreSQL (and PgBouncer) servers for the tests, started from Debian's packages in a temporary folder.
+        .target(
+            name: "StoreTesting",
+            dependencies: ["Store"],
             swiftSettings: strict
         ),
         // The `csmil` executable: commands, configuration, pipeline, systemd; wires Ingest, Inference, Notify, Store.
@@ -118,12 +126,15 @@ let package = Package(
         ),
         .testTarget(
             name: "StoreTests",
-            dependencies: ["Errors", "Store"],
+            dependencies: ["Errors", "Store", "StoreTesting"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["Daemon", "Errors", "Inference", "Ingest", "Notify", "SyntheticSlides", "Sinks", "Store"],
+            dependencies: [
+                "Daemon", "Errors", "Inference", "Ingest", "Notify", "SyntheticSlides", "Sinks", "Store",
+                "StoreTesting",
+            ],
             swiftSettings: strict
         ),
     ]

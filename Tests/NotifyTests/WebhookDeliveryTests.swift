@@ -36,7 +36,7 @@ struct WebhookDeliveryTests {
         ) throws -> OutboxDelivery {
             let worker = OutboxDelivery(
                 configuration: OutboxDelivery.Configuration(
-                    databasePath: databasePath, secret: WebhookDeliveryTests.secret,
+                    store: .sqlite(path: databasePath), secret: WebhookDeliveryTests.secret,
                     client: WebhookClientOptions(connectTimeout: 1, timeout: timeout, allowHTTP: true),
                     retry: retry, idlePoll: 0.5, randomFraction: { 1 }),
                 logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))

@@ -48,7 +48,7 @@ struct OutboxCommand: AsyncParsableCommand {
                 guard try outbox.requeue(eventID: eventID) else {
                     let state = try outbox.row(eventID: eventID)?.state
                     throw CommandError(
-                        code: .notFound, subject: outbox.database.path,
+                        code: .notFound, subject: outbox.database.location,
                         message: "event \(eventID) "
                             + (state.map { "is \($0.rawValue), not dead" } ?? "is not in the outbox")
                             + "; nothing was replayed",
@@ -94,7 +94,8 @@ struct OutboxCommand: AsyncParsableCommand {
             let outbox = try OutboxCommand.open(configuration)
             let delivery = OutboxDelivery(
                 configuration: OutboxDelivery.Configuration(
-                    databasePath: outbox.database.path, secret: secret, client: configuration.webhook.clientOptions,
+                    store: configuration.storeLocation, host: configuration.state.hostName, secret: secret,
+                    client: configuration.webhook.clientOptions,
                     retry: configuration.webhook.retryPolicy, idlePoll: 1),
                 logger: logger)
             try delivery.start()
@@ -106,16 +107,15 @@ struct OutboxCommand: AsyncParsableCommand {
         }
     }
 
-    /// The outbox in the configuration's job store; the file must exist (the daemon creates it).
+    /// The outbox in the configuration's job store; a SQLite file must exist (the daemon creates it).
     static func open(_ configuration: Configuration) throws -> Outbox {
-        let path = configuration.databasePath
-        guard FileManager.default.fileExists(atPath: path) else {
+        if case .sqlite(let path) = configuration.storeLocation, !FileManager.default.fileExists(atPath: path) {
             throw CommandError(
                 code: .notFound, subject: path, message: "no job store here",
                 fix: "check [state] directory in \(configuration.sourcePath) (the daemon creates the file when it "
                     + "first runs)")
         }
-        let database = try SQLiteDatabase(path: path)
+        let database = try configuration.storeLocation.open(applicationName: "csmil outbox")
         try Outbox.installSchema(in: database)
         return Outbox(database: database)
     }

@@ -99,7 +99,7 @@ struct ScoreCommand: AsyncParsableCommand {
         }
 
         func enqueue(_ report: SlideReport) throws {
-            let database = try SQLiteDatabase(path: configuration.databasePath)
+            let database = try configuration.storeLocation.open(applicationName: "csmil score")
             try Outbox.installSchema(in: database)
             let payload = try WebhookPayload.make(
                 configuration.webhook.payloadFormat, report: report, timestamp: Date())
@@ -110,13 +110,13 @@ struct ScoreCommand: AsyncParsableCommand {
         func deliver() async throws {
             let delivery = OutboxDelivery(
                 configuration: OutboxDelivery.Configuration(
-                    databasePath: configuration.databasePath, secret: secret,
+                    store: configuration.storeLocation, host: configuration.state.hostName, secret: secret,
                     client: configuration.webhook.clientOptions,
                     retry: configuration.webhook.retryPolicy, idlePoll: 0.5),
                 logger: logger)
             try delivery.start()
             defer { delivery.stop() }
-            let outbox = Outbox(database: try SQLiteDatabase(path: configuration.databasePath))
+            let outbox = Outbox(database: try configuration.storeLocation.open(applicationName: "csmil score"))
             let deadline = ContinuousClock.now + .seconds(2 * configuration.webhook.timeoutSeconds)
             while ContinuousClock.now < deadline {
                 if try outbox.summary().backlog == 0 { return }
@@ -126,7 +126,7 @@ struct ScoreCommand: AsyncParsableCommand {
             FileHandle.standardError.write(
                 Data(
                     ("csmil score --notify: \(waiting) event(s) not delivered yet stay queued in "
-                        + "\(configuration.databasePath); csmil watch or csmil outbox deliver sends them\n").utf8))
+                        + "\(configuration.storeLocation); csmil watch or csmil outbox deliver sends them\n").utf8))
         }
     }
 

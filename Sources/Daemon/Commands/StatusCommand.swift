@@ -31,7 +31,7 @@ struct StatusCommand: AsyncParsableCommand {
         let now = Date().timeIntervalSince1970
         let summary: JobSummary
         do {
-            let store = try JobStore(path: configuration.databasePath)
+            let store = try JobStore.open(configuration.storeLocation, applicationName: "csmil status")
             summary = try store.summary(now: now, recent: limit)
         } catch {
             FileHandle.standardError.write(Data("csmil status: \(error)\n".utf8))

@@ -21,6 +21,7 @@ final class SlideWorker: @unchecked Sendable {
     static let maximumAttempts = 3
 
     private let store: JobStore
+    private let host: String
     private let pipeline: SlidePipeline
     private let settings: LiveSettings
     private let progress: DaemonProgress
@@ -31,10 +32,11 @@ final class SlideWorker: @unchecked Sendable {
     private let stopRequested = Atomic<Bool>(false)
 
     init(
-        store: JobStore, pipeline: SlidePipeline, settings: LiveSettings, progress: DaemonProgress,
+        store: JobStore, host: String, pipeline: SlidePipeline, settings: LiveSettings, progress: DaemonProgress,
         stateDirectory: String, logger: Logger, wakeDelivery: @escaping @Sendable () -> Void
     ) {
         self.store = store
+        self.host = host
         self.pipeline = pipeline
         self.settings = settings
         self.progress = progress
@@ -61,7 +63,8 @@ final class SlideWorker: @unchecked Sendable {
             do {
                 progress.setQueued(try store.counts().settled)
                 guard
-                    let job = try store.claimNext(now: Date().timeIntervalSince1970, leaseSeconds: Self.leaseSeconds)
+                    let job = try store.claimNext(
+                        now: Date().timeIntervalSince1970, leaseSeconds: Self.leaseSeconds, holder: host)
                 else {
                     _ = signal.wait(timeout: .now() + 5)
                     continue
@@ -98,13 +101,14 @@ final class SlideWorker: @unchecked Sendable {
                     message: "scoring stopped the daemon \(job.attempts - 1) times (a crash or the memory limit)",
                     fix: "check the journal; the slide may be damaged or too large for this machine"))
         } else {
-            outcome = pipeline.score(path: job.path, observer: Observer(worker: self, jobID: job.id))
+            outcome = pipeline.score(
+                path: job.path, observer: Observer(worker: self, jobID: job.id, token: job.leaseToken))
         }
         var status: String? = nil
         defer { progress.finished(jobID: job.id, status: status) }
         do {
             if outcome.cancelled {
-                try store.release(jobID: job.id)
+                try store.release(jobID: job.id, token: job.leaseToken)
                 logger.notice(
                     "slide put back for the next start",
                     metadata: metadata.merging(MessageID.slideInterrupted.metadata) { $1 })
@@ -126,7 +130,8 @@ final class SlideWorker: @unchecked Sendable {
                             code: .reportNotWritten, subject: job.path, message: "the report could not be written",
                             fix: PipelineError.reportBug))
                 let decision = try store.retryLater(
-                    jobID: job.id, code: failure.code, message: failure.text, now: Date().timeIntervalSince1970)
+                    jobID: job.id, token: job.leaseToken, code: failure.code, message: failure.text,
+                    now: Date().timeIntervalSince1970)
                 logger.error(
                     "report not written",
                     metadata: metadata.merging(
@@ -172,11 +177,13 @@ final class SlideWorker: @unchecked Sendable {
     private final class Observer: SlidePipeline.Observer {
         let worker: SlideWorker
         let jobID: Int64
+        let token: String?
         var lastRenewal = Date().timeIntervalSince1970
 
-        init(worker: SlideWorker, jobID: Int64) {
+        init(worker: SlideWorker, jobID: Int64, token: String?) {
             self.worker = worker
             self.jobID = jobID
+            self.token = token
         }
 
         func tilesFound(_ total: Int) { worker.progress.tilesFound(total, jobID: jobID) }
@@ -186,7 +193,8 @@ final class SlideWorker: @unchecked Sendable {
             let now = Date().timeIntervalSince1970
             if now - lastRenewal > SlideWorker.leaseSeconds / 4 {
                 lastRenewal = now
-                try? worker.store.renewLease(jobID: jobID, now: now, leaseSeconds: SlideWorker.leaseSeconds)
+                try? worker.store.renewLease(
+                    jobID: jobID, token: token, now: now, leaseSeconds: SlideWorker.leaseSeconds)
             }
         }
 

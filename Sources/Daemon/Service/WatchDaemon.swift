@@ -41,11 +41,15 @@ struct WatchDaemon {
         Self.removeLeftoverSpillFiles(in: workDirectory, logger: logger)
 
         let slots = configuration.pipeline.maxConcurrentSlides
-        let workerStores = try (0..<slots).map { _ in try JobStore(path: configuration.databasePath) }
-        let watcherStore = UncheckedBox(try JobStore(path: configuration.databasePath))
-        // Jobs a previous run left processing (it crashed) are claimable at once: this process holds the state
-        // folder's lock, so nobody else works on them. Done before any worker claims.
-        let interrupted = try watcherStore.value.expireLeases(now: Date().timeIntervalSince1970)
+        let host = configuration.state.hostName
+        let workerStores = try (0..<slots).map { index in
+            try JobStore.open(configuration.storeLocation, applicationName: "csmil \(host) worker \(index)")
+        }
+        let watcherStore = UncheckedBox(
+            try JobStore.open(configuration.storeLocation, applicationName: "csmil \(host) watcher"))
+        // Jobs a previous run of this host left processing (it crashed) are claimable at once: this process holds
+        // the state folder's lock, so no other process of this host works on them. Done before any worker claims.
+        let interrupted = try watcherStore.value.expireLeases(holder: host, now: Date().timeIntervalSince1970)
         if interrupted > 0 {
             logger.notice("slides interrupted by a crash are scored again", metadata: ["count": "\(interrupted)"])
         }
@@ -69,7 +73,7 @@ struct WatchDaemon {
             stallLimit: Self.stallLimit(notifier.watchdogInterval))
         let workers = workerStores.map { store in
             SlideWorker(
-                store: store, pipeline: pipeline, settings: settings, progress: progress,
+                store: store, host: host, pipeline: pipeline, settings: settings, progress: progress,
                 stateDirectory: stateDirectory, logger: logger, wakeDelivery: { delivery?.wake() })
         }
 
@@ -221,7 +225,7 @@ struct WatchDaemon {
 
     static func deliveryConfiguration(_ configuration: Configuration) throws -> OutboxDelivery.Configuration {
         OutboxDelivery.Configuration(
-            databasePath: configuration.databasePath,
+            store: configuration.storeLocation, host: configuration.state.hostName,
             secret: try WebhookSecret.load(path: configuration.webhook.secretFile ?? ""),
             client: configuration.webhook.clientOptions, retry: configuration.webhook.retryPolicy)
     }

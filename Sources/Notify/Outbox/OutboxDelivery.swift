@@ -3,9 +3,11 @@ import Foundation
 import Logging
 import Store
 
-/// The worker that empties the outbox: on a thread of its own (libcurl and SQLite block), it takes the next due
-/// row, signs it with this attempt's timestamp (`webhook-id` is always the event id), POSTs the stored bytes and
-/// records the outcome durably before it takes the next one.
+/// The worker that empties the outbox: on a thread of its own (libcurl and the database client block), it claims
+/// the next due row (a lease: hosts sharing a database send each row one at a time), signs it with this attempt's
+/// timestamp (`webhook-id` is always the event id), POSTs the stored bytes and records the outcome durably before
+/// it takes the next one. An outcome that cannot be recorded (the database is down) is kept and recorded when the
+/// database is back, not sent again.
 ///
 /// It sleeps until the earliest pending row falls due, until ``wake()`` (call it after committing an enqueue), or
 /// at most ``Configuration/idlePoll`` seconds (rows queued by another process). ``stop()`` aborts a transfer in
@@ -14,8 +16,10 @@ import Store
 public final class OutboxDelivery: @unchecked Sendable {
     /// What the worker needs; ``reconfigure(_:)`` replaces it (a SIGHUP reload) from the next attempt on.
     public struct Configuration: Sendable {
-        /// The SQLite file holding the outbox; the worker opens its own connection.
-        public var databasePath: String
+        /// The store holding the outbox; the worker opens its own connection.
+        public var store: StoreLocation
+        /// This host's name: the holder of the rows it sends.
+        public var host: String
         /// The signing keys.
         public var secret: WebhookSecret
         /// Timeouts, TLS and proxy of each POST.
@@ -29,11 +33,12 @@ public final class OutboxDelivery: @unchecked Sendable {
 
         /// A configuration.
         public init(
-            databasePath: String, secret: WebhookSecret, client: WebhookClientOptions = WebhookClientOptions(),
-            retry: RetryPolicy = RetryPolicy(), idlePoll: Double = 30,
-            randomFraction: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
+            store: StoreLocation, host: String = "local", secret: WebhookSecret,
+            client: WebhookClientOptions = WebhookClientOptions(), retry: RetryPolicy = RetryPolicy(),
+            idlePoll: Double = 30, randomFraction: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
         ) {
-            self.databasePath = databasePath
+            self.store = store
+            self.host = host
             self.secret = secret
             self.client = client
             self.retry = retry
@@ -59,9 +64,9 @@ public final class OutboxDelivery: @unchecked Sendable {
 
     /// Opens the database (installing the outbox tables when missing) and starts the worker thread.
     public func start() throws {
-        let path = withLock { configuration.databasePath }
-        // Fail here, to the caller, when the file cannot be opened; the thread opens its own connection.
-        try Outbox.installSchema(in: SQLiteDatabase(path: path))
+        let store = withLock { configuration.store }
+        // Fail here, to the caller, when the store cannot be opened; the thread opens its own connection.
+        try Outbox.installSchema(in: store.open(applicationName: "csmil outbox"))
         try withLock {
             guard !running else {
                 throw WebhookClientError(message: "the outbox delivery worker is already running", fix: "start it once")
@@ -129,7 +134,11 @@ public final class OutboxDelivery: @unchecked Sendable {
 
     private func work() {
         var client: WebhookClient?
-        var database: SQLiteDatabase?
+        var database: (any StoreDatabase)?
+        var openedStore: StoreLocation?
+        // An outcome the database did not take (it was unreachable): recorded before anything is sent again.
+        var unrecorded: (row: OutboxRow, outcome: DeliveryOutcome, now: Double)?
+        var failures = 0
         defer {
             let waiters = withLock {
                 finished = true
@@ -146,32 +155,56 @@ public final class OutboxDelivery: @unchecked Sendable {
                 return self.configuration
             }
             do {
-                if database?.path != configuration.databasePath {
-                    database = try SQLiteDatabase(path: configuration.databasePath)
+                if database == nil || openedStore != configuration.store {
+                    database = try configuration.store.open(applicationName: "csmil outbox")
+                    openedStore = configuration.store
                 }
                 if client?.options != configuration.client { client = try WebhookClient(options: configuration.client) }
                 guard let database, let client else { continue }
                 let outbox = Outbox(database: database)
-                if let row = try outbox.nextDue() {
-                    if try !attempt(row, outbox: outbox, client: client, configuration: configuration) { return }
+                if let pending = unrecorded {
+                    try record(
+                        pending.outcome, for: pending.row, outbox: outbox, configuration: configuration,
+                        now: pending.now)
+                    unrecorded = nil
+                }
+                if failures > 0 {
+                    logger.notice("outbox delivery resumed", metadata: ["database": "\(configuration.store)"])
+                    failures = 0
+                }
+                let leaseSeconds = 2 * configuration.client.timeout + 30
+                if let row = try outbox.claimNextDue(holder: configuration.host, leaseSeconds: leaseSeconds) {
+                    guard let (outcome, now) = send(row, client: client, configuration: configuration) else {
+                        try? outbox.releaseClaim(row)
+                        return
+                    }
+                    unrecorded = (row, outcome, now)
+                    try record(outcome, for: row, outbox: outbox, configuration: configuration, now: now)
+                    unrecorded = nil
                     continue
                 }
                 let next = try outbox.nextDueTime()
                 sleep(until: min(next ?? .infinity, Date().timeIntervalSince1970 + configuration.idlePoll))
             } catch {
+                // Backoff while the database is away: 1, 2, 4 … 30 s.
+                failures += 1
+                let delay = min(30, pow(2, Double(min(failures - 1, 5))))
                 logger.error(
-                    "outbox delivery failed; retrying in 5 s",
-                    metadata: ["database": "\(configuration.databasePath)"].merging(.error(error)) { $1 })
+                    "outbox delivery failed; retrying",
+                    metadata: [
+                        "database": "\(configuration.store)", "retry_in_seconds": "\(Int(delay))",
+                        "unrecorded_event": "\(unrecorded?.row.message.eventID ?? "")",
+                    ].merging(.error(error)) { $1 })
                 database = nil
-                sleep(until: Date().timeIntervalSince1970 + 5)
+                sleep(until: Date().timeIntervalSince1970 + delay)
             }
         }
     }
 
-    /// Sends one row and records the outcome; false when the transfer was cancelled by ``stop()``.
-    private func attempt(
-        _ row: OutboxRow, outbox: Outbox, client: WebhookClient, configuration: Configuration
-    ) throws -> Bool {
+    /// Sends one row; nil when the transfer was cancelled by ``stop()``.
+    private func send(
+        _ row: OutboxRow, client: WebhookClient, configuration: Configuration
+    ) -> (DeliveryOutcome, Double)? {
         let message = row.message
         let timestamp = Int64(Date().timeIntervalSince1970)
         let signer = WebhookSigner(secret: configuration.secret)
@@ -183,8 +216,16 @@ public final class OutboxDelivery: @unchecked Sendable {
         guard let outcome = DeliveryOutcome(response, now: now) else {
             logger.info(
                 "webhook delivery interrupted by shutdown; it stays queued", metadata: ["event": "\(message.eventID)"])
-            return false
+            return nil
         }
+        return (outcome, now)
+    }
+
+    /// Records the outcome of an attempt on `row` and logs it.
+    private func record(
+        _ outcome: DeliveryOutcome, for row: OutboxRow, outbox: Outbox, configuration: Configuration, now: Double
+    ) throws {
+        let message = row.message
         let state = try outbox.record(
             outcome, for: row, policy: configuration.retry, randomFraction: configuration.randomFraction(), now: now)
         var metadata: Logger.Metadata = [
@@ -216,7 +257,6 @@ public final class OutboxDelivery: @unchecked Sendable {
                 "webhook endpoint answered 410 Gone; delivery to it is stopped until csmil outbox retry",
                 metadata: metadata)
         }
-        return true
     }
 
     private func sleep(until deadline: Double) {

@@ -12,10 +12,16 @@ public struct OutboxMessage: Sendable, Equatable {
     public var contentType: String
     /// The exact bytes sent and signed.
     public var body: [UInt8]
+    /// Where it goes: one row per event and destination, each with its own retries (``webhook`` today).
+    public var destination: String
+
+    /// The destination of webhook events.
+    public static let webhook = "webhook"
 
     /// Makes a message.
     public init(
-        eventID: String, slideKey: String, eventType: String, targetURL: String, contentType: String, body: [UInt8]
+        eventID: String, slideKey: String, eventType: String, targetURL: String, contentType: String, body: [UInt8],
+        destination: String = OutboxMessage.webhook
     ) {
         self.eventID = eventID
         self.slideKey = slideKey
@@ -23,6 +29,7 @@ public struct OutboxMessage: Sendable, Equatable {
         self.targetURL = targetURL
         self.contentType = contentType
         self.body = body
+        self.destination = destination
     }
 
 }
@@ -41,7 +48,7 @@ public enum OutboxState: String, Sendable, Equatable, Codable, CaseIterable {
 
 /// An outbox row as stored.
 public struct OutboxRow: Sendable, Equatable {
-    /// The insertion order (SQLite rowid).
+    /// The insertion order.
     public var sequence: Int64
     /// The message.
     public var message: OutboxMessage
@@ -63,6 +70,9 @@ public struct OutboxRow: Sendable, Equatable {
     public var state: OutboxState
     /// When a 2xx was received.
     public var deliveredAt: Double?
+    /// The host sending it now, and until when its claim holds.
+    public var leaseHolder: String? = nil
+    public var leaseUntil: Double? = nil
 }
 
 /// What one attempt on an outbox row came to, as the outbox records it (``Outbox/record(_:for:now:)``). The

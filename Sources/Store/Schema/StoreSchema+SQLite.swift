@@ -1,18 +1,10 @@
-/// The store's tables in one SQLite file (`<state>/csmil.sqlite3`): one list of schema steps, applied with
-/// `PRAGMA user_version`. Never edit a step that has shipped: add one.
-///
-/// Until version 2 the outbox kept its own version under `csmil_schema_versions` (component `outbox`, version 1);
-/// step 2 adopts its tables into this list, so a file written by any earlier csmil (jobs only, outbox only — as
-/// `csmil score --notify` leaves it — or both) opens and migrates on start.
-public enum StoreSchema {
-    /// Brings `database` to the current schema (idempotent; a file newer than this build is refused).
-    public static func install(in database: SQLiteDatabase) throws {
-        try database.migrate(sqlite)
-    }
-
-    /// The current SQLite schema version.
-    public static var sqliteVersion: Int { sqlite.count }
-
+extension StoreSchema {
+    /// The store's tables in one SQLite file (`<state>/csmil.sqlite3`): one list of schema steps, applied with
+    /// `PRAGMA user_version`. Never edit a step that has shipped: add one.
+    ///
+    /// Until version 2 the outbox kept its own version under `csmil_schema_versions` (component `outbox`, version
+    /// 1); step 2 adopts its tables into this list, so a file written by any earlier csmil (jobs only, outbox only
+    /// — as `csmil score --notify` leaves it — or both) opens and migrates on start.
     static let sqlite: [SQLiteDatabase.Migration] = [
         // 1: jobs and the paths each slide was seen at.
         { database in
@@ -132,6 +124,75 @@ public enum StoreSchema {
                     delivered_at = (SELECT o.delivered_at FROM outbox AS o WHERE o.event_id = jobs.event_id)
                 WHERE state = 'reported'
                   AND event_id IN (SELECT event_id FROM outbox WHERE state = 'delivered');
+                """)
+        },
+        // 3: several hosts: who holds a job's lease (and its token), the attempts with their host and outcome,
+        // the hosts themselves; outbox rows name a destination (one row per event and destination, each with its
+        // own retries and dead letter) and are leased by the host sending them.
+        { database in
+            try database.execute(
+                """
+                ALTER TABLE jobs ADD COLUMN lease_holder TEXT;     -- processing: the host that holds the lease
+                ALTER TABLE jobs ADD COLUMN lease_token TEXT;      -- processing: this claim (one per attempt)
+                CREATE TABLE job_attempts (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+                    attempt INTEGER NOT NULL,
+                    host TEXT NOT NULL,
+                    lease_token TEXT NOT NULL UNIQUE,
+                    started_at REAL NOT NULL,
+                    ended_at REAL,
+                    outcome TEXT      -- reported | retried | failed | released | discarded | lease_expired |
+                                      -- interrupted; NULL while it runs
+                );
+                CREATE INDEX job_attempts_job ON job_attempts (job_id, ended_at);
+                CREATE TABLE hosts (
+                    name TEXT PRIMARY KEY,
+                    instance TEXT NOT NULL,  -- one per process start: a second process under the same name is told
+                    machine TEXT NOT NULL,   -- machine id and state folder: a restart of the same host takes over
+                    pid INTEGER NOT NULL,
+                    version TEXT NOT NULL,
+                    started_at REAL NOT NULL,
+                    heartbeat_at REAL NOT NULL,
+                    lease_seconds REAL NOT NULL,  -- alive while heartbeat_at + lease_seconds is ahead
+                    stopped_at REAL,
+                    status TEXT NOT NULL DEFAULT ''
+                );
+                CREATE TABLE outbox_next (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    event_id TEXT NOT NULL,
+                    destination TEXT NOT NULL DEFAULT 'webhook',
+                    slide_key TEXT NOT NULL,
+                    event_type TEXT NOT NULL,
+                    target_url TEXT NOT NULL,
+                    content_type TEXT NOT NULL,
+                    body BLOB NOT NULL,
+                    created_at REAL NOT NULL,
+                    window_start REAL NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at REAL NOT NULL,
+                    last_attempt_at REAL,
+                    last_status INTEGER,
+                    last_error TEXT,
+                    state TEXT NOT NULL DEFAULT 'pending'
+                        CHECK (state IN ('pending', 'delivered', 'dead', 'disabled')),
+                    delivered_at REAL,
+                    lease_holder TEXT,
+                    lease_until REAL,
+                    UNIQUE (event_id, destination)
+                );
+                INSERT INTO outbox_next (seq, event_id, slide_key, event_type, target_url, content_type, body,
+                                         created_at, window_start, attempts, next_attempt_at, last_attempt_at,
+                                         last_status, last_error, state, delivered_at)
+                    SELECT seq, event_id, slide_key, event_type, target_url, content_type, body, created_at,
+                           window_start, attempts, next_attempt_at, last_attempt_at, last_status, last_error, state,
+                           delivered_at
+                    FROM outbox;
+                DROP TABLE outbox;
+                ALTER TABLE outbox_next RENAME TO outbox;
+                CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
+                CREATE INDEX outbox_slide ON outbox (slide_key, destination, state, seq);
+                CREATE INDEX outbox_event ON outbox (event_id, state);
                 """)
         },
     ]
