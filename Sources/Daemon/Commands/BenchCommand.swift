@@ -7,7 +7,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure throughput; each benchmark prints one JSON line.",
-        subcommands: [Embed.self, IngestSlide.self, ScoreSlide.self]
+        subcommands: [Embed.self, IngestSlide.self, ScoreSlide.self, StoreOverhead.self]
     )
 
     /// `csmil bench embed`: backbone images per second.

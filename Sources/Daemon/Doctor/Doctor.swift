@@ -80,6 +80,7 @@ enum Doctor {
         findings.append(model)
         if model.severity == .ok { findings += self.model(directory: configuration.model.directory) }
         findings += webhook(configuration.webhook)
+        findings += store(configuration.state, location: configuration.storeLocation)
         return findings
     }
 

@@ -38,9 +38,12 @@ final class DaemonProgress: Sendable {
         var queued: Int
         var scored: Int
         var failed: Int
+        /// Why the job store cannot be used now (the database is away); nil while it answers.
+        var storeProblem: String? = nil
 
         enum CodingKeys: String, CodingKey {
             case pid, version, state, current, queued, scored, failed
+            case storeProblem = "store_problem"
             case startedAt = "started_at"
             case updatedAt = "updated_at"
             case watchFolder = "watch_folder"
@@ -72,6 +75,9 @@ final class DaemonProgress: Sendable {
     func setWatchMode(_ mode: String) { state.withLock { $0.snapshot.watchMode = mode } }
 
     func setQueued(_ count: Int) { state.withLock { $0.snapshot.queued = count } }
+
+    /// The job store cannot be used (nil: it answers again); shown first in STATUS=.
+    func setStoreProblem(_ problem: String?) { state.withLock { $0.snapshot.storeProblem = problem } }
 
     /// A worker took a slide.
     func started(jobID: Int64, path: String, now: Double = Date().timeIntervalSince1970) {
@@ -139,6 +145,7 @@ final class DaemonProgress: Sendable {
             line = snapshot.current.map(Self.describe).joined(separator: "; ")
         }
         line += "; queue \(snapshot.queued); \(snapshot.scored) scored, \(snapshot.failed) failed"
+        if let problem = snapshot.storeProblem { line = problem + "; " + line }
         return line
     }
 

@@ -8,20 +8,24 @@ import Synchronization
 
 /// Scores the job store's queue, one slide at a time, on a thread of its own (OpenSlide and BLAS block).
 ///
-/// For each job: claim it (processing, with a lease renewed as tiles are embedded) → `SlidePipeline` writes the
+/// For each job: claim it (processing, under a lease the host's heartbeat renews) → `SlidePipeline` writes the
 /// report folder → the file is checked again (a slide whose content changed meanwhile is discarded and queued
 /// afresh by the watcher) → in one transaction the job becomes `reported` and, with a webhook, its outbox row is
 /// queued → the delivery worker is woken. A failed slide gets a `failed` report and a `slide.failed` event like any
 /// other result; a report that cannot be written (disk full) is retried later. On shutdown the slide in progress
 /// is put back (released) between two batches and scored again at the next start.
+///
+/// With a shared store: a slide another host took over (this host's lease ran out) is dropped between two batches;
+/// while the database is away the worker keeps its slide, and a finished report waits — retried with backoff —
+/// until the database takes it, so no result is lost.
 final class SlideWorker: @unchecked Sendable {
-    /// Seconds a claimed job stays leased without progress; renewed at every batch.
-    static let leaseSeconds = 600.0
     /// Claims of one job that may end without an outcome (the process died) before it is reported as failed.
     static let maximumAttempts = 3
 
     private let store: JobStore
     private let host: String
+    private let heartbeat: HostHeartbeat
+    private let health: StoreHealth
     private let pipeline: SlidePipeline
     private let settings: LiveSettings
     private let progress: DaemonProgress
@@ -32,11 +36,14 @@ final class SlideWorker: @unchecked Sendable {
     private let stopRequested = Atomic<Bool>(false)
 
     init(
-        store: JobStore, host: String, pipeline: SlidePipeline, settings: LiveSettings, progress: DaemonProgress,
+        store: JobStore, host: String, heartbeat: HostHeartbeat, health: StoreHealth, pipeline: SlidePipeline,
+        settings: LiveSettings, progress: DaemonProgress,
         stateDirectory: String, logger: Logger, wakeDelivery: @escaping @Sendable () -> Void
     ) {
         self.store = store
         self.host = host
+        self.heartbeat = heartbeat
+        self.health = health
         self.pipeline = pipeline
         self.settings = settings
         self.progress = progress
@@ -64,16 +71,19 @@ final class SlideWorker: @unchecked Sendable {
                 progress.setQueued(try store.counts().settled)
                 guard
                     let job = try store.claimNext(
-                        now: Date().timeIntervalSince1970, leaseSeconds: Self.leaseSeconds, holder: host)
+                        now: Date().timeIntervalSince1970, leaseSeconds: heartbeat.leaseSeconds, holder: host)
                 else {
+                    health.succeeded("worker")
                     _ = signal.wait(timeout: .now() + 5)
                     continue
                 }
+                health.succeeded("worker")
+                heartbeat.hold(job)
+                defer { heartbeat.drop(job.id) }
                 TestHooks.pauseIfRequested(.claimed, stateDirectory: stateDirectory)
                 process(job)
             } catch {
-                logger.error("job store failed; retrying in 10 s", metadata: .error(error))
-                _ = signal.wait(timeout: .now() + 10)
+                _ = signal.wait(timeout: .now() + health.failed("worker", error))
             }
         }
     }
@@ -101,12 +111,17 @@ final class SlideWorker: @unchecked Sendable {
                     message: "scoring stopped the daemon \(job.attempts - 1) times (a crash or the memory limit)",
                     fix: "check the journal; the slide may be damaged or too large for this machine"))
         } else {
-            outcome = pipeline.score(
-                path: job.path, observer: Observer(worker: self, jobID: job.id, token: job.leaseToken))
+            outcome = pipeline.score(path: job.path, observer: Observer(worker: self, jobID: job.id))
         }
         var status: String? = nil
         defer { progress.finished(jobID: job.id, status: status) }
         do {
+            if outcome.cancelled, heartbeat.isLost(job.id) {
+                logger.warning(
+                    "slide taken over by another host after this host's lease ran out; dropped here",
+                    metadata: metadata)
+                return
+            }
             if outcome.cancelled {
                 try store.release(jobID: job.id, token: job.leaseToken)
                 logger.notice(
@@ -153,9 +168,20 @@ final class SlideWorker: @unchecked Sendable {
                 let payload = try WebhookPayload.make(webhook.format, report: report, timestamp: Date())
                 message = OutboxMessage(payload: payload, slideKey: report.slide.fingerprint, targetURL: webhook.url)
             }
-            try store.complete(
-                jobID: job.id, eventID: report.eventID, reportDirectory: folder, result: result, outbox: message,
-                now: Date().timeIntervalSince1970)
+            // The report is written: the database must take it, however long it is away.
+            let recorded: Void? = try health.retrying(
+                "worker", isStopping: { isStopping }, wait: { _ = signal.wait(timeout: .now() + $0) }
+            ) {
+                try store.complete(
+                    jobID: job.id, eventID: report.eventID, reportDirectory: folder, result: result, outbox: message,
+                    now: Date().timeIntervalSince1970)
+            }
+            guard recorded != nil else {
+                logger.warning(
+                    "stopped before the job store took the report; the slide is scored again at the next start",
+                    metadata: metadata.merging(["report": "\(folder)"]) { $1 })
+                return
+            }
             TestHooks.pauseIfRequested(.committed, stateDirectory: stateDirectory)
             status = report.status.rawValue
             if message != nil { wakeDelivery() }
@@ -173,32 +199,22 @@ final class SlideWorker: @unchecked Sendable {
         }
     }
 
-    /// Feeds progress to `DaemonProgress` (status, watchdog), renews the lease, and stops the slide on shutdown.
+    /// Feeds progress to `DaemonProgress` (status, watchdog), and stops the slide on shutdown or when another
+    /// host took it over. (The lease is the heartbeat's: ``HostHeartbeat``.)
     private final class Observer: SlidePipeline.Observer {
         let worker: SlideWorker
         let jobID: Int64
-        let token: String?
-        var lastRenewal = Date().timeIntervalSince1970
 
-        init(worker: SlideWorker, jobID: Int64, token: String?) {
+        init(worker: SlideWorker, jobID: Int64) {
             self.worker = worker
             self.jobID = jobID
-            self.token = token
         }
 
         func tilesFound(_ total: Int) { worker.progress.tilesFound(total, jobID: jobID) }
 
-        func tilesEmbedded(_ count: Int) {
-            worker.progress.tilesEmbedded(count, jobID: jobID)
-            let now = Date().timeIntervalSince1970
-            if now - lastRenewal > SlideWorker.leaseSeconds / 4 {
-                lastRenewal = now
-                try? worker.store.renewLease(
-                    jobID: jobID, token: token, now: now, leaseSeconds: SlideWorker.leaseSeconds)
-            }
-        }
+        func tilesEmbedded(_ count: Int) { worker.progress.tilesEmbedded(count, jobID: jobID) }
 
-        var shouldStop: Bool { worker.isStopping }
+        var shouldStop: Bool { worker.isStopping || worker.heartbeat.isLost(jobID) }
     }
 }
 

@@ -40,13 +40,29 @@ struct WatchDaemon {
         let workDirectory = try ScoreCommand.workDirectory(state: stateDirectory)
         Self.removeLeftoverSpillFiles(in: workDirectory, logger: logger)
 
+        let progress = DaemonProgress(
+            watchFolder: configuration.watch.directory, watchMode: "starting",
+            stallLimit: Self.stallLimit(notifier.watchdogInterval))
         let slots = configuration.pipeline.maxConcurrentSlides
         let host = configuration.state.hostName
-        let workerStores = try (0..<slots).map { index in
-            try JobStore.open(configuration.storeLocation, applicationName: "csmil \(host) worker \(index)")
+        let location = configuration.storeLocation
+        let health = StoreHealth(location: location.description, progress: progress, logger: logger)
+        // A shared database may be away when csmil starts: it waits for it, saying so in STATUS= and the journal.
+        var workerStores: [JobStore] = []
+        for index in 0..<slots {
+            workerStores.append(
+                try await Self.openStore(
+                    location, name: "csmil \(host) worker \(index)", notifier: notifier, health: health))
         }
         let watcherStore = UncheckedBox(
-            try JobStore.open(configuration.storeLocation, applicationName: "csmil \(host) watcher"))
+            try await Self.openStore(location, name: "csmil \(host) watcher", notifier: notifier, health: health))
+        let heartbeatStore = UncheckedBox(
+            try await Self.openStore(location, name: "csmil \(host) heartbeat", notifier: notifier, health: health))
+        let heartbeat = HostHeartbeat(host: host, leaseSeconds: configuration.state.leaseSeconds)
+        try heartbeatStore.value.registerHost(
+            name: host, instance: heartbeat.instance, machine: Self.machine(stateDirectory: stateDirectory),
+            pid: Int(getpid()), version: CSMIL.version, leaseSeconds: heartbeat.leaseSeconds,
+            now: Date().timeIntervalSince1970)
         // Jobs a previous run of this host left processing (it crashed) are claimable at once: this process holds
         // the state folder's lock, so no other process of this host works on them. Done before any worker claims.
         let interrupted = try watcherStore.value.expireLeases(holder: host, now: Date().timeIntervalSince1970)
@@ -68,20 +84,19 @@ struct WatchDaemon {
         let delivery = try Self.makeDelivery(configuration, logger: logger)
         let settings = LiveSettings(
             .init(url: configuration.webhook.url ?? "", format: configuration.webhook.payloadFormat))
-        let progress = DaemonProgress(
-            watchFolder: configuration.watch.directory, watchMode: "starting",
-            stallLimit: Self.stallLimit(notifier.watchdogInterval))
         let workers = workerStores.map { store in
             SlideWorker(
-                store: store, host: host, pipeline: pipeline, settings: settings, progress: progress,
+                store: store, host: host, heartbeat: heartbeat, health: health, pipeline: pipeline, settings: settings,
+                progress: progress,
                 stateDirectory: stateDirectory, logger: logger, wakeDelivery: { delivery?.wake() })
         }
 
         notifier.status("starting: watching \(configuration.watch.directory)")
+        let watcherStop = StopSignal()
         let watcher = try WatchFolder(settings: configuration.watch.settings, logger: logger) { event in
             Self.handle(
                 event, store: watcherStore.value, stateDirectory: stateDirectory, logger: logger,
-                wakeWorker: { for worker in workers { worker.wake() } })
+                wakeWorker: { for worker in workers { worker.wake() } }, health: health, stop: watcherStop)
         }
         progress.setWatchMode(watcher.mode.kind.rawValue)
 
@@ -107,6 +122,19 @@ struct WatchDaemon {
         }
         services.append(
             ThreadService(
+                name: "csmil-heartbeat",
+                body: {
+                    heartbeat.run(
+                        store: heartbeatStore.value, health: health, status: { progress.statusLine() }, logger: logger)
+                }, stop: { heartbeat.stop() }))
+        if location.isShared {
+            let listener = StoreListener(
+                location: location, logger: logger, onJobs: { for worker in workers { worker.wake() } },
+                onOutbox: { delivery?.wake() })
+            services.append(ThreadService(name: "csmil-listen", body: { listener.run() }, stop: { listener.stop() }))
+        }
+        services.append(
+            ThreadService(
                 name: "csmil-watch",
                 body: {
                     running.set(watcher: true)
@@ -115,6 +143,7 @@ struct WatchDaemon {
                 },
                 stop: {
                     notifier.stopping(status: "stopping: finishing or putting back the slide in progress")
+                    watcherStop.stop()
                     watcher.stop()
                 }))
 
@@ -133,15 +162,55 @@ struct WatchDaemon {
                 services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
+        try? heartbeatStore.value.stopHost(name: host, instance: heartbeat.instance, now: Date().timeIntervalSince1970)
         withExtendedLifetime(lock) {}
         logger.notice("csmil watch stopped", metadata: MessageID.stopped.metadata)
     }
 
-    /// One watcher event, on the watcher's thread with its own job store connection.
+    /// Opens the store, waiting (with backoff) while a shared database cannot be reached; other errors (a bad
+    /// password, a schema too new, a damaged file) end the start at once.
+    static func openStore(
+        _ location: StoreLocation, name: String, notifier: SystemdNotifier, health: StoreHealth
+    ) async throws -> JobStore {
+        while true {
+            do {
+                let store = try await ScoreCommand.onOwnThread {
+                    UncheckedBox(try JobStore.open(location, applicationName: name))
+                }
+                health.succeeded("start")
+                return store.value
+            } catch  where StoreHealth.mayPass(error) {
+                let delay = health.failed("start", error)
+                notifier.status(
+                    "starting: waiting for the job store \(location) (\(ErrorSummary(error).text)); retrying in "
+                        + "\(Int(delay)) s")
+                try await Task.sleep(for: .seconds(delay))
+            }
+        }
+    }
+
+    /// What tells this host's own restart from another machine using its name: the machine id and the state
+    /// folder (whose lock proves an earlier process of it gone).
+    static func machine(stateDirectory: String) -> String {
+        let id = (try? String(contentsOfFile: "/etc/machine-id", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        return (id.flatMap { $0.isEmpty ? nil : $0 } ?? Configuration.machineHostName) + ":" + stateDirectory
+    }
+
+    /// One watcher event, on the watcher's thread with its own job store connection. While the store cannot be
+    /// reached the watcher waits here, retrying (its folder keeps; a rescan would find the files anyway), until the
+    /// store answers or `stop` is signalled.
     static func handle(
         _ event: WatchEvent, store: JobStore, stateDirectory: String, logger: Logger,
-        wakeWorker: @Sendable () -> Void
+        wakeWorker: @Sendable () -> Void, health: StoreHealth? = nil, stop: StopSignal? = nil
     ) {
+        /// `body`, retried while the store is away (when a `health` is given).
+        func recording<Result>(_ body: () throws -> Result) throws -> Result? {
+            guard let health else { return try body() }
+            return try health.retrying(
+                "watcher", isStopping: { stop?.isStopped ?? false }, wait: { seconds in stop?.wait(seconds) }, body)
+        }
+
         let now = Date().timeIntervalSince1970
         do {
             switch event {
@@ -156,9 +225,13 @@ struct WatchDaemon {
                         metadata: ["slide": "\(name)"].merging(.error(error)) { $1 })
                     return
                 }
-                let outcome = try store.recordSettled(
-                    path: slide.path, fingerprint: fingerprint, size: slide.size,
-                    modified: slide.modified.timeIntervalSince1970, now: now)
+                guard
+                    let outcome = try recording({
+                        try store.recordSettled(
+                            path: slide.path, fingerprint: fingerprint, size: slide.size,
+                            modified: slide.modified.timeIntervalSince1970, now: now)
+                    })
+                else { return }
                 TestHooks.pauseIfRequested(.settled, stateDirectory: stateDirectory)
                 switch outcome {
                 case .queued, .newVersion:
@@ -182,9 +255,13 @@ struct WatchDaemon {
                 // A slide's name but OpenSlide refuses it (corrupt, truncated): queued like a slide, so the worker
                 // writes a `failed` report and sends `slide.failed`, and the lab hears about it.
                 let fingerprint = try SlidePipeline.fingerprint(path: file.path)
-                let outcome = try store.recordSettled(
-                    path: file.path, fingerprint: fingerprint, size: file.size,
-                    modified: file.modified.timeIntervalSince1970, now: now)
+                guard
+                    let outcome = try recording({
+                        try store.recordSettled(
+                            path: file.path, fingerprint: fingerprint, size: file.size,
+                            modified: file.modified.timeIntervalSince1970, now: now)
+                    })
+                else { return }
                 logger.warning(
                     "slide cannot be opened; it is reported as failed",
                     metadata: [
@@ -194,9 +271,13 @@ struct WatchDaemon {
                 if case .alreadyKnown = outcome { return }
                 wakeWorker()
             case .rejected(let file):
-                try store.recordRejected(
-                    path: file.path, size: file.size, modified: file.modified.timeIntervalSince1970, code: file.code,
-                    message: file.reason, now: now)
+                guard
+                    try recording({
+                        try store.recordRejected(
+                            path: file.path, size: file.size, modified: file.modified.timeIntervalSince1970,
+                            code: file.code, message: file.reason, now: now)
+                    }) != nil
+                else { return }
                 logger.warning(
                     "file is not a slide",
                     metadata: [

@@ -65,8 +65,9 @@ public final class OutboxDelivery: @unchecked Sendable {
     /// Opens the database (installing the outbox tables when missing) and starts the worker thread.
     public func start() throws {
         let store = withLock { configuration.store }
-        // Fail here, to the caller, when the store cannot be opened; the thread opens its own connection.
-        try Outbox.installSchema(in: store.open(applicationName: "csmil outbox"))
+        // Fail here, to the caller, when the local file cannot be opened (a shared database may be away for a
+        // while: the thread opens its own connection and retries).
+        if case .sqlite = store { try Outbox.installSchema(in: store.open(applicationName: "csmil outbox")) }
         try withLock {
             guard !running else {
                 throw WebhookClientError(message: "the outbox delivery worker is already running", fix: "start it once")
