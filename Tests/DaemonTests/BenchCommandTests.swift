@@ -50,9 +50,14 @@ struct BenchCommandTests {
         let folder = try TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
         let slide = try Self.synth(folder)
-        let before = Set(try FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory()))
-        let result = try TestSupport.csmil(
-            "bench", "score", "--seeded", "resnet18", "--embed-seconds", "0.2", slide)
+        // A temporary folder of its own: other csmil processes on the machine may use the shared one meanwhile.
+        let temporary = folder.appendingPathComponent("tmp", isDirectory: true)
+        try FileManager.default.createDirectory(at: temporary, withIntermediateDirectories: true)
+        var environment = ProcessInfo.processInfo.environment
+        environment["TMPDIR"] = temporary.path
+        let result = try TestSupport.run(
+            TestSupport.binary(), ["bench", "score", "--seeded", "resnet18", "--embed-seconds", "0.2", slide],
+            environment: environment)
         #expect(result.status == 0, "\(result.stderr)")
         let line = try Self.line(result.stdout)
         #expect(line["benchmark"] as? String == "score")
@@ -66,8 +71,7 @@ struct BenchCommandTests {
         for stage in ["open", "tissue", "embed", "score"] { #expect(stages[stage] != nil, "\(stage)") }
         #expect((line["peak_rss_bytes"] as? Int ?? 0) > 0)
         #expect((line["embedding_bound_tiles_per_second"] as? Double ?? 0) > 0)
-        let after = Set(try FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory()))
-        #expect(after.subtracting(before).filter { $0.hasPrefix("csmil-bench-") }.isEmpty, "temp folder left")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: temporary.path).isEmpty, "temp folder left")
     }
 
     @Test("bench score needs exactly one of --model and --seeded")
