@@ -25,12 +25,16 @@ struct MultiHostTests {
         let passwordFile: String
         var root: URL { installation.root }
 
-        init(server: PostgresTestServer, hosts: Int, leaseSeconds: Double = 120) throws {
+        /// A cluster on a fresh database of `server`; with `bouncer`, the hosts reach it through PgBouncer.
+        init(
+            server: PostgresTestServer, hosts: Int, leaseSeconds: Double = 120, bouncer: PgBouncerTestServer? = nil
+        ) throws {
             installation = try Installation()
             sink = WebhookSink(secret: try WebhookSecret.load(path: installation.secret.path))
             try sink.start()
             notify = try WatchDaemonTests.NotifySocket(in: installation.root)
-            url = try server.url(database: try server.makeDatabase())
+            let database = try server.makeDatabase()
+            url = try bouncer?.url(database: database) ?? server.url(database: database)
             passwordFile = server.passwordFile
             location = .postgresql(url: url, passwordFile: passwordFile)
             for host in 0..<hosts { try writeConfig(host: host, leaseSeconds: leaseSeconds) }
@@ -205,11 +209,16 @@ struct MultiHostTests {
     }
 
     @Test(
-        "kill -9 of the host scoring a slide: another host takes it over when the lease runs out; one report, one delivery"
+        "kill -9 of the host scoring a slide: another host takes it over when the lease runs out; one report, one delivery (all through PgBouncer in transaction mode)"
     )
     func killNineTakeover() throws {
-        let cluster = try Cluster(server: try PostgresTestServer.shared, hosts: 2, leaseSeconds: 4)
-        defer { cluster.cleanUp() }
+        let server = try PostgresTestServer.shared
+        let bouncer = try PgBouncerTestServer(server: server)
+        let cluster = try Cluster(server: server, hosts: 2, leaseSeconds: 4, bouncer: bouncer)
+        defer {
+            cluster.cleanUp()
+            withExtendedLifetime(bouncer) {}
+        }
         let first = try cluster.start(0, pauseAt: "claimed")
         defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
         try cluster.drop("taken-over.svs", seed: 7)
