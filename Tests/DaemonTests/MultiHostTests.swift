@@ -287,6 +287,9 @@ struct MultiHostTests {
         #expect(
             cluster.wait(60) { cluster.log(0).contains("the job store cannot be reached") }, "\(cluster.log(0))")
         #expect(cluster.wait(60) { cluster.notify.drain().contains { $0.contains("waiting for the job store") } })
+        #expect(
+            cluster.notify.drain().contains { $0.contains("EXTEND_TIMEOUT_USEC=") }, "systemd's start timeout pushed on"
+        )
         let log = cluster.log(0)
         #expect(log.contains(cluster.url.redacted), "names the URL")
         #expect(!log.contains(server.password), "never the password")

@@ -184,6 +184,8 @@ struct WatchDaemon {
                 notifier.status(
                     "starting: waiting for the job store \(location) (\(ErrorSummary(error).text)); retrying in "
                         + "\(Int(delay)) s")
+                // Waiting for the database is starting, not hanging: systemd's start timeout is pushed on.
+                _ = notifier.notify("EXTEND_TIMEOUT_USEC=\(Int((delay + 60) * 1_000_000))")
                 try await Task.sleep(for: .seconds(delay))
             }
         }
