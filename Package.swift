@@ -34,6 +34,9 @@ let package = Package(
         .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        // oneDNN (bf16 backbones): Debian's libdnnl-dev ships no pkg-config file; headers and library are in the
+        // default paths.
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
         // The one error protocol (code, subject, message, fix) every target's errors adopt.
         .target(
@@ -44,13 +47,13 @@ let package = Package(
         // Watch folder, slide reading, tissue, tiles.
         .target(
             name: "Ingest",
-            dependencies: ["Errors", "COpenSlide", "CPNG", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Errors", "COpenSlide", "CPNG", "CTIFF", .product(name: "Logging", package: "swift-log")],
             swiftSettings: numeric
         ),
         // Tensors, backbones, checkpoints, clustering, CS-MIL heads, training.
         .target(
             name: "Inference",
-            dependencies: ["Errors", "COpenBLAS", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Errors", "COpenBLAS", "CDNNL", .product(name: "Logging", package: "swift-log")],
             swiftSettings: numeric
         ),
         // The durable state: the job lifecycle, jobs, path aliases, leases, the outbox, dead letters, hosts; SQLite

@@ -67,4 +67,8 @@ static inline CURLcode csmil_curl_getinfo_double(CURL *handle, CURLINFO info, do
 static inline CURLcode csmil_curl_getinfo_string(CURL *handle, CURLINFO info, const char **value) {
     return curl_easy_getinfo(handle, info, value);
 }
+/// `curl_easy_getinfo(CURLINFO_ACTIVESOCKET)`: the socket of a CURLOPT_CONNECT_ONLY connection (MLLP).
+static inline CURLcode csmil_curl_getinfo_socket(CURL *handle, curl_socket_t *value) {
+    return curl_easy_getinfo(handle, CURLINFO_ACTIVESOCKET, value);
+}
 #endif

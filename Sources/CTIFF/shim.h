@@ -1,4 +1,5 @@
-// Thin C module for libtiff (Debian: libtiff-dev), used by Ingest to write pyramidal tiled TIFF.
+// Thin C module for libtiff (Debian: libtiff-dev), used by SyntheticSlides to write pyramidal tiled TIFF and by
+// Ingest to route the messages of the libtiff inside OpenSlide to the logger.
 // TIFFSetField and TIFFGetField are variadic, which Swift cannot call: these typed wrappers pass
 // each tag's value the way libtiff's va_arg reads it.
 #ifndef CSMIL_CTIFF_SHIM_H
@@ -77,6 +78,35 @@ static inline int csmil_tiff_set_bytes(TIFF *tiff, uint32_t tag, uint32_t count,
 /// `TIFFGetField` for a counted byte array (JPEGTables); the bytes belong to `tiff`.
 static inline int csmil_tiff_get_bytes(TIFF *tiff, uint32_t tag, uint32_t *count, const void **bytes) {
     return TIFFGetField(tiff, tag, count, bytes);
+}
+
+/// Where libtiff's process-wide messages go (see `csmil_tiff_route_messages`): `is_error` 1 for errors, 0 for
+/// warnings; `module` may be NULL; `message` is formatted.
+typedef void (*csmil_tiff_message_sink)(int is_error, const char *module, const char *message);
+
+/// The sink set by `csmil_tiff_route_messages` (one per module that calls it: Ingest).
+static csmil_tiff_message_sink csmil_tiff_sink = NULL;
+
+static inline void csmil_tiff_forward(int is_error, const char *module, const char *format, va_list arguments) {
+    char message[1024];
+    vsnprintf(message, sizeof message, format, arguments);
+    if (csmil_tiff_sink) csmil_tiff_sink(is_error, module, message);
+}
+
+static inline void csmil_tiff_global_error(const char *module, const char *format, va_list arguments) {
+    csmil_tiff_forward(1, module, format, arguments);
+}
+
+static inline void csmil_tiff_global_warning(const char *module, const char *format, va_list arguments) {
+    csmil_tiff_forward(0, module, format, arguments);
+}
+
+/// `TIFFSetErrorHandler` and `TIFFSetWarningHandler`: libtiff's messages for handles opened without handlers of
+/// their own (OpenSlide's) go to `sink` instead of stderr.
+static inline void csmil_tiff_route_messages(csmil_tiff_message_sink sink) {
+    csmil_tiff_sink = sink;
+    TIFFSetErrorHandler(csmil_tiff_global_error);
+    TIFFSetWarningHandler(csmil_tiff_global_warning);
 }
 
 /// `TIFFGetField` for a tag libtiff returns as `uint32_t`.

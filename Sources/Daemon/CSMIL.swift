@@ -17,7 +17,8 @@ struct CSMIL: AsyncParsableCommand {
         subcommands: [
             WatchCommand.self, ScoreCommand.self, EmbedCommand.self, SynthCommand.self, EmbedSlidesCommand.self,
             TrainCommand.self, SeededBackbonesCommand.self,
-            StatusCommand.self, DoctorCommand.self, WebhookSinkCommand.self, OutboxCommand.self, StoreCommand.self,
+            StatusCommand.self, DoctorCommand.self, WebhookSinkCommand.self, HL7SinkCommand.self, OutboxCommand.self,
+            StoreCommand.self,
             BenchCommand.self,
         ]
     )

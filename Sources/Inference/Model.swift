@@ -11,7 +11,9 @@ public final class Model: Sendable {
     /// The manifest the model was loaded from.
     public let manifest: ModelManifest
     /// The backbones of scales 0, 1 and 2: the 20x tile, the 10x context and the 5x context.
-    public let backbones: [ResNet]
+    public let backbones: [Backbone]
+    /// The number format the backbones compute in (`[pipeline] precision`); the heads are always fp32.
+    public let precision: Precision
     /// The head ensemble, configured from the manifest (see `Model.configuration(for:)`).
     public let scorer: SlideScorer
     /// The per-scale feature standardisation the manifest names, applied by the embedders this model
@@ -28,9 +30,11 @@ public final class Model: Sendable {
     /// `backbone.` names, or plain torchvision names) into a `ResNet` of the manifest's architecture;
     /// each head is `Checkpoint.load` into a `CSMILHead` for that architecture's D.
     ///
+    /// - Parameter precision: the backbones' number format; for bf16, `Precision.prepare(architecture:)` must
+    ///   have accepted this CPU first.
     /// - Throws: `ModelError` naming the file, its role (`backbone_20x`, `heads[3]`, …) and what to do;
     ///   it wraps the `CheckpointError` or `HeadError` behind it.
-    public init(manifest: ModelManifest) throws(ModelError) {
+    public init(manifest: ModelManifest, precision: Precision = .fp32) throws(ModelError) {
         try Self.validate(manifest)
         var heads: [CSMILHead] = []
         for file in manifest.heads {
@@ -39,9 +43,9 @@ public final class Model: Sendable {
         let normalization = try manifest.featureNormalization.map { file throws(ModelError) in
             try Self.loadFeatureNormalization(file, architecture: manifest.architecture)
         }
-        var backbones: [ResNet] = []
+        var backbones: [Backbone] = []
         for file in [manifest.backbone20x, manifest.backbone10x, manifest.backbone5x] {
-            backbones.append(try Self.loadBackbone(file, architecture: manifest.architecture))
+            backbones.append(try Self.loadBackbone(file, architecture: manifest.architecture, precision: precision))
         }
         // Each checkpoint's tensors were freed once folded into its ResNet, but glibc keeps freed heap
         // pages (its mmap threshold grows to 32 MiB after the first large free), about 100 MB for three
@@ -49,6 +53,7 @@ public final class Model: Sendable {
         csmil_release_free_heap()
         self.manifest = manifest
         self.backbones = backbones
+        self.precision = precision
         featureNormalization = normalization
         scorer = SlideScorer(heads: heads, configuration: Self.configuration(for: manifest))
     }
@@ -65,10 +70,10 @@ public final class Model: Sendable {
     /// An embedder of tile triplets for one thread: each scale through its own backbone, `batchSize`
     /// tiles at a time (see `TripletEmbedder`), its features normalised when the model says so.
     ///
-    /// - Parameter workers: threads that share each batch (default: one per core).
-    public func makeTripletEmbedder(batchSize: Int, workers: Int = Parallel.workers) -> TripletEmbedder {
+    /// - Parameter threads: threads that share each batch (default: one per core).
+    public func makeTripletEmbedder(batchSize: Int, threads: Int = Parallel.workers) -> TripletEmbedder {
         TripletEmbedder(
-            backbones: backbones, batchSize: batchSize, workers: workers, normalization: featureNormalization)
+            backbones: backbones, batchSize: batchSize, threads: threads, normalization: featureNormalization)
     }
 
     /// Scores a slide (spec §5): k-means on the 20x features, the manifest's bags, every head on every
@@ -81,6 +86,15 @@ public final class Model: Sendable {
     public func score(features: UnsafeBufferPointer<Float>, tileCount: Int) -> SlideScoring {
         precondition(tileCount >= 0, "a negative tile count")
         return scorer.score(features: features, tileCount: tileCount)
+    }
+
+    /// The same, asking `shouldStop` during the clustering and before the heads (the daemon's shutdown): nil when it
+    /// said yes.
+    public func score(
+        features: UnsafeBufferPointer<Float>, tileCount: Int, shouldStop: () -> Bool
+    ) -> SlideScoring? {
+        precondition(tileCount >= 0, "a negative tile count")
+        return scorer.score(features: features, tileCount: tileCount, shouldStop: shouldStop)
     }
 
     // MARK: - Loading
@@ -142,8 +156,10 @@ public final class Model: Sendable {
         }
     }
 
-    /// One backbone file into a `ResNet` of `architecture`.
-    static func loadBackbone(_ file: ModelManifest.File, architecture: Architecture) throws(ModelError) -> ResNet {
+    /// One backbone file into a network of `architecture` at `precision`.
+    static func loadBackbone(
+        _ file: ModelManifest.File, architecture: Architecture, precision: Precision = .fp32
+    ) throws(ModelError) -> Backbone {
         let weights: StateDict
         do {
             weights = try Checkpoint.loadBackbone(path: file.resolvedPath)
@@ -155,9 +171,10 @@ public final class Model: Sendable {
         if let held = Self.architecture(of: weights), held != architecture {
             throw ModelError(backbone: file, holding: held, expected: architecture)
         }
-        let network: ResNet
+        let network: Backbone
         do {
-            network = try ResNet(architecture: architecture, weights: weights, file: file.resolvedPath)
+            network = try Backbone(
+                architecture: architecture, weights: weights, precision: precision, file: file.resolvedPath)
         } catch {
             throw ModelError(backbone: file, error, weights: weights, architecture: architecture)
         }

@@ -14,6 +14,13 @@ public enum MedianFilter {
     /// Filters `image` (`width × height` bytes, row-major) with a `kernel × kernel` window.
     /// `kernel` must be odd, 1…``maximumKernel``.
     public static func apply(_ image: [UInt8], width: Int, height: Int, kernel: Int) -> [UInt8] {
+        apply(image, width: width, height: height, kernel: kernel, shouldStop: { false })!
+    }
+
+    /// The same, asking `shouldStop` before each row: nil when it said yes (a large mask takes seconds).
+    static func apply(
+        _ image: [UInt8], width: Int, height: Int, kernel: Int, shouldStop: () -> Bool
+    ) -> [UInt8]? {
         precondition(kernel >= 1 && kernel % 2 == 1 && kernel <= maximumKernel, "kernel \(kernel)")
         precondition(image.count == width * height && width > 0 && height > 0)
         if kernel == 1 { return image }
@@ -21,6 +28,7 @@ public enum MedianFilter {
         let half = (kernel * kernel) / 2  // the median is the (half + 1)-th smallest value
 
         var output = [UInt8](repeating: 0, count: image.count)
+        var stopped = false
         // Column histograms: fine (256 bins) and coarse (16 bins of 16 values) per column.
         var columnFine = [UInt16](repeating: 0, count: width * 256)
         var columnCoarse = [UInt16](repeating: 0, count: width * 16)
@@ -42,6 +50,10 @@ public enum MedianFilter {
                             }
                         }
                         for y in 0..<height {
+                            if shouldStop() {
+                                stopped = true
+                                return
+                            }
                             if y > 0 {
                                 let leaving = max(y - radius - 1, 0) * width
                                 let entering = min(y + radius, height - 1) * width
@@ -66,7 +78,7 @@ public enum MedianFilter {
                 }
             }
         }
-        return output
+        return stopped ? nil : output
     }
 
     /// Slides the kernel histogram along row `y`, given the column histograms for that row.

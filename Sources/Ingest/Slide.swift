@@ -138,6 +138,7 @@ public final class Slide: @unchecked Sendable {
     /// `width` and `height` are in pixels of `level`. Premultiplied alpha is undone; pixels outside
     /// the slide or its scanned area (alpha 0) come back white (255, 255, 255).
     public func readRegion(x: Int, y: Int, level: Int, width: Int, height: Int) throws(SlideError) -> [UInt8] {
+        try checkRegionSize(width: width, height: height)
         var scratch: [UInt32] = []
         var rgb = [UInt8](repeating: 255, count: max(width, 0) * max(height, 0) * 3)
         try rgb.withUnsafeMutableBufferPointer { (buffer) throws(SlideError) in
@@ -159,11 +160,7 @@ public final class Slide: @unchecked Sendable {
                 code: .invalidRequest, file: path, message: "has no level \(level) (it has \(levelCount))",
                 fix: "read one of levels 0…\(levelCount - 1)")
         }
-        guard width >= 0, height >= 0, width * height <= Self.maximumRegionPixels else {
-            throw SlideError(
-                code: .invalidRequest, file: path, message: "cannot read a \(width)×\(height) region at once",
-                fix: "read at most \(Self.maximumRegionPixels) pixels per call, in strips")
-        }
+        try checkRegionSize(width: width, height: height)
         let count = width * height
         precondition(rgb.count >= count * 3, "rgb buffer of \(rgb.count) bytes for \(width)×\(height) pixels")
         guard count > 0 else { return }
@@ -181,6 +178,22 @@ public final class Slide: @unchecked Sendable {
         }
     }
 
+    /// Refuses a region larger than ``maximumRegionPixels`` before anything is allocated for it (the multiplication
+    /// cannot overflow: each side is checked first).
+    private func checkRegionSize(width: Int, height: Int) throws(SlideError) {
+        guard width >= 0, height >= 0, width <= Self.maximumRegionPixels, height <= Self.maximumRegionPixels,
+            width * height <= Self.maximumRegionPixels
+        else {
+            throw SlideError(
+                code: .invalidRequest, file: path, message: "cannot read a \(width)×\(height) region at once",
+                fix: "read at most \(Self.maximumRegionPixels) pixels per call, in strips")
+        }
+    }
+
+    /// The largest associated image (label, macro, thumbnail) read, in pixels: 16 Mi (a macro image is about
+    /// 2,000 × 800); a header declaring more is refused before the pixels are allocated.
+    public static let maximumAssociatedImagePixels = 16 << 20
+
     /// Reads an associated image (`openslide_read_associated_image`) as RGB, transparent pixels white.
     public func associatedImage(name: String) throws(SlideError) -> PNGImage {
         guard associatedImageNames.contains(name) else {
@@ -193,9 +206,18 @@ public final class Slide: @unchecked Sendable {
         var height: Int64 = -1
         openslide_get_associated_image_dimensions(handle, name, &width, &height)
         try checkError()
-        guard width > 0, height > 0, Int(width) * Int(height) <= Self.maximumRegionPixels else {
+        guard width > 0, height > 0 else {
             throw SlideError(
                 code: .tooSmall, file: path, message: "associated image \"\(name)\" is \(width)×\(height) pixels",
+                fix: "re-export the slide; its \(name) image is damaged")
+        }
+        guard width <= Self.maximumAssociatedImagePixels, height <= Self.maximumAssociatedImagePixels,
+            Int(width) * Int(height) <= Self.maximumAssociatedImagePixels
+        else {
+            throw SlideError(
+                code: .implausibleSize, file: path,
+                message: "declares an associated image \"\(name)\" of \(width)×\(height) pixels "
+                    + "(at most \(Self.maximumAssociatedImagePixels) are read)",
                 fix: "re-export the slide; its \(name) image is damaged")
         }
         let count = Int(width) * Int(height)

@@ -19,6 +19,13 @@ public struct SlideError: CSMILError, Sendable, Equatable {
         public static let tooSmall = Code(rawValue: "slide.too_small")
         /// A caller asked for something the slide does not have (a level, an associated image, a region).
         public static let invalidRequest = Code(rawValue: "slide.invalid_request")
+        /// The header declares an image larger than any glass slide (a damaged or hostile file, or wrong resolution
+        /// metadata), or one that would need more memory than csmil allows itself for it: refused before anything is
+        /// allocated for it.
+        public static let implausibleSize = Code(rawValue: "slide.implausible_size")
+        /// The caller asked to stop (the daemon is shutting down, `csmil score` got SIGTERM): not a failure of the
+        /// slide; it is scored again later.
+        public static let cancelled = Code(rawValue: "slide.cancelled")
     }
 
     /// Why it failed.
@@ -39,4 +46,11 @@ public struct SlideError: CSMILError, Sendable, Equatable {
     }
 
     public var subject: String { file }
+
+    /// The work on `file` was stopped at `stage` because the caller asked (``Code/cancelled``).
+    public static func cancelled(_ file: String, stage: String) -> SlideError {
+        SlideError(
+            code: .cancelled, file: file, message: "stopped during \(stage) before the slide was done",
+            fix: "nothing: the slide is scored again at the next start")
+    }
 }

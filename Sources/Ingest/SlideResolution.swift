@@ -53,10 +53,14 @@ public struct SlideResolution: Sendable, Equatable, CustomStringConvertible {
     /// The actual resolution of the "20x" pixels, µm per pixel (0.4527 for a Hamamatsu 20x slide).
     public var targetPixelMPP: Double { baseMPP * level0PixelsPerTargetPixel }
 
-    /// Decides the resolution of an open slide.
+    /// Decides the resolution of an open slide, and refuses a slide whose declared size cannot be a glass slide's
+    /// (``GlassSlide/checkSize(width:height:mpp:source:file:)``, `slide.implausible_size`): everything that is
+    /// allocated for a slide afterwards grows with that size.
     public init(slide: Slide, assumeMPP: Double? = nil) throws(SlideError) {
         try self.init(
             properties: slide.properties, downsamples: slide.downsamples, file: slide.path, assumeMPP: assumeMPP)
+        let (width, height) = slide.dimensions(level: 0)
+        try GlassSlide.checkSize(width: width, height: height, mpp: baseMPP, source: source, file: slide.path)
     }
 
     /// Decides the resolution from a slide's properties and level downsamples (level 0 first);
@@ -117,6 +121,11 @@ public struct SlideResolution: Sendable, Equatable, CustomStringConvertible {
 
     /// One line for the report: magnification, MPP, where they came from and how 20x pixels are made.
     public var describe: String {
+        "\(format(magnification))x, \(format(baseMPP)) µm/px at level 0 (from \(source)); \(planDescription)"
+    }
+
+    /// How the 20x pixels are made, in words: "level 1 (downsample 2) read as 20x".
+    public var planDescription: String {
         let how: String
         switch plan {
         case .level(0): how = "level 0 read as 20x"
@@ -125,7 +134,7 @@ public struct SlideResolution: Sendable, Equatable, CustomStringConvertible {
         case .resample(let level, let scale):
             how = "level \(level) resampled (\(format(scale)) level pixels per 20x pixel)"
         }
-        return "\(format(magnification))x, \(format(baseMPP)) µm/px at level 0 (from \(source)); \(how)"
+        return how
     }
 
     public var description: String { describe }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Where a slide has tissue, at low resolution (model spec §3, "Our choice").
 ///
 /// Recipe: a low-resolution RGB image of the slide (about 8 µm per pixel) → HSV saturation
@@ -25,6 +27,10 @@ public struct TissueMask: Sendable, Equatable {
         public var maximumReadSide: Int = 2048
         /// Read this pyramid level instead of choosing one (nil: choose; for tests and comparisons).
         public var level: Int? = nil
+        /// The most pixels the mask may have (64 Mi: a 75 × 50 mm slide at 8 µm/px has 59 Mi). A larger slide's mask
+        /// is made coarser so that it fits: its working memory (about 5 bytes per pixel, see ``compute(slide:resolution:parameters:shouldStop:)``)
+        /// stays bounded whatever the slide declares.
+        public var maximumPixels: Int = 1 << 26
 
         /// The reference's settings in micrometres.
         public init() {}
@@ -50,19 +56,36 @@ public struct TissueMask: Sendable, Equatable {
         self.pixels = pixels
     }
 
-    /// Computes the mask of a slide. Reads one low-resolution level: the coarsest level no coarser
-    /// than √2 × the mask resolution, averaged in square blocks down to it, in pieces of at most
-    /// ``Parameters/maximumReadSide`` pixels a side, so memory stays bounded whatever the pyramid.
+    /// Computes the mask of a slide. Reads one level — the one nearest the mask's resolution (see
+    /// ``readPlan(downsamples:baseMPP:parameters:level0Width:level0Height:)``) — averaged in square blocks down to it,
+    /// in pieces of at most ``Parameters/maximumReadSide`` pixels a side, so memory stays bounded whatever the
+    /// pyramid; the mask itself has at most ``Parameters/maximumPixels`` pixels, checked before it is allocated.
     /// Blocks the calling thread (OpenSlide reads; see ``Slide``).
+    ///
+    /// `shouldStop` is asked before every piece and stage; when it says yes, `slide.cancelled` is thrown within one
+    /// piece's read.
     public static func compute(
-        slide: Slide, resolution: SlideResolution, parameters: Parameters = Parameters()
+        slide: Slide, resolution: SlideResolution, parameters: Parameters = Parameters(),
+        shouldStop: () -> Bool = { false }
     ) throws(SlideError) -> TissueMask {
+        let (level0Width, level0Height) = slide.dimensions(level: 0)
         let plan = readPlan(
-            downsamples: slide.downsamples, baseMPP: resolution.baseMPP, parameters: parameters)
+            downsamples: slide.downsamples, baseMPP: resolution.baseMPP, parameters: parameters,
+            level0Width: level0Width, level0Height: level0Height)
         let (levelWidth, levelHeight) = slide.dimensions(level: plan.level)
-        let block = plan.block
+        var block = plan.block
+        // The block was chosen from the level-0 size and the downsample; the level's own size decides the mask's.
+        while ((levelWidth + block - 1) / block) * ((levelHeight + block - 1) / block) > parameters.maximumPixels {
+            block += 1
+        }
         let width = (levelWidth + block - 1) / block
         let height = (levelHeight + block - 1) / block
+        guard width > 0, height > 0 else {
+            throw SlideError(
+                code: .tooSmall, file: slide.path,
+                message: "has an empty level \(plan.level) (\(levelWidth) × \(levelHeight))",
+                fix: "re-export the slide from the scanner software")
+        }
         let downsample = slide.downsample(level: plan.level)
         // Only the saturation of each block mean is kept (1 byte per mask pixel, not 3): the mask of a
         // 50,000² slide at 8 µm/px has ten million pixels, and its working memory should stay below the
@@ -76,6 +99,7 @@ public struct TissueMask: Sendable, Equatable {
         for top in stride(from: 0, to: levelHeight, by: side) {
             let rows = min(side, levelHeight - top)
             for left in stride(from: 0, to: levelWidth, by: side) {
+                if shouldStop() { throw .cancelled(slide.path, stage: "tissue detection") }
                 let columns = min(side, levelWidth - left)
                 try piece.withUnsafeMutableBufferPointer { (buffer) throws(SlideError) in
                     try slide.readRegion(
@@ -87,10 +111,13 @@ public struct TissueMask: Sendable, Equatable {
                     originX: left / block, originY: top / block)
             }
         }
-        return fromSaturation(
-            &saturation, width: width, height: height,
-            micronsPerPixel: resolution.baseMPP * downsample * Double(block),
-            level0PixelsPerPixel: downsample * Double(block), parameters: parameters)
+        guard
+            let mask = fromSaturation(
+                &saturation, width: width, height: height,
+                micronsPerPixel: resolution.baseMPP * downsample * Double(block),
+                level0PixelsPerPixel: downsample * Double(block), parameters: parameters, shouldStop: shouldStop)
+        else { throw .cancelled(slide.path, stage: "tissue detection") }
+        return mask
     }
 
     /// Runs the recipe on a low-resolution RGB image (`width × height × 3` bytes) whose pixels are
@@ -107,17 +134,22 @@ public struct TissueMask: Sendable, Equatable {
         }
         return fromSaturation(
             &saturation, width: width, height: height, micronsPerPixel: micronsPerPixel,
-            level0PixelsPerPixel: level0PixelsPerPixel, parameters: parameters)
+            level0PixelsPerPixel: level0PixelsPerPixel, parameters: parameters, shouldStop: { false })!
     }
 
-    /// The recipe from the saturation image on; `saturation` is emptied as soon as it has been blurred.
+    /// The recipe from the saturation image on; `saturation` is emptied as soon as it has been blurred. Nil when
+    /// `shouldStop` said yes (asked at every row of the median filter and between the stages).
     static func fromSaturation(
         _ saturation: inout [UInt8], width: Int, height: Int, micronsPerPixel: Double, level0PixelsPerPixel: Double,
-        parameters: Parameters
-    ) -> TissueMask {
+        parameters: Parameters, shouldStop: () -> Bool
+    ) -> TissueMask? {
         let kernel = medianKernel(microns: parameters.medianKernelMicrons, micronsPerPixel: micronsPerPixel)
-        var binary = MedianFilter.apply(saturation, width: width, height: height, kernel: kernel)
+        guard
+            var binary = MedianFilter.apply(
+                saturation, width: width, height: height, kernel: kernel, shouldStop: shouldStop)
+        else { return nil }
         saturation = []
+        if shouldStop() { return nil }
         let threshold = parameters.saturationThreshold
         for index in binary.indices { binary[index] = Int(binary[index]) > threshold ? 1 : 0 }
         let pixelArea = micronsPerPixel * micronsPerPixel
@@ -145,17 +177,39 @@ public struct TissueMask: Sendable, Equatable {
         return min(max(odd, 3), MedianFilter.maximumKernel)
     }
 
-    /// Which level to read and how many of its pixels (per side) to average into one mask pixel.
-    static func readPlan(downsamples: [Double], baseMPP: Double, parameters: Parameters) -> (level: Int, block: Int) {
+    /// The mask's resolution, µm per pixel: ``Parameters/micronsPerPixel``, or coarser when a slide of
+    /// `level0Width × level0Height` pixels of `baseMPP` µm would otherwise need more than
+    /// ``Parameters/maximumPixels`` mask pixels.
+    static func maskResolution(
+        baseMPP: Double, parameters: Parameters, level0Width: Int, level0Height: Int
+    ) -> Double {
+        let area = Double(max(level0Width, 0)) * Double(max(level0Height, 0)) * baseMPP * baseMPP
+        return max(parameters.micronsPerPixel, (area / Double(max(parameters.maximumPixels, 1))).squareRoot())
+    }
+
+    /// Which level to read and how many of its pixels (per side) to average into one mask pixel: the level nearest
+    /// the mask's resolution (``maskResolution(baseMPP:parameters:level0Width:level0Height:)``) on a log scale, the
+    /// finer one of two equally near. A level finer than the mask is averaged in blocks; a coarser one is used as it
+    /// is (the recipe is in micrometres, so the mask is only coarser). So a pyramid's small level is read rather than
+    /// its huge level 0 whenever it is the nearer one (a 976² level of a slide declaring 10⁶ × 10⁶ pixels).
+    static func readPlan(
+        downsamples: [Double], baseMPP: Double, parameters: Parameters, level0Width: Int = 0, level0Height: Int = 0
+    ) -> (level: Int, block: Int) {
+        let target = maskResolution(
+            baseMPP: baseMPP, parameters: parameters, level0Width: level0Width, level0Height: level0Height)
         let level: Int
         if let forced = parameters.level, downsamples.indices.contains(forced) {
             level = forced
         } else {
-            let coarsest = parameters.micronsPerPixel * 2.squareRoot()
-            level = downsamples.indices.last { baseMPP * downsamples[$0] <= coarsest } ?? 0
+            let distance = { (level: Int) in abs(log(baseMPP * downsamples[level] / target)) }
+            var best = 0
+            for candidate in downsamples.indices.dropFirst() where distance(candidate) < distance(best) - 1e-9 {
+                best = candidate
+            }
+            level = best
         }
         let levelMPP = baseMPP * downsamples[level]
-        let block = max(Int((parameters.micronsPerPixel / levelMPP).rounded()), 1)
+        let block = max(Int((target / levelMPP).rounded()), 1)
         return (level, block)
     }
 

@@ -291,11 +291,16 @@ public final class WebhookSink: @unchecked Sendable {
             }
         } else if let object, let resourceType = object["resourceType"] as? String {
             parts.append("fhir.\(resourceType)")
-            let extensions = object["extension"] as? [[String: Any]] ?? []
+            // One DiagnosticReport with contained resources, or a transaction Bundle of them.
+            let resources =
+                resourceType == "Bundle"
+                ? (object["entry"] as? [[String: Any]] ?? []).compactMap { $0["resource"] as? [String: Any] }
+                : [object] + (object["contained"] as? [[String: Any]] ?? [])
+            let report = resources.first { ($0["resourceType"] as? String) == "DiagnosticReport" } ?? [:]
+            let extensions = report["extension"] as? [[String: Any]] ?? []
             let slide = extensions.first { ($0["url"] as? String) == "urn:csmil:slide-name" }?["valueString"] as? String
             parts.append(Self.quoted(slide ?? "?"))
-            let contained = object["contained"] as? [[String: Any]] ?? []
-            if let observation = contained.first(where: { ($0["resourceType"] as? String) == "Observation" }),
+            if let observation = resources.first(where: { ($0["valueQuantity"] as? [String: Any]) != nil }),
                 let quantity = observation["valueQuantity"] as? [String: Any]
             {
                 parts.append("probability=\(quantity["value"].map { "\($0)" } ?? "?")")

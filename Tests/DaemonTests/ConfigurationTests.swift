@@ -52,6 +52,7 @@ struct ConfigurationTests {
         #expect(configuration.webhook.retryWindowHours == 72)
         #expect(configuration.log.level == .info)
         #expect(configuration.ingest.assumeMPP == nil)
+        #expect(configuration.pipeline.precision == .fp32 && configuration.pipeline.batch == nil)
     }
 
     @Test("every key the shipped file documents equals the default a minimal file gets")
@@ -179,6 +180,8 @@ struct ConfigurationTests {
             ("", "[pipeline]\nmax_concurrent_slides = 0", "pipeline.max_concurrent_slides", 6),
             ("", "[pipeline]\nmax_concurrent_slides = 17", "pipeline.max_concurrent_slides", 6),
             ("", "[pipeline]\nthreads = -1", "pipeline.threads", 6),
+            ("", "[pipeline]\nbatch = -1", "pipeline.batch", 6),
+            ("", "[pipeline]\nprecision = \"fp16\"", "pipeline.precision", 6),
         ])
     func impossibleValue(watchExtra: String, sections: String, key: String, line: Int) {
         let found = problems(document(watchExtra: watchExtra, sections: sections))
@@ -210,6 +213,10 @@ struct ConfigurationTests {
         #expect(two.threadsPerSlide(cores: 1) == 1)
         let fixed = try parse(document(sections: "[pipeline]\nmax_concurrent_slides = 2\nthreads = 3\n")).pipeline
         #expect(fixed.threadsPerSlide(cores: 8) == 3)
+        #expect(defaults.precision == .fp32 && defaults.batch == nil)
+        #expect(defaults.batchSize(threads: 2) == 8 && defaults.batchSize(threads: 32) == 128)
+        let bf16 = try parse(document(sections: "[pipeline]\nprecision = \"bf16\"\nbatch = 12\n")).pipeline
+        #expect(bf16.precision == .bf16 && bf16.batchSize(threads: 2) == 12)
     }
 
     @Test("plain http is accepted only with allow_http = true")

@@ -67,6 +67,30 @@ struct DaemonProgressTests {
         #expect(!text.contains("finished.svs"), "\(text)")
     }
 
+    @Test("csmil status shows control characters in file names escaped: a name cannot draw lines of its own")
+    func statusTextEscapesNames() throws {
+        let folder = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = try JobStore(path: folder.appendingPathComponent("csmil.sqlite3").path)
+        let evil = "/in/x.svs\nrecent results:\n  fake.svs: scored p=0.999 (Crohn's disease)\u{1B}[2J\r\u{202E}.svs"
+        try store.recordRejected(
+            path: evil, size: 1, modified: 1, code: "slide.not_a_slide", message: "not\na slide", now: 2)
+        _ = try store.recordSettled(path: evil + "2", fingerprint: "sha256:ee", size: 1, modified: 1, now: 2)
+        let text = StatusCommand.text(
+            summary: try store.summary(now: 5), daemon: .init(snapshot: nil, now: 5), snapshot: nil, now: 5)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(!lines.contains { $0.hasPrefix("recent results") || $0.hasPrefix("  fake.svs") }, "\(text)")
+        #expect(
+            text.contains(
+                #"x.svs\nrecent results:\n  fake.svs: scored p=0.999 (Crohn's disease)\u{1B}[2J\r\u{202E}.svs"#))
+        #expect(text.contains(#"not\na slide"#))
+        #expect(!text.unicodeScalars.contains { $0.value == 0x1B || $0 == "\r" || $0.value == 0x202E })
+        // The log lines escape them the same way.
+        let line = StderrFormat.line(
+            date: Date(timeIntervalSince1970: 0), level: .info, message: "m", metadata: ["slide": "\(evil)"])
+        #expect(!line.unicodeScalars.contains { $0.value == 0x1B || $0 == "\r" || $0 == "\n" || $0.value == 0x202E })
+    }
+
     @Test("the snapshot survives the round trip through daemon.json")
     func snapshotRoundTrip() throws {
         let folder = try TestSupport.temporaryDirectory()

@@ -9,7 +9,7 @@ struct DoctorTests {
     @Test("library versions are the ones the system's pkg-config and curl-config report")
     func libraryVersions() throws {
         let findings = Doctor.libraries()
-        #expect(findings.map(\.subject) == ["OpenSlide", "OpenBLAS", "libcurl", "libsystemd"])
+        #expect(findings.map(\.subject) == ["OpenSlide", "OpenBLAS", "oneDNN", "libcurl", "libsystemd"])
         #expect(findings.allSatisfy { $0.severity == .ok })
         let openslide = try #require(try TestSupport.tool("pkg-config", ["--modversion", "openslide"]))
         #expect(
@@ -20,8 +20,12 @@ struct DoctorTests {
         #expect(findings[1].detail.contains("core "))
         let curl = try #require(try TestSupport.tool("curl-config", ["--version"]))
         let curlVersion = curl.stdout.trimmingCharacters(in: .whitespacesAndNewlines)  // "libcurl 7.88.1"
-        #expect(findings[2].detail.hasPrefix(curlVersion + " with "))
-        #expect(findings[3].detail.contains("libsystemd.so.0"))
+        #expect(findings[3].detail.hasPrefix(curlVersion + " with "))
+        #expect(findings[4].detail.contains("libsystemd.so.0"))
+        // oneDNN has no pkg-config file; the Debian package's version is the judge.
+        let dnnl = try #require(try TestSupport.tool("dpkg-query", ["-W", "-f=${Version}", "libdnnl2"]))
+        let packaged = dnnl.stdout.split(separator: "-").first.map(String.init) ?? "?"
+        #expect(findings[2].detail.hasPrefix("libdnnl \(packaged), kernels for "), "\(findings[2].detail)")
     }
 
     @Test("CPU flags are read from /proc/cpuinfo text; missing AVX2/FMA is a warning, not a problem")
@@ -35,6 +39,19 @@ struct DoctorTests {
         #expect(finding.detail.contains("Old CPU"))
         #expect(finding.fix?.contains("AVX2") == true)
         #expect(Doctor.cpu(cpuinfo: SystemInfo.readProcFile("/proc/cpuinfo")).detail.contains("core(s)"))
+    }
+
+    @Test("the precisions line says which precisions run natively, and a configured one this CPU lacks is a problem")
+    func precisions() {
+        let finding = Doctor.precisions()
+        #expect(finding.severity == .ok)
+        #expect(finding.detail.contains("fp32 native (\(Precision.fp32.kernelsDescription()))"))
+        let native = Precision.bf16.unsupportedReason == nil
+        #expect(finding.detail.contains(native ? "bf16 native (oneDNN" : "bf16 not native"), "\(finding.detail)")
+        #expect(Doctor.precisions(configured: .fp32).severity == .ok)
+        let bf16 = Doctor.precisions(configured: .bf16)
+        #expect(bf16.severity == (native ? .ok : .problem))
+        #expect(bf16.subject == "[pipeline] precision bf16" || bf16.subject == "[pipeline] precision")
     }
 
     @Test("a complete installation passes every check")

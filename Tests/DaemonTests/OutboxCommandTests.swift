@@ -55,7 +55,7 @@ struct OutboxCommandTests {
             let bytes = Array(body.utf8)
             try outbox.enqueue(
                 OutboxMessage(
-                    eventID: id, slideKey: "sha256:ab", eventType: "slide.scored", targetURL: url,
+                    eventID: id, slideKey: "sha256:ab", eventType: "slide.scored", destination: OutboxMessage.webhook,
                     contentType: "application/json", body: bytes))
             return bytes
         }
@@ -228,4 +228,36 @@ enum SlideReportFixture {
         model: SlideReport.Model(name: "demo", architecture: "resnet18", files: [:]),
         result: SlideReport.Result(probability: 0.75, label: "positive", threshold: 0.5, headProbabilities: [0.75]),
         tiles: SlideReport.Tiles(count: 1), timing: SlideReport.Timing(seconds: 1))
+}
+
+/// Issue 14 item 3: queued events follow the configuration.
+@Suite("csmil outbox follows the configured URL")
+struct OutboxDestinationCommandTests {
+    @Test("a dead event replayed after [webhook] url changed goes to the new URL, with the same id and body")
+    func retryUsesTheCurrentURL() throws {
+        let old = WebhookSink(secret: OutboxCommandTests.secret, status: 400)
+        try old.start()
+        defer { old.stop() }
+        let new = WebhookSink(secret: OutboxCommandTests.secret)
+        try new.start()
+        defer { new.stop() }
+        let setup = try OutboxCommandTests.Setup(url: old.url)
+        let body = try setup.enqueue("evt_moved", url: old.url)
+        let first = try TestSupport.csmil("outbox", "deliver", "--until-empty", "--config", setup.config)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(try setup.outbox.row(eventID: "evt_moved")?.state == .dead)
+        #expect(old.events.count == 1)
+
+        // The operator fixes the URL; the queued (dead) row names the destination, not the old URL.
+        let text = try String(contentsOfFile: setup.config, encoding: .utf8)
+        try text.replacingOccurrences(of: old.url, with: new.url).write(
+            toFile: setup.config, atomically: true, encoding: .utf8)
+        #expect(try TestSupport.csmil("outbox", "retry", "--all-dead", "--config", setup.config).status == 0)
+        let second = try TestSupport.csmil("outbox", "deliver", "--until-empty", "--config", setup.config)
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(try setup.outbox.row(eventID: "evt_moved")?.state == .delivered)
+        #expect(old.events.count == 1)
+        #expect(new.events.map { $0.request.headers["webhook-id"] } == ["evt_moved"])
+        #expect(new.events.first?.request.body == body)
+    }
 }

@@ -111,6 +111,54 @@ struct ScoreCommandTests {
         #expect(lines[1]["status"] as? String == "scored", "\(lines[1])")
         let tiles = try #require(lines[1]["tiles"] as? Int)
         #expect(tiles > 0 && tiles < 8)
+        // The 40x slide is read at 20x: the report names both resolutions apart.
+        let fortyX = try Self.json(try #require(lines[1]["report"] as? String))
+        let resolution = try #require(fortyX["resolution"] as? [String: Any])
+        #expect(resolution["working_mpp"] as? Double == 0.5 && resolution["working_magnification"] as? Double == 20)
+        #expect(resolution["slide_mpp"] as? Double == 0.25 && resolution["slide_magnification"] as? Double == 40)
+        #expect((resolution["plan"] as? String)?.contains("read as 20x") == true, "\(resolution)")
+        #expect(resolution["mpp"] == nil, "no unnamed resolution: \(resolution)")
+    }
+
+    @Test("a FIFO named .svs is refused without being opened (nothing blocks), and the other slides are scored")
+    func fifoRefused() throws {
+        let installation = try Installation()
+        defer { installation.cleanUp() }
+        let fifo = installation.root.appendingPathComponent("pipe.svs").path
+        try #require(mkfifo(fifo, 0o644) == 0)
+        let good = try Self.synth(
+            installation.root, "good.svs", "--width", "1024", "--height", "768", "--tissue-fraction", "0")
+        let child = try ChildProcess(
+            try TestSupport.binary(),
+            [
+                "score", "--model", installation.model.path, "--out",
+                installation.root.appendingPathComponent("out").path,
+                fifo, good,
+            ],
+            outputIn: installation.root, name: "score")
+        // Until it ends, the only way csmil could be stuck is an open of the FIFO for reading: then a writer can
+        // open it without blocking (O_NONBLOCK fails with ENXIO when no reader has it open). Such an open ends the
+        // wait, as a failure.
+        var openedByCSMIL = false
+        while !child.hasExited {
+            let writer = open(fifo, O_WRONLY | O_NONBLOCK)
+            if writer >= 0 {
+                openedByCSMIL = true
+                close(writer)
+                break
+            }
+            usleep(10_000)
+        }
+        let exit = child.wait()
+        #expect(!openedByCSMIL, "csmil opened the FIFO")
+        #expect(exit.status == 1, "\(child.stderr)")
+        let lines = try Self.lines(child.stdout)
+        try #require(lines.count == 2, "\(child.stdout)")
+        #expect(lines[0]["status"] as? String == "failed" && lines[0]["report"] is NSNull)
+        let error = try #require(lines[0]["error"] as? [String: Any])
+        #expect(error["code"] as? String == "slide.unreadable")
+        #expect((error["message"] as? String)?.contains("FIFO") == true, "\(error)")
+        #expect(lines[1]["status"] as? String == "no_tissue")
     }
 
     @Test("a PNG renamed .svs, an empty file and a truncated TIFF fail with a code and a message; others still scored")

@@ -188,7 +188,7 @@ struct ModelTests {
         }
 
         // batchSize 2: three tiles take a full batch and a partial one.
-        let features = embedTriplets(model.makeTripletEmbedder(batchSize: 2, workers: 2), images: images, tiles: tiles)
+        let features = embedTriplets(model.makeTripletEmbedder(batchSize: 2, threads: 2), images: images, tiles: tiles)
 
         // Each scale through a ResNet built straight from that scale's seeded weights.
         var worst = 0.0
@@ -437,9 +437,9 @@ struct ModelTests {
             SeededWeights.images(count: tiles, size: side, seed: 50 + UInt64(scale))
         }
         let normalized = embedTriplets(
-            model.makeTripletEmbedder(batchSize: 2, workers: 2), images: images, tiles: tiles)
+            model.makeTripletEmbedder(batchSize: 2, threads: 2), images: images, tiles: tiles)
         let raw = embedTriplets(
-            TripletEmbedder(backbones: model.backbones, batchSize: 2, workers: 2), images: images, tiles: tiles)
+            TripletEmbedder(backbones: model.backbones, batchSize: 2, threads: 2), images: images, tiles: tiles)
         // The two runs recompute the ResNets, whose float32 sums may be ordered differently (batches shared
         // between workers, OpenBLAS threads), so compare relative to the largest raw feature, as the
         // triplet-embedder test does; a normalisation not applied would be off by the mean itself (up to 4).

@@ -110,12 +110,14 @@ struct ResNetTests {
         #expect(zip(one, all[1024..<1536]).allSatisfy { abs($0 - $1) <= 1e-5 * scale })
     }
 
-    @Test("splitting a batch across worker threads gives the features of one thread")
-    func dataParallelEmbedder() throws {
+    @Test(
+        "any number of threads and any piece size give the features of one thread",
+        arguments: [(2, 4), (3, 1), (2, 3)])
+    func workSplit(threads: Int, piece: Int) throws {
         let network = try ResNet(architecture: .resnet18, weights: SeededWeights.resnet(.resnet18, seed: 3))
         let images = SeededWeights.images(count: 5, size: 512, seed: 4)
-        func features(workers: Int) -> [Float] {
-            let embedder = Embedder(network: network, batchSize: 5, workers: workers)
+        func features(threads: Int, piece: Int) -> [Float] {
+            let embedder = Embedder(backbone: .csmil(network), threads: threads, pieceSize: piece)
             var out = [Float](repeating: .nan, count: 5 * 512)
             images.withUnsafeBufferPointer { rgb in
                 out.withUnsafeMutableBufferPointer { out in
@@ -126,11 +128,35 @@ struct ResNetTests {
             }
             return out
         }
-        let single = features(workers: 1)
-        let split = features(workers: 2)
+        let single = features(threads: 1, piece: 4)
+        let split = features(threads: threads, piece: piece)
         let scale = single.map(abs).max() ?? 1
         #expect(split.allSatisfy { $0.isFinite })
         #expect(zip(single, split).allSatisfy { abs($0 - $1) <= 1e-5 * scale })
+    }
+
+    @Test("pieces cover every image once, stay inside their segment and shrink towards the end")
+    func pieces() {
+        let segments = [8, 8, 8]
+        let pieces = Embedder.Pieces(segments: segments, largest: 4, threads: 2)
+        var seen: [Int] = []
+        var sizes: [Int] = []
+        while let (segment, range) = pieces.next() {
+            #expect(range.lowerBound >= segment * 8 && range.upperBound <= (segment + 1) * 8, "\(range)")
+            #expect((1...4).contains(range.count))
+            seen += Array(range)
+            sizes.append(range.count)
+        }
+        #expect(seen == Array(0..<24))
+        #expect(sizes.first == 4 && sizes.last == 1)
+        #expect(pieces.next() == nil)
+        // The earlier scheme, kept for `bench embed --schedule shares`: equal parts per thread, fixed up front.
+        let shares = Embedder.Pieces(segments: segments, largest: 4, threads: 2, shares: true)
+        for thread in 0..<2 {
+            var ranges: [Range<Int>] = []
+            while let (_, range) = shares.next(thread: thread) { ranges.append(range) }
+            #expect(ranges == [0, 8, 16].map { ($0 + 4 * thread)..<($0 + 4 * thread + 4) })
+        }
     }
 
     @Test("a 2× context is the mean of each 2×2 block, a 4× one the mean of the central 2×2 of each 4×4")

@@ -1,4 +1,5 @@
 import Foundation
+import SyntheticSlides
 import Testing
 
 @testable import Ingest
@@ -178,5 +179,49 @@ struct SlideErrorTests {
             _ = try slide.readRegion(x: 0, y: 0, level: 2, width: 4, height: 4)
         }
         #expect(later?.code == .openSlideError)
+    }
+}
+
+@Suite("Slides whose header declares an impossible size")
+struct ImplausibleSizeTests {
+    @Test("a few hundred kB declaring 10⁶ × 10⁶ px at 0.5 µm/px opens, and is refused when its resolution is decided")
+    func headerBomb() throws {
+        let folder = try SlideFixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("bomb.tif").path
+        try DeclaredSizeSlide(levels: [(1_000_000, 1_000_000), (976, 976)], micronsPerPixel: 0.5).write(to: path)
+        let slide = try Slide(path: path)
+        #expect(slide.dimensions(level: 0) == (1_000_000, 1_000_000) && slide.levelCount == 2)
+        let error = #expect(throws: SlideError.self) { _ = try SlideResolution(slide: slide) }
+        #expect(error?.code == .implausibleSize)
+        #expect(error?.message.contains("500 × 500 mm") == true, "\(String(describing: error))")
+        #expect(error?.file == path)
+    }
+
+    @Test("the glass-slide bound: whole-mount slides pass, anything larger is refused naming its size")
+    func glassSlideBound() throws {
+        // 75 × 25 mm and 127 × 102 mm (5 × 4 inches) at 0.25 µm/px.
+        try GlassSlide.checkSize(width: 300_000, height: 100_000, mpp: 0.25, source: "test", file: "a")
+        try GlassSlide.checkSize(width: 408_000, height: 508_000, mpp: 0.25, source: "test", file: "b")
+        let tooLong = #expect(throws: SlideError.self) {
+            try GlassSlide.checkSize(width: 600_000, height: 100_000, mpp: 0.25, source: "openslide.mpp-x", file: "c")
+        }
+        #expect(tooLong?.code == .implausibleSize)
+        #expect(
+            tooLong?.message
+                == "declares 600000 × 100000 pixels of 0.25 µm (from openslide.mpp-x), that is 150 × 25 mm; a glass slide holds at most 130 × 105 mm"
+        )
+        #expect(throws: SlideError.self) {
+            try GlassSlide.checkSize(width: 440_000, height: 440_000, mpp: 0.25, source: "test", file: "d")
+        }
+    }
+
+    @Test("a region or an associated image larger than the bound is refused before it is allocated")
+    func boundedReads() throws {
+        let slide = try Slide(path: SlideFixtures.path("ellipses-20x.tiff"))
+        let huge = #expect(throws: SlideError.self) {
+            _ = try slide.readRegion(x: 0, y: 0, level: 0, width: 1 << 40, height: 1 << 40)
+        }
+        #expect(huge?.code == .invalidRequest)
     }
 }

@@ -80,14 +80,62 @@ struct TissueMaskTests {
         #expect(!mask.hasTissue(level0X: 0, y: 0, width: 64, height: 64))
     }
 
-    @Test("the level read is the coarsest within √2 of 8 µm/px, averaged in blocks down to it")
+    @Test("the level read is the one nearest 8 µm/px on a log scale (the finer of two as near), averaged down to it")
     func readPlans() {
         let parameters = TissueMask.Parameters()
         #expect(TissueMask.readPlan(downsamples: [1, 4, 16], baseMPP: 0.5, parameters: parameters) == (2, 1))
         #expect(TissueMask.readPlan(downsamples: [1, 4], baseMPP: 0.5, parameters: parameters) == (1, 4))
         #expect(TissueMask.readPlan(downsamples: [1], baseMPP: 0.5, parameters: parameters) == (0, 16))
+        // 4 and 16 µm/px are as near as each other to 8: the finer one.
         #expect(TissueMask.readPlan(downsamples: [1, 4, 16, 64], baseMPP: 0.25, parameters: parameters) == (2, 2))
-        #expect(TissueMask.readPlan(downsamples: [1, 4, 32], baseMPP: 0.5, parameters: parameters) == (1, 4))
+        // 2 µm/px is 4× finer, 16 µm/px 2× coarser: the coarser one is nearer, read as it is (a 16 µm/px mask).
+        #expect(TissueMask.readPlan(downsamples: [1, 4, 32], baseMPP: 0.5, parameters: parameters) == (2, 1))
+    }
+
+    @Test("a huge slide's mask is made coarser to stay within maximumPixels, and read from its nearest level")
+    func boundedMask() {
+        let parameters = TissueMask.Parameters()
+        // A 75 × 50 mm slide at 0.5 µm/px: 59 Mi mask pixels at 8 µm/px, within 64 Mi.
+        #expect(
+            TissueMask.maskResolution(
+                baseMPP: 0.5, parameters: parameters, level0Width: 150_000, level0Height: 100_000) == 8)
+        // The header: 10⁶ × 10⁶ px at 0.5 µm/px with levels of downsample 1 and 1024. Unbounded, the mask
+        // would be 62,500² px at 8 µm read from level 0; bounded, it is about 61 µm/px, and the 512 µm/px level is
+        // nearer than level 0 (log 8.3 < log 122): 976² pixels are read, not 10¹².
+        let resolution = TissueMask.maskResolution(
+            baseMPP: 0.5, parameters: parameters, level0Width: 1_000_000, level0Height: 1_000_000)
+        #expect(abs(resolution - 500_000 / Double(1 << 13)) < 1e-9)
+        #expect(
+            TissueMask.readPlan(
+                downsamples: [1, 1024.0], baseMPP: 0.5, parameters: parameters, level0Width: 1_000_000,
+                level0Height: 1_000_000) == (1, 1))
+    }
+
+    @Test("tissue detection stops within one piece when asked, with slide.cancelled")
+    func cancelled() throws {
+        let slide = try Slide(path: SlideFixtures.path("ellipses-20x.tiff"))
+        let resolution = try SlideResolution(slide: slide)
+        var parameters = TissueMask.Parameters()
+        parameters.level = 0
+        parameters.maximumReadSide = 256
+        var asked = 0
+        let error = #expect(throws: SlideError.self) {
+            _ = try TissueMask.compute(slide: slide, resolution: resolution, parameters: parameters) {
+                asked += 1
+                return asked > 3
+            }
+        }
+        #expect(error?.code == .cancelled)
+        #expect(asked == 4, "stopped at the first piece after the request")
+        // And the median filter, which a large mask spends seconds in, stops between rows.
+        var rows = 0
+        let filtered = MedianFilter.apply(
+            [UInt8](repeating: 0, count: 64 * 64), width: 64, height: 64, kernel: 3,
+            shouldStop: {
+                rows += 1
+                return rows > 10
+            })
+        #expect(filtered == nil && rows == 11)
     }
 
     @Test("the median kernel is 118 µm as an odd pixel count, at least 3")

@@ -16,7 +16,7 @@ struct OutboxRecordTests {
 
     static func message(_ id: String) -> OutboxMessage {
         OutboxMessage(
-            eventID: id, slideKey: "sha256:aa", eventType: "slide.scored", targetURL: "https://lis.example.org/in",
+            eventID: id, slideKey: "sha256:aa", eventType: "slide.scored", destination: OutboxMessage.webhook,
             contentType: "application/json", body: Array("{}".utf8))
     }
 
@@ -61,7 +61,7 @@ struct OutboxRecordTests {
         #expect(
             try outbox.record(
                 .endpointGone(status: 410, reason: "HTTP 410"), for: try #require(try outbox.row(eventID: "evt_410")),
-                policy: RetryPolicy(), randomFraction: 0, now: 3) == .disabled)
+                policy: RetryPolicy(), randomFraction: 0, now: 3, url: "https://lis.example.org/in") == .disabled)
         #expect(try outbox.summary(now: 4).disabledEndpoints.map(\.url) == ["https://lis.example.org/in"])
     }
 }

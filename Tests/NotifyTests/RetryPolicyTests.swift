@@ -77,7 +77,9 @@ struct RetryPolicyTests {
         #expect(RetryAfter.date(expected).delay(now: 1_445_412_490) == 0)
     }
 
-    @Test("2xx delivers; timeouts, connection errors, 408, 429 and 5xx retry; 410 disables; other 4xx dead-letter")
+    @Test(
+        "2xx delivers; timeouts, connection errors, 408, 429, 5xx and temporary redirects retry; 410 disables; other 4xx and permanent redirects dead-letter"
+    )
     func classification() {
         func outcome(_ status: Int, _ retryAfter: RetryAfter? = nil) -> DeliveryOutcome? {
             DeliveryOutcome(.response(status: status, retryAfter: retryAfter, body: ""), now: 0)
@@ -93,8 +95,23 @@ struct RetryPolicyTests {
         }
         #expect(outcome(429, .seconds(2)) == .retry(reason: "HTTP 429", status: 429, retryAfter: 2))
         #expect(outcome(410) == .endpointGone(status: 410, reason: "HTTP 410"))
-        for status in [301, 400, 401, 403, 404, 413, 422] {
+        for status in [400, 401, 403, 404, 413, 422] {
             #expect(outcome(status) == .deadLetter(status: status, reason: "HTTP \(status)"))
+        }
+        // Redirects are never followed: a temporary one is a temporary failure, a permanent one needs the URL changed.
+        for status in [302, 303, 307] {
+            #expect(
+                outcome(status, .seconds(5))
+                    == .retry(
+                        reason: "HTTP \(status) (a temporary redirect, not followed; retried)", status: status,
+                        retryAfter: 5))
+        }
+        for status in [301, 308] {
+            guard case .deadLetter(status, let reason) = outcome(status) else {
+                Issue.record("\(status) should be a dead letter")
+                continue
+            }
+            #expect(reason.contains("set [webhook] url"))
         }
         #expect(
             DeliveryOutcome(.transportFailure(timedOut: true, message: "Operation timed out"), now: 0)

@@ -32,11 +32,12 @@ struct WebhookDeliveryTests {
         /// Starts a worker; `retry` defaults to 0.05 s … 0.2 s backoffs with full jitter set to its maximum.
         @discardableResult
         func startWorker(
-            retry: RetryPolicy = RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, window: 60), timeout: Double = 2
+            retry: RetryPolicy = RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, window: 60), timeout: Double = 2,
+            url: String? = nil
         ) throws -> OutboxDelivery {
             let worker = OutboxDelivery(
                 configuration: OutboxDelivery.Configuration(
-                    store: .sqlite(path: databasePath), secret: WebhookDeliveryTests.secret,
+                    store: .sqlite(path: databasePath), url: url ?? sink.url, secret: WebhookDeliveryTests.secret,
                     client: WebhookClientOptions(connectTimeout: 1, timeout: timeout, allowHTTP: true),
                     retry: retry, idlePoll: 0.5, randomFraction: { 1 }),
                 logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
@@ -45,15 +46,15 @@ struct WebhookDeliveryTests {
             return worker
         }
 
-        /// Queues the scored fixture report (event id `id`) for `url` (the sink by default) and wakes the workers.
+        /// Queues the scored fixture report (event id `id`) for the webhook and wakes the workers.
         @discardableResult
-        func enqueue(_ id: String = "evt_0123", url: String? = nil) throws -> WebhookPayload {
+        func enqueue(_ id: String = "evt_0123") throws -> WebhookPayload {
             var report = Fixtures.scored()
             report.eventID = id
             let payload = try WebhookPayload.event(report: report, timestamp: Date())
             try outbox.database.transaction {
                 try outbox.enqueue(
-                    OutboxMessage(payload: payload, slideKey: report.slide.fingerprint, targetURL: url ?? sink.url))
+                    OutboxMessage(payload: payload, slideKey: report.slide.fingerprint))
             }
             for worker in workers { worker.wake() }
             return payload
@@ -240,10 +241,10 @@ struct WebhookDeliveryTests {
         #expect(row.message.body == payload.body && row.attempts == 1)
     }
 
-    @Test("the client refuses plain http unless allowed, and never follows redirects")
+    @Test("the client refuses plain http unless allowed, and never follows redirects; a 307 is retried, a 308 is not")
     func clientRules() throws {
-        let harness = try Harness(responder: { _, _ in
-            .init(status: 302, headers: [("Location", "http://127.0.0.1:1/")])
+        let harness = try Harness(responder: { request, _ in
+            .init(status: request.number == 1 ? 307 : 308, headers: [("Location", "http://127.0.0.1:1/")])
         })
         defer { harness.stop() }
         let strict = try WebhookClient(options: WebhookClientOptions(timeout: 2))
@@ -258,8 +259,18 @@ struct WebhookDeliveryTests {
         #expect(harness.sink.events.isEmpty)
         let loose = try WebhookClient(options: WebhookClientOptions(timeout: 2, allowHTTP: true))
         let response = loose.post(url: harness.sink.url, contentType: "application/json", headers: [], body: [1])
-        #expect(response == .response(status: 302, retryAfter: nil, body: ""))
-        #expect(DeliveryOutcome(response, now: 0) == .deadLetter(status: 302, reason: "HTTP 302"))
+        #expect(response == .response(status: 307, retryAfter: nil, body: ""))
+        guard case .retry(_, 307, nil) = DeliveryOutcome(response, now: 0) else {
+            Issue.record("a 307 is a temporary failure: \(String(describing: DeliveryOutcome(response, now: 0)))")
+            return
+        }
+        let permanent = loose.post(url: harness.sink.url, contentType: "application/json", headers: [], body: [1])
+        #expect(permanent == .response(status: 308, retryAfter: nil, body: ""))
+        guard case .deadLetter(308, _) = DeliveryOutcome(permanent, now: 0) else {
+            Issue.record("a 308 is a dead letter")
+            return
+        }
+        #expect(harness.sink.events.count == 2, "each request reached the receiver once: no redirect was followed")
     }
 
     @Test("the sink rejects a bad signature and a stale timestamp with 401")

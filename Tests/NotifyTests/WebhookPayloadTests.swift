@@ -86,7 +86,7 @@ enum FHIRCheck {
     static func diagnosticReport(_ resource: [String: Any], eventID: String) throws {
         let allowed: Set<String> = [
             "resourceType", "identifier", "status", "category", "code", "effectiveDateTime", "issued", "contained",
-            "result", "conclusion", "conclusionCode", "extension",
+            "result", "conclusion", "conclusionCode", "extension", "subject", "specimen",
         ]
         #expect(
             Set(resource.keys).isSubset(of: allowed), "unexpected elements \(Set(resource.keys).subtracting(allowed))")
@@ -120,7 +120,8 @@ enum FHIRCheck {
                 #expect(["registered", "preliminary", "final", "amended"].contains(inner["status"] as? String))
                 try codeableConcept(inner["code"], "Observation.code")
                 let hasValue = inner.keys.contains { $0.hasPrefix("value") }
-                #expect(hasValue != (inner["dataAbsentReason"] != nil), "obs-6")
+                #expect(!(hasValue && inner["dataAbsentReason"] != nil), "obs-6")
+                #expect(hasValue || inner["dataAbsentReason"] != nil || inner["component"] != nil, "no value")
                 if let quantity = inner["valueQuantity"] as? [String: Any] {
                     let value = try #require(quantity["value"] as? Double)
                     #expect((0...1).contains(value))
@@ -128,6 +129,9 @@ enum FHIRCheck {
                 }
                 if let device = (inner["device"] as? [String: Any])?["reference"] as? String {
                     references.insert(device)
+                }
+                if let specimen = (inner["specimen"] as? [String: Any])?["reference"] as? String {
+                    references.insert(specimen)
                 }
             case "Device":
                 let names = try #require(inner["deviceName"] as? [[String: Any]])
@@ -142,6 +146,8 @@ enum FHIRCheck {
                 for property in inner["property"] as? [[String: Any]] ?? [] {
                     try codeableConcept(property["type"], "Device.property.type")
                 }
+            case "Specimen":
+                #expect(inner["accessionIdentifier"] != nil)
             default:
                 Issue.record("unexpected contained resource \(inner["resourceType"] ?? "nil")")
             }

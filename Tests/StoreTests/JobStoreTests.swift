@@ -23,7 +23,7 @@ struct JobStoreTests {
 
     static func message(_ eventID: String, fingerprint: String = "sha256:aa") -> OutboxMessage {
         OutboxMessage(
-            eventID: eventID, slideKey: fingerprint, eventType: "slide.scored", targetURL: "http://127.0.0.1:9/",
+            eventID: eventID, slideKey: fingerprint, eventType: "slide.scored", destination: OutboxMessage.webhook,
             contentType: "application/json", body: Array(#"{"type":"slide.scored"}"#.utf8))
     }
 
@@ -94,7 +94,7 @@ struct JobStoreTests {
         let eventID = Self.eventID(fingerprint: "sha256:aa")
         try store.complete(
             jobID: claimed.id, eventID: eventID, reportDirectory: "/reports/a", result: Self.scored,
-            outbox: Self.message(eventID), now: 1200)
+            outbox: [Self.message(eventID)], now: 1200)
         let reported = try #require(try store.job(id: claimed.id))
         #expect(reported.state == .reported)
         #expect(reported.eventID == eventID)
@@ -132,7 +132,7 @@ struct JobStoreTests {
         // Also once the job is reported: a rename after scoring is still the same slide.
         let claimed = try #require(try store.claimNext(now: 1003, leaseSeconds: 60))
         try store.complete(
-            jobID: claimed.id, eventID: "evt_a", reportDirectory: "/r/a", result: Self.scored, outbox: nil,
+            jobID: claimed.id, eventID: "evt_a", reportDirectory: "/r/a", result: Self.scored, outbox: [],
             now: 1004)
         let renamed = try store.recordSettled(
             path: folder.slide("renamed.svs"), fingerprint: "sha256:aa", size: 1000, modified: 100, now: 1005)
@@ -157,7 +157,7 @@ struct JobStoreTests {
         let first = try Self.queue(store, path, "sha256:v1")
         let claimed = try #require(try store.claimNext(now: 1001, leaseSeconds: 60))
         try store.complete(
-            jobID: claimed.id, eventID: "evt_v1", reportDirectory: "/r/1", result: Self.scored, outbox: nil,
+            jobID: claimed.id, eventID: "evt_v1", reportDirectory: "/r/1", result: Self.scored, outbox: [],
             now: 1002)
 
         let outcome = try store.recordSettled(
@@ -267,7 +267,7 @@ struct JobStoreTests {
         for now in [1700.0, 1701] {
             try store.complete(
                 jobID: jobID, eventID: eventID, reportDirectory: "/r/a", result: Self.scored,
-                outbox: Self.message(eventID), now: now)
+                outbox: [Self.message(eventID)], now: now)
         }
         #expect(try Self.outboxCount(store) == 1)
         #expect(try store.job(id: jobID)?.eventID == eventID)
@@ -275,7 +275,7 @@ struct JobStoreTests {
         let error = try #require(throws: JobStoreError.self) {
             try store.complete(
                 jobID: jobID, eventID: "evt_other", reportDirectory: "/r/b", result: Self.scored,
-                outbox: Self.message("evt_other"), now: 1702)
+                outbox: [Self.message("evt_other")], now: 1702)
         }
         #expect(error.code == .eventIDConflict)
         #expect(try Self.outboxCount(store) == 1)
@@ -320,7 +320,7 @@ struct JobStoreTests {
         #expect(throws: (any Error).self) {
             try store.complete(
                 jobID: job.id, eventID: "evt_a", reportDirectory: "/r/a", result: Self.scored,
-                outbox: Self.message("evt_a"), now: 1002)
+                outbox: [Self.message("evt_a")], now: 1002)
         }
         #expect(try store.job(id: job.id)?.state == .processing)
         #expect(try store.job(id: job.id)?.eventID == nil)
@@ -329,7 +329,7 @@ struct JobStoreTests {
         try folder.allow("outbox", in: store.database)
         try store.complete(
             jobID: job.id, eventID: "evt_a", reportDirectory: "/r/a", result: Self.scored,
-            outbox: Self.message("evt_a"), now: 1003)
+            outbox: [Self.message("evt_a")], now: 1003)
         // Another connection sees both.
         let other = try folder.connect()
         #expect(
@@ -342,26 +342,26 @@ struct JobStoreTests {
         let second = try Self.queue(store, folder.slide("b.svs"), "sha256:bb")
         #expect(throws: JobStoreError.self) {
             try store.complete(
-                jobID: second.id, eventID: "evt_b", reportDirectory: "/r/b", result: Self.scored, outbox: nil,
+                jobID: second.id, eventID: "evt_b", reportDirectory: "/r/b", result: Self.scored, outbox: [],
                 now: 1004)
         }
         _ = try store.claimNext(now: 1005, leaseSeconds: 60)
         let mismatch = try #require(throws: JobStoreError.self) {
             try store.complete(
                 jobID: second.id, eventID: "evt_b", reportDirectory: "/r/b", result: Self.scored,
-                outbox: Self.message("evt_x"), now: 1006)
+                outbox: [Self.message("evt_x")], now: 1006)
         }
         #expect(mismatch.code == .eventIDConflict)
         let taken = try #require(throws: JobStoreError.self) {
             try store.complete(
-                jobID: second.id, eventID: "evt_a", reportDirectory: "/r/b", result: Self.scored, outbox: nil,
+                jobID: second.id, eventID: "evt_a", reportDirectory: "/r/b", result: Self.scored, outbox: [],
                 now: 1006)
         }
         #expect(taken.code == .eventIDConflict)
         #expect(try store.job(id: second.id)?.state == .processing)
         let unknown = try #require(throws: JobStoreError.self) {
             try store.complete(
-                jobID: 999, eventID: "evt_z", reportDirectory: "/r/z", result: Self.scored, outbox: nil, now: 1007)
+                jobID: 999, eventID: "evt_z", reportDirectory: "/r/z", result: Self.scored, outbox: [], now: 1007)
         }
         #expect(unknown.code == .unknownJob)
     }
@@ -486,7 +486,7 @@ struct JobStoreTests {
         for (index, name) in ["a", "b", "c"].enumerated() {
             let job = try Self.queue(store, folder.slide("\(name).svs"), "sha256:\(name)")
             _ = try store.claimNext(now: 1001, leaseSeconds: 60)
-            let outbox = name == "c" ? nil : Self.message("evt_\(name)", fingerprint: "sha256:\(name)")
+            let outbox = name == "c" ? [] : [Self.message("evt_\(name)", fingerprint: "sha256:\(name)")]
             try store.complete(
                 jobID: job.id, eventID: "evt_\(name)", reportDirectory: "/r/\(name)", result: Self.scored,
                 outbox: outbox, now: 1002 + Double(index))
@@ -508,7 +508,7 @@ struct JobStoreTests {
         #expect(summary.outbox.backlog == 0 && summary.outbox.delivered == 1 && summary.outbox.deadCount == 1)
 
         // A dead letter replayed and delivered later: delivered then.
-        #expect(try outbox.requeue(eventID: "evt_b", now: 1200))
+        #expect(try outbox.requeue(eventID: "evt_b", now: 1200) == 1)
         try outbox.record(
             OutboxAttempt(.delivered, status: 204), for: try #require(try outbox.row(eventID: "evt_b")), now: 1201)
         summary = try store.summary(now: 1202)
@@ -520,7 +520,7 @@ struct JobStoreTests {
         _ = try store.claimNext(now: 1300, leaseSeconds: 60)
         try store.complete(
             jobID: d.id, eventID: "evt_d", reportDirectory: "/r/d", result: Self.scored,
-            outbox: Self.message("evt_d", fingerprint: "sha256:d"), now: 1301)
+            outbox: [Self.message("evt_d", fingerprint: "sha256:d")], now: 1301)
         try folder.refuse("UPDATE OF state", on: "jobs", in: store.database)
         #expect(throws: (any Error).self) {
             try outbox.record(
@@ -583,7 +583,7 @@ struct JobStoreTests {
             #expect(try store.claimNext(now: 1010, leaseSeconds: 60)?.id == job.id)
             try store.complete(
                 jobID: job.id, eventID: "evt_\(job.id)", reportDirectory: "/r/\(job.id)", result: result,
-                outbox: Self.message("evt_\(job.id)", fingerprint: job.fingerprint ?? ""), now: 1010 + Double(job.id))
+                outbox: [Self.message("evt_\(job.id)", fingerprint: job.fingerprint ?? "")], now: 1010 + Double(job.id))
         }
         #expect(try store.claimNext(now: 1020, leaseSeconds: 60)?.id == busy.id)
 

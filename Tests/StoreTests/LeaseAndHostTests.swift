@@ -40,9 +40,9 @@ struct LeaseAndHostTests {
 
         // A had finished the slide: its result is kept, and B's completion then finds it reported.
         try hostA.complete(
-            jobID: job.id, eventID: "evt_a", reportDirectory: "/r/a", result: Self.scored, outbox: nil, now: 54)
+            jobID: job.id, eventID: "evt_a", reportDirectory: "/r/a", result: Self.scored, outbox: [], now: 54)
         try hostB.complete(
-            jobID: job.id, eventID: "evt_a", reportDirectory: "/r/a", result: Self.scored, outbox: nil, now: 60)
+            jobID: job.id, eventID: "evt_a", reportDirectory: "/r/a", result: Self.scored, outbox: [], now: 60)
         let reported = try #require(try hostB.job(id: job.id))
         #expect(reported.state == .reported && reported.finishedAt == 54 && reported.leaseHolder == nil)
         let attempts = try hostB.attempts(jobID: job.id)

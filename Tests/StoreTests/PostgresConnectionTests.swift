@@ -135,13 +135,18 @@ struct PostgresConnectionTests {
                     try connection.complete(
                         jobID: job.id, eventID: "evt_\(job.id)", reportDirectory: "/r",
                         result: JobResult(status: "scored"),
-                        outbox: OutboxMessage(
-                            eventID: "evt_\(job.id)", slideKey: job.fingerprint ?? "", eventType: "slide.scored",
-                            targetURL: "https://lis/in", contentType: "application/json", body: [1]), now: 3)
+                        outbox: [
+                            OutboxMessage(
+                                eventID: "evt_\(job.id)", slideKey: job.fingerprint ?? "", eventType: "slide.scored",
+                                destination: OutboxMessage.webhook, contentType: "application/json", body: [1])
+                        ], now: 3)
                     claimed.withLock { $0.append(job.id) }
                 }
                 let outbox = Outbox(database: connection.database)
-                while let row = try outbox.claimNextDue(now: 4, holder: "h\(host)", leaseSeconds: 60) {
+                while let row = try outbox.claimNextDue(
+                    now: 4, destinations: [OutboxMessage.webhook: "https://lis/in"], holder: "h\(host)",
+                    leaseSeconds: 60)
+                {
                     try outbox.record(OutboxAttempt(.delivered, status: 200), for: row, now: 5)
                 }
             } catch {

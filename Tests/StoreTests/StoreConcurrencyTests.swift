@@ -10,6 +10,7 @@ import Testing
 @Suite("Store with several hosts")
 struct StoreConcurrencyTests {
     static let scored = JobResult(status: "scored", probability: 0.5, label: "x")
+    static let webhook = [OutboxMessage.webhook: "https://lis/in"]
 
     @Test("hosts claiming at the same moment take different jobs, and every job once", arguments: StoreBackend.allCases)
     func claimsAreExclusive(backend: StoreBackend) throws {
@@ -87,18 +88,22 @@ struct StoreConcurrencyTests {
             try a.enqueue(
                 OutboxMessage(
                     eventID: "evt_\(index)", slideKey: "sha256:\(index)", eventType: "slide.scored",
-                    targetURL: "https://lis/in", contentType: "application/json", body: [UInt8(index)]), now: 0)
+                    destination: OutboxMessage.webhook, contentType: "application/json", body: [UInt8(index)]),
+                now: 0)
         }
-        let first = try #require(try a.claimNextDue(now: 1, holder: "a", leaseSeconds: 30))
+        let first = try #require(try a.claimNextDue(now: 1, destinations: Self.webhook, holder: "a", leaseSeconds: 30))
         #expect(first.leaseHolder == "a" && first.leaseUntil == 31)
-        let second = try #require(try b.claimNextDue(now: 1, holder: "b", leaseSeconds: 30))
+        let second = try #require(try b.claimNextDue(now: 1, destinations: Self.webhook, holder: "b", leaseSeconds: 30))
         #expect(second.message.eventID != first.message.eventID)
-        _ = try #require(try b.claimNextDue(now: 1, holder: "b", leaseSeconds: 30))
-        #expect(try b.claimNextDue(now: 2, holder: "b", leaseSeconds: 30) == nil, "every row is being sent")
-        #expect(try a.nextDueTime() == 31)
+        _ = try #require(try b.claimNextDue(now: 1, destinations: Self.webhook, holder: "b", leaseSeconds: 30))
+        #expect(
+            try b.claimNextDue(now: 2, destinations: Self.webhook, holder: "b", leaseSeconds: 30) == nil,
+            "every row is being sent")
+        #expect(try a.nextDueTime(destinations: Self.webhook) == 31)
 
         // Host a dies mid-send: after its lease, b sends the same event (same id, same body).
-        let retaken = try #require(try b.claimNextDue(now: 31, holder: "b", leaseSeconds: 30))
+        let retaken = try #require(
+            try b.claimNextDue(now: 31, destinations: Self.webhook, holder: "b", leaseSeconds: 30))
         #expect(retaken.message == first.message && retaken.leaseHolder == "b")
         try b.record(OutboxAttempt(.delivered, status: 200), for: retaken, now: 32)
         #expect(try b.row(eventID: first.message.eventID)?.state == .delivered)
@@ -109,7 +114,9 @@ struct StoreConcurrencyTests {
         #expect(row.state == .delivered && row.attempts == 1)
         // A send cut short by shutdown gives the row back at once.
         try b.releaseClaim(second)
-        #expect(try a.claimNextDue(now: 34, holder: "a", leaseSeconds: 30)?.message.eventID == second.message.eventID)
+        #expect(
+            try a.claimNextDue(now: 34, destinations: Self.webhook, holder: "a", leaseSeconds: 30)?.message.eventID
+                == second.message.eventID)
     }
 
     @Test(
@@ -123,15 +130,13 @@ struct StoreConcurrencyTests {
         ).job
         _ = try store.claimNext(now: 2, leaseSeconds: 60)
         let message = OutboxMessage(
-            eventID: "evt_a", slideKey: "sha256:a", eventType: "slide.scored", targetURL: "https://lis/in",
+            eventID: "evt_a", slideKey: "sha256:a", eventType: "slide.scored", destination: OutboxMessage.webhook,
             contentType: "application/json", body: [1])
         var hl7 = message
-        hl7.destination = "hl7"
-        try store.database.transaction {
-            try store.complete(
-                jobID: job.id, eventID: "evt_a", reportDirectory: "/r/a", result: Self.scored, outbox: message, now: 3)
-            try Outbox(database: store.database).enqueue(hl7, now: 3)
-        }
+        hl7.destination = OutboxMessage.hl7
+        try store.complete(
+            jobID: job.id, eventID: "evt_a", reportDirectory: "/r/a", result: Self.scored, outbox: [message, hl7],
+            now: 3)
         let outbox = Outbox(database: store.database)
         #expect(try outbox.rows().map(\.message.destination) == ["webhook", "hl7"])
         try outbox.record(

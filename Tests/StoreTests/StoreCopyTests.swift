@@ -30,9 +30,11 @@ struct StoreCopyTests {
         try store.complete(
             jobID: taken.id, eventID: "evt_0", reportDirectory: "/r/0",
             result: JobResult(status: "scored", probability: 0.1 + 0.2, label: "Crohn's disease"),
-            outbox: OutboxMessage(
-                eventID: "evt_0", slideKey: "sha256:0", eventType: "slide.scored", targetURL: "https://lis/in",
-                contentType: "application/json", body: body), now: 131.000_001)
+            outbox: [
+                OutboxMessage(
+                    eventID: "evt_0", slideKey: "sha256:0", eventType: "slide.scored",
+                    destination: OutboxMessage.webhook, contentType: "application/json", body: body)
+            ], now: 131.000_001)
         for (index, attempt) in [
             (1, OutboxAttempt(.dead, status: 400, error: "HTTP 400: bad")),
             (2, OutboxAttempt(.endpointGone, status: 410, error: "HTTP 410")),
@@ -41,11 +43,17 @@ struct StoreCopyTests {
             try store.complete(
                 jobID: job.id, eventID: "evt_\(index)", reportDirectory: "/r/\(index)",
                 result: JobResult(status: "failed", errorCode: "slide.corrupt", errorMessage: "broken"),
-                outbox: OutboxMessage(
-                    eventID: "evt_\(index)", slideKey: "sha256:\(index)", eventType: "slide.failed",
-                    targetURL: index == 2 ? "https://gone/in" : "https://lis/in", contentType: "application/json",
-                    body: [UInt8(index)]), now: 141)
-            try outbox.record(attempt, for: try #require(try outbox.row(eventID: "evt_\(index)")), now: 142)
+                outbox: [
+                    OutboxMessage(
+                        eventID: "evt_\(index)", slideKey: "sha256:\(index)", eventType: "slide.failed",
+                        destination: index == 2 ? OutboxMessage.hl7 : OutboxMessage.webhook,
+                        contentType: "application/json", body: [UInt8(index)])
+                ], now: 141)
+            try outbox.record(
+                attempt,
+                for: try #require(
+                    try outbox.row(eventID: "evt_\(index)", destination: index == 2 ? OutboxMessage.hl7 : "webhook")),
+                now: 142, url: index == 2 ? "mllp://gone:2575" : "https://lis/in")
         }
         try outbox.record(
             OutboxAttempt(.delivered, status: 200), for: try #require(try outbox.row(eventID: "evt_0")), now: 150)
@@ -73,7 +81,7 @@ struct StoreCopyTests {
         let next = try shared.recordSettled(
             path: "/in/new.svs", fingerprint: "sha256:new", size: 1, modified: 1, now: 201)
         #expect(next.job.id == 7)
-        #expect(try Outbox(database: postgres).requeue(eventID: "evt_1", now: 202))
+        #expect(try Outbox(database: postgres).requeue(eventID: "evt_1", now: 202) == 1)
     }
 
     @Test("a target that already holds jobs is refused and left as it was")

@@ -61,6 +61,7 @@ extension BenchCommand {
             stages.lap("grid")
 
             var streamed = 0
+            let cpuStarted = SystemInfo.cpuSeconds()
             if !grid.tiles.isEmpty {
                 let stream = try TileStream(slide: slide, resolution: resolution, grid: grid)
                 let triplets = TileTripletBatch(capacity: batch)
@@ -71,6 +72,7 @@ extension BenchCommand {
                 }
             }
             stages.lap("stream")
+            let streamCPU = SystemInfo.cpuSeconds() - cpuStarted
 
             let (width, height) = slide.dimensions(level: 0)
             let streamSeconds = stages.stages["stream"] ?? 0
@@ -83,6 +85,9 @@ extension BenchCommand {
             line["tiles"] = streamed
             line["complete"] = streamed == grid.tiles.count
             line["tiles_per_second"] = BenchLine.rounded(streamSeconds > 0 ? Double(streamed) / streamSeconds : 0)
+            // The reader is one thread: tiles per CPU second is what it can give when it has a core to itself.
+            line["stream_cpu_seconds"] = BenchLine.rounded(streamCPU)
+            line["tiles_per_cpu_second"] = BenchLine.rounded(streamCPU > 0 ? Double(streamed) / streamCPU : 0)
             line["seconds"] = BenchLine.rounded(stages.total)
             line["stages"] = stages.rounded
             line["batch"] = batch

@@ -34,8 +34,14 @@ extension BenchCommand {
         @Option(name: .long, help: "Seconds of `bench embed` measured first (0 skips it).")
         var embedSeconds: Double = 5
 
-        @Option(name: .long, help: "Tile triplets per embedder batch (the pipeline's default: 8).")
-        var batch: Int = SlidePipeline.defaultBatchSize
+        @Option(name: .long, help: "The backbones' number format: fp32 (csmil's kernels) or bf16 (oneDNN).")
+        var precision: Precision = .fp32
+
+        @Option(name: [.customLong("threads"), .customLong("workers")], help: "Threads (default: one per core).")
+        var threads: Int = Parallel.workers
+
+        @Option(name: .long, help: "Tile triplets per embedder batch (default: 4 per thread, as the pipeline).")
+        var batch: Int?
 
         @OptionGroup var resolution: ResolutionOptions
 
@@ -46,7 +52,8 @@ extension BenchCommand {
                 throw ValidationError("pass either --model DIR or --seeded resnet18|resnet34|resnet50")
             }
             guard embedSeconds >= 0 else { throw ValidationError("--embed-seconds must not be negative") }
-            guard batch >= 1 && batch <= 256 else { throw ValidationError("--batch must be between 1 and 256") }
+            if let batch, !(1...256).contains(batch) { throw ValidationError("--batch must be between 1 and 256") }
+            guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
         }
 
         func run() async throws {
@@ -54,7 +61,8 @@ extension BenchCommand {
             // probability, which means nothing with seeded weights.
             let logger = global.bootstrapLogging(configured: .warning)
             let settings = Settings(
-                slide: slide, model: model, seeded: seeded, embedSeconds: embedSeconds, batch: batch,
+                slide: slide, model: model, seeded: seeded, embedSeconds: embedSeconds, precision: precision,
+                threads: threads, batch: batch ?? TripletEmbedder.defaultBatchSize(threads: threads),
                 assumeMPP: resolution.assumeMPP)
             let (line, failed) = try await ScoreCommand.onOwnThread {
                 try Self.measure(settings, logger: logger)
@@ -69,6 +77,8 @@ extension BenchCommand {
             var model: String?
             var seeded: Architecture?
             var embedSeconds: Double
+            var precision: Precision
+            var threads: Int
             var batch: Int
             var assumeMPP: Double?
         }
@@ -94,12 +104,17 @@ extension BenchCommand {
                 line["model"] = modelDirectory
             }
             line["arch"] = architecture.rawValue
+            line["precision"] = settings.precision.rawValue
+            line["threads"] = settings.threads
+            try settings.precision.prepare(architecture: architecture, subject: "--precision")
 
             var embeddingImagesPerSecond: Double?
             if settings.embedSeconds > 0 {
+                // The embedder as the pipeline runs it: 3 images per tile of the batch.
                 let embed = try Embed.measure(
-                    arch: architecture, batch: settings.batch, seconds: settings.embedSeconds, workers: Parallel.workers
-                )
+                    .init(
+                        arch: architecture, precision: settings.precision, threads: settings.threads,
+                        batch: 3 * settings.batch, seconds: settings.embedSeconds))
                 embeddingImagesPerSecond = embed["images_per_second"] as? Double
             }
 
@@ -108,11 +123,13 @@ extension BenchCommand {
             let loadStarted = ContinuousClock.now
             let manifest = try ModelManifest.load(directory: modelDirectory)
             var pipeline = SlidePipeline(
-                model: try Model(manifest: manifest), modelReport: try SlidePipeline.modelReport(for: manifest),
+                model: try Model(manifest: manifest, precision: settings.precision),
+                modelReport: try SlidePipeline.modelReport(for: manifest, precision: settings.precision),
                 writer: ReportWriter(outputDirectory: folder.appendingPathComponent("out").path),
                 workDirectory: folder.appendingPathComponent("work").path, logger: logger,
                 assumeMPP: settings.assumeMPP)
-            pipeline.batchSize = settings.batch
+            pipeline.workers = settings.threads
+            pipeline.batch = settings.batch
             let loadSeconds = (ContinuousClock.now - loadStarted).seconds
             line["rss_after_load_bytes"] = SystemInfo.residentBytes()
             line["batch"] = settings.batch
@@ -151,30 +168,71 @@ extension BenchCommand {
             return (line.json(), report.status == .failed || outcome.folder == nil)
         }
 
-        /// Writes a model folder of seeded random weights (one backbone file for all three scales, two heads) and
-        /// returns its path: `Model` loads only from files, and this keeps the benchmark on the real loading path.
-        static func writeSeededModel(_ architecture: Architecture, in folder: URL) throws -> String {
+        /// Writes a model folder of seeded random weights (one backbone file for all three scales, `heads` heads of
+        /// seeds `headSeed`, `headSeed` + 1, …) and returns its path: `Model` loads only from files, and this keeps
+        /// the benchmark on the real loading path.
+        static func writeSeededModel(
+            _ architecture: Architecture, in folder: URL, heads: Int = 2, headSeed: UInt64 = 11
+        ) throws -> String {
             try FileManager.default.createDirectory(
                 at: folder.appendingPathComponent("heads"), withIntermediateDirectories: true)
             try CheckpointWriter.safetensors(SeededWeights.resnet(architecture, seed: 1))
                 .write(to: folder.appendingPathComponent("backbone.safetensors"))
-            for head in 0..<2 {
+            for head in 0..<heads {
                 try CheckpointWriter.safetensors(
-                    SeededWeights.head(featureSize: architecture.featureSize, seed: UInt64(11 + head))
+                    SeededWeights.head(featureSize: architecture.featureSize, seed: headSeed + UInt64(head))
                 )
                 .write(to: folder.appendingPathComponent("heads/\(head).safetensors"))
             }
+            let files = (0..<heads).map { "\"heads/\($0).safetensors\"" }.joined(separator: ", ")
             let manifest = """
-                name = "seeded-\(architecture.rawValue)"
+                name = "seeded-\(architecture.rawValue) (random weights, heads from seed \(headSeed))"
                 architecture = "\(architecture.rawValue)"
                 backbone_20x = "backbone.safetensors"
                 backbone_10x = "backbone.safetensors"
                 backbone_5x = "backbone.safetensors"
-                heads = ["heads/0.safetensors", "heads/1.safetensors"]
+                heads = [\(files)]
 
                 """
             try Data(manifest.utf8).write(to: folder.appendingPathComponent("model.toml"))
             return folder.path
+        }
+    }
+}
+
+extension BenchCommand {
+    /// `csmil bench seeded-model`: the random model `bench score --seeded` scores, written to a folder to keep.
+    struct SeededModel: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "seeded-model",
+            abstract: "Write a model folder of seeded random weights (for timings and precision comparisons).",
+            discussion: """
+                One seeded backbone (stream 1) for all three scales and --heads random CS-MIL heads (streams \
+                --head-seed, --head-seed + 1, …), with a model.toml: what `bench score --seeded` scores. Its \
+                probabilities mean nothing about tissue; tools/bench_precision.py compares them across precisions.
+                """
+        )
+
+        @Option(name: .long, help: "The architecture: resnet18, resnet34 or resnet50.")
+        var arch: Architecture = .resnet50
+
+        @Option(name: .long, help: "Random heads to write.")
+        var heads: Int = 2
+
+        @Option(name: .long, help: "The first head's seed.")
+        var headSeed: UInt64 = 11
+
+        @Option(name: .long, help: "The folder to write (created if missing).")
+        var out: String
+
+        func validate() throws {
+            guard (1...64).contains(heads) else { throw ValidationError("--heads must be between 1 and 64") }
+        }
+
+        func run() throws {
+            print(
+                try ScoreSlide.writeSeededModel(
+                    arch, in: URL(fileURLWithPath: out), heads: heads, headSeed: headSeed))
         }
     }
 }

@@ -102,14 +102,21 @@ extension BenchCommand {
                     try store.complete(
                         jobID: job.id, eventID: eventID, reportDirectory: "/bench/report-\(index)",
                         result: JobResult(status: "scored", probability: 0.5, label: "x"),
-                        outbox: OutboxMessage(
-                            eventID: eventID, slideKey: fingerprint, eventType: "slide.scored",
-                            targetURL: "https://lis.example.org/in", contentType: "application/json", body: body),
+                        outbox: [
+                            OutboxMessage(
+                                eventID: eventID, slideKey: fingerprint, eventType: "slide.scored",
+                                destination: OutboxMessage.webhook, contentType: "application/json", body: body)
+                        ],
                         now: now)
                 }
                 guard
                     let row = try timed(
-                        "outbox_claim", { try outbox.claimNextDue(now: now, holder: "bench", leaseSeconds: 90) })
+                        "outbox_claim",
+                        {
+                            try outbox.claimNextDue(
+                                now: now, destinations: [OutboxMessage.webhook: "https://lis.example.org/in"],
+                                holder: "bench", leaseSeconds: 90)
+                        })
                 else { throw CommandError(code: .usage, subject: "bench", message: "no outbox row", fix: "") }
                 _ = try timed("deliver") {
                     try outbox.record(OutboxAttempt(.delivered, status: 200), for: row, now: now)

@@ -20,6 +20,7 @@ struct DoctorCommand: AsyncParsableCommand {
     func run() async throws {
         var findings = Doctor.libraries()
         findings.append(Doctor.cpu())
+        findings.append(Doctor.precisions())
         if let config { findings += Doctor.configuration(path: config) }
         print(render(findings))
         if findings.contains(where: { $0.severity == .problem }) { throw ExitCode.failure }

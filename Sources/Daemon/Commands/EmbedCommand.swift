@@ -39,16 +39,19 @@ struct EmbedCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = global.bootstrapLogging()
         let weights = try Checkpoint.loadBackbone(path: backbone)
-        let network = try ResNet(architecture: arch, weights: weights, file: backbone)
-        let embedder = Embedder(network: network, batchSize: min(batch, images.count))
+        // The pipeline's fp32 backbone: the same kernels, so the same features.
+        try Precision.fp32.prepare(architecture: arch)
+        let network = try Backbone(architecture: arch, weights: weights, precision: .fp32, file: backbone)
+        let embedder = Embedder(backbone: network)
+        let batchSize = min(batch, images.count)
         // Written beside the target and renamed at the end, so a failure never leaves a short .npy.
         let partial = out + ".partial"
         let writer = try NumPyWriter(path: partial, rows: images.count, columns: network.featureSize)
         defer { try? FileManager.default.removeItem(atPath: partial) }
-        var features = [Float](repeating: 0, count: embedder.batchSize * network.featureSize)
+        var features = [Float](repeating: 0, count: batchSize * network.featureSize)
         var start = 0
         while start < images.count {
-            let paths = Array(images[start..<min(start + embedder.batchSize, images.count)])
+            let paths = Array(images[start..<min(start + batchSize, images.count)])
             let decoded = try paths.map { path throws -> PNGImage in
                 let image = try PNGImage(contentsOfFile: path)
                 guard image.width == image.height, Preprocessing.inputSides.contains(image.width) else {

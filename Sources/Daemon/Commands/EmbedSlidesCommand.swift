@@ -41,6 +41,9 @@ struct EmbedSlidesCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Embed slides whose features are already in the folder again.")
     var force = false
 
+    @Option(name: .long, help: "The backbones' number format: fp32 (csmil's kernels) or bf16 (oneDNN).")
+    var precision: Precision = .fp32
+
     @OptionGroup var resolution: ResolutionOptions
 
     @Argument(help: "Slide files (SVS, TIFF, NDPI, MRXS, … as OpenSlide reads them).")
@@ -72,10 +75,13 @@ struct EmbedSlidesCommand: AsyncParsableCommand {
     /// Embeds every slide; a slide that fails is reported and the others go on. Returns whether any failed.
     private func embedAll(logger: Logger) throws -> Bool {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        var backbones: [ResNet] = []
+        try precision.prepare(architecture: arch, subject: "--precision")
+        var backbones: [Backbone] = []
         for file in [backbone20x, backbone10x, backbone5x] {
             backbones.append(
-                try ResNet(architecture: arch, weights: try Checkpoint.loadBackbone(path: file), file: file))
+                try Backbone(
+                    architecture: arch, weights: try Checkpoint.loadBackbone(path: file), precision: precision,
+                    file: file))
         }
         let embedder = TripletEmbedder(backbones: backbones, batchSize: batch)
         let tiles = TileTripletBatch(capacity: batch)

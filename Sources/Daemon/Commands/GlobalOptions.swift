@@ -1,4 +1,5 @@
 import ArgumentParser
+import Ingest
 import Logging
 
 /// Options every subcommand takes.
@@ -13,7 +14,9 @@ struct GlobalOptions: ParsableArguments {
     /// Sets up logging for this process; the command line wins over the configuration file.
     func bootstrapLogging(configured: Logger.Level? = nil) -> Logger {
         LoggingSetup.bootstrap(level: logLevel?.level ?? configured ?? .info)
-        return Logger(label: "csmil")
+        let logger = Logger(label: "csmil")
+        DecoderMessages.route(to: logger)
+        return logger
     }
 }
 

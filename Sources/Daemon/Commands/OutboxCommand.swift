@@ -18,14 +18,18 @@ struct OutboxCommand: AsyncParsableCommand {
             commandName: "retry",
             abstract: "Queue a dead event again (or every dead one), with the same id and body.",
             discussion: """
-                A dead event was refused by the receiver (a 4xx) or retried past retry_window_hours; an event \
-                held by a 410 Gone endpoint is replayed too and the endpoint is enabled again. The running daemon \
-                sends replayed events within 30 seconds; `csmil status` lists the dead ones.
+                A dead event was refused by the receiver (a 4xx, an HL7 AR) or retried past retry_window_hours; \
+                an event held by a 410 Gone endpoint is replayed too and the endpoint is enabled again. Replayed \
+                events go to the URLs configured now ([webhook] url, [hl7] url). The running daemon sends them \
+                within 30 seconds; `csmil status` lists the dead ones.
                 """
         )
 
-        @Argument(help: "The event id (webhook-id) to replay, as `csmil status` lists it.")
+        @Argument(help: "The event id (webhook-id, MSH-10) to replay, as `csmil status` lists it.")
         var eventID: String?
+
+        @Option(name: .long, help: "Replay the event for this destination only (webhook or hl7).")
+        var destination: String?
 
         @Flag(name: .long, help: "Replay every dead event.")
         var allDead = false
@@ -45,16 +49,23 @@ struct OutboxCommand: AsyncParsableCommand {
             let configuration = try Configuration.load(path: config)
             let outbox = try OutboxCommand.open(configuration)
             if let eventID {
-                guard try outbox.requeue(eventID: eventID) else {
-                    let state = try outbox.row(eventID: eventID)?.state
+                let count = try outbox.requeue(eventID: eventID, destination: destination)
+                guard count > 0 else {
+                    let rows = try outbox.rows(eventID: eventID)
+                        .filter { destination == nil || $0.message.destination == destination }
+                    let states = rows.map {
+                        rows.count == 1 ? $0.state.rawValue : "\($0.message.destination) \($0.state.rawValue)"
+                    }
                     throw CommandError(
                         code: .notFound, subject: outbox.database.location,
                         message: "event \(eventID) "
-                            + (state.map { "is \($0.rawValue), not dead" } ?? "is not in the outbox")
+                            + (states.isEmpty
+                                ? "is not in the outbox" + (destination.map { " for \($0)" } ?? "")
+                                : "is \(states.joined(separator: ", ")), not dead")
                             + "; nothing was replayed",
                         fix: "`csmil status` lists the dead events")
                 }
-                print("requeued \(eventID)")
+                print("requeued \(eventID)" + (count > 1 ? " (\(count) destinations)" : ""))
             } else {
                 let count = try outbox.requeueAllDead()
                 print("requeued \(count) dead event\(count == 1 ? "" : "s")")
@@ -69,7 +80,8 @@ struct OutboxCommand: AsyncParsableCommand {
             abstract: "Deliver the outbox backlog in the foreground (when the daemon is not running).",
             discussion: """
                 Runs the same delivery worker as `csmil watch`: retries, Retry-After and dead letters as \
-                configured in [webhook]. Runs until interrupted, or with --until-empty until nothing is pending.
+                configured in [webhook] and [hl7], to the URLs configured now. Runs until interrupted, or with \
+                --until-empty until nothing is pending for a configured destination.
                 """
         )
 
@@ -84,25 +96,20 @@ struct OutboxCommand: AsyncParsableCommand {
         func run() async throws {
             let configuration = try Configuration.load(path: config)
             let logger = global.bootstrapLogging(configured: configuration.log.level)
-            guard let secretFile = configuration.webhook.secretFile, configuration.webhook.url != nil else {
+            guard Publishing(configuration).isOn else {
                 throw CommandError(
                     code: .usage, subject: configuration.sourcePath,
-                    message: "[webhook] url is empty, so there is nowhere to deliver to",
-                    fix: "set url and secret_file")
+                    message: "[webhook] url and [hl7] url are empty, so there is nowhere to deliver to",
+                    fix: "set [webhook] url and secret_file, or [hl7] url")
             }
-            let secret = try WebhookSecret.load(path: secretFile)
             let outbox = try OutboxCommand.open(configuration)
             let delivery = OutboxDelivery(
-                configuration: OutboxDelivery.Configuration(
-                    store: configuration.storeLocation, host: configuration.state.hostName, secret: secret,
-                    client: configuration.webhook.clientOptions,
-                    retry: configuration.webhook.retryPolicy, idlePoll: 1),
-                logger: logger)
+                configuration: try configuration.deliveryConfiguration(idlePoll: 1), logger: logger)
             try delivery.start()
             defer { delivery.stop() }
             while true {
                 try await Task.sleep(for: .milliseconds(200))
-                if untilEmpty, try outbox.summary().backlog == 0 { return }
+                if untilEmpty, try outbox.nextDueTime(destinations: configuration.deliveryURLs) == nil { return }
             }
         }
     }

@@ -1,16 +1,23 @@
 import ArgumentParser
 import Foundation
 import Inference
+import Ingest
 import Logging
 import Notify
 import Store
+import Synchronization
+import UnixSignals
 
 /// `csmil score`: one-shot scoring of slides named on the command line.
 struct ScoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "score",
         abstract: "Score slides once and write their reports; print one JSON summary line per slide.",
-        discussion: "Exit status 0 if every slide was scored, 1 if any failed. No webhook unless --notify."
+        discussion: """
+            Exit status 0 if every slide was scored, 1 if any failed. No webhook unless --notify. A path that is not \
+            a regular file (a FIFO, a device, a folder) is refused without being opened. SIGTERM or SIGINT stops the \
+            slide in progress within seconds at any stage (nothing is written for it) and exits with 128 + the signal.
+            """
     )
 
     @Option(name: .long, help: "A configuration file (for the model, output folder and webhook).")
@@ -26,6 +33,9 @@ struct ScoreCommand: AsyncParsableCommand {
 
     @Flag(name: .long, help: "Also deliver each result through the configured webhook.")
     var notify = false
+
+    @Option(name: .long, help: "The backbones' number format, fp32 or bf16 (overrides [pipeline] precision).")
+    var precision: Precision?
 
     @Argument(help: "Slide files (SVS, TIFF, NDPI, MRXS, … as OpenSlide reads them).")
     var slides: [String]
@@ -53,24 +63,95 @@ struct ScoreCommand: AsyncParsableCommand {
         let workDirectory = try Self.workDirectory(state: configuration?.state.directory)
         let slides = self.slides
         let assumeMPP = self.resolution.assumeMPP ?? configuration?.ingest.assumeMPP
+        let settings = configuration?.pipeline ?? Configuration.Pipeline()
+        let precision = self.precision ?? settings.precision
+        let subject = self.precision == nil ? "[pipeline] precision" : "--precision"
+        // SIGTERM and SIGINT stop the slide in progress (checked in every long loop) instead of killing the process
+        // in the middle of a spill file.
+        let stop = StopRequest()
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let signalWatcher = Task {
+            for await signal in signals {
+                stop.request(signal)
+                logger.notice("stopping: the slide in progress is abandoned", metadata: ["signal": "\(signal)"])
+                break
+            }
+        }
+        defer { signalWatcher.cancel() }
         let anyFailed = try await Self.onOwnThread { () throws -> Bool in
             let manifest = try ModelManifest.load(directory: modelDirectory)
-            let pipeline = SlidePipeline(
-                model: try Model(manifest: manifest), modelReport: try SlidePipeline.modelReport(for: manifest),
+            try precision.prepare(architecture: manifest.architecture, subject: subject)
+            var pipeline = SlidePipeline(
+                model: try Model(manifest: manifest, precision: precision),
+                modelReport: try SlidePipeline.modelReport(for: manifest, precision: precision),
                 writer: ReportWriter(outputDirectory: outputDirectory), workDirectory: workDirectory, logger: logger,
                 assumeMPP: assumeMPP)
+            pipeline.workers = settings.threadsPerSlide(cores: Parallel.workers)
+            pipeline.batch = settings.batch
+            pipeline.identityPattern = configuration?.identity.compiled()
+            pipeline.identityRequired = configuration?.identity.required ?? false
             var anyFailed = false
-            for slide in slides {
-                let outcome = pipeline.score(path: slide)
+            for slide in slides where !stop.isRequested {
+                if let refusal = Self.refuseNonRegularFile(slide) {
+                    FileHandle.standardOutput.write(
+                        SummaryLine(refused: slide, error: refusal).json() + Data("\n".utf8))
+                    anyFailed = true
+                    continue
+                }
+                let outcome = pipeline.score(path: slide, observer: stop)
+                if outcome.cancelled {
+                    FileHandle.standardError.write(
+                        Data("csmil score: stopped; \(slide) was not scored (nothing was written for it)\n".utf8))
+                    break
+                }
                 let line = SummaryLine(outcome)
                 anyFailed = anyFailed || line.failed
                 FileHandle.standardOutput.write(line.json() + Data("\n".utf8))
-                if let notifier, outcome.folder != nil { try notifier.enqueue(outcome.report) }
+                if let notifier, let folder = outcome.folder { try notifier.enqueue(outcome.report, folder: folder) }
             }
             return anyFailed
         }
+        if let signal = stop.signal { throw ExitCode(128 + signal) }
         if let notifier { try await notifier.deliver() }
         if anyFailed { throw ExitCode(1) }
+    }
+
+    /// A path that exists but is not a regular file (a FIFO, a socket, a device, a folder) is refused before it is
+    /// opened: opening a FIFO for reading blocks until someone writes to it. Symbolic links are followed (`stat`).
+    /// Missing or unreadable files are left to the pipeline, which writes their failed report.
+    static func refuseNonRegularFile(_ path: String) -> SlideError? {
+        var status = stat()
+        guard stat(path, &status) == 0, (status.st_mode & S_IFMT) != S_IFREG else { return nil }
+        let kind =
+            switch status.st_mode & S_IFMT {
+            case S_IFIFO: "a FIFO (named pipe)"
+            case S_IFSOCK: "a socket"
+            case S_IFDIR: "a folder"
+            case S_IFCHR, S_IFBLK: "a device"
+            default: "not a regular file"
+            }
+        return SlideError(
+            code: .unreadable, file: path, message: "is \(kind), not a slide file; it was not opened",
+            fix: "give the slide file itself (for MIRAX, the .mrxs file beside its folder)")
+    }
+
+    /// SIGTERM or SIGINT, seen by the scoring thread between two steps of any long loop.
+    final class StopRequest: SlidePipeline.Observer, @unchecked Sendable {
+        private let received = Atomic<Int32>(0)
+
+        func request(_ signal: UnixSignal) { received.store(signal.rawValue, ordering: .sequentiallyConsistent) }
+
+        /// The signal received, if any.
+        var signal: Int32? {
+            let value = received.load(ordering: .sequentiallyConsistent)
+            return value == 0 ? nil : value
+        }
+
+        var isRequested: Bool { signal != nil }
+
+        func tilesFound(_ total: Int) {}
+        func tilesEmbedded(_ count: Int) {}
+        var shouldStop: Bool { isRequested }
     }
 
     /// `--notify`: each written report's event goes into the job store's outbox (`<state>/csmil.sqlite3`, the same
@@ -78,48 +159,43 @@ struct ScoreCommand: AsyncParsableCommand {
     /// what is still waiting for a retry stays queued for `csmil watch` or `csmil outbox deliver`.
     struct Notification {
         let configuration: Configuration
-        let url: String
-        let secret: WebhookSecret
+        let delivery: OutboxDelivery.Configuration
         let logger: Logger
 
         init(configuration: Configuration?, logger: Logger) throws {
-            guard let configuration, let url = configuration.webhook.url, !url.isEmpty,
-                let secretFile = configuration.webhook.secretFile
-            else {
+            guard let configuration, Publishing(configuration).isOn else {
                 throw CommandError(
-                    code: .usage, subject: "csmil score --notify", message: "no webhook; nothing was done",
-                    fix: "pass --config with a [webhook] url and secret_file")
+                    code: .usage, subject: "csmil score --notify", message: "nowhere to deliver; nothing was done",
+                    fix: "pass --config with a [webhook] url and secret_file, or an [hl7] url")
             }
             try FileManager.default.createDirectory(
                 atPath: configuration.state.directory, withIntermediateDirectories: true)
             self.configuration = configuration
-            self.url = url
-            self.secret = try WebhookSecret.load(path: secretFile)
+            delivery = try configuration.deliveryConfiguration(idlePoll: 0.5)
             self.logger = logger
         }
 
-        func enqueue(_ report: SlideReport) throws {
+        func enqueue(_ report: SlideReport, folder: String) throws {
             let database = try configuration.storeLocation.open(applicationName: "csmil score")
             try Outbox.installSchema(in: database)
-            let payload = try WebhookPayload.make(
-                configuration.webhook.payloadFormat, report: report, timestamp: Date())
-            _ = try Outbox(database: database).enqueue(
-                OutboxMessage(payload: payload, slideKey: report.slide.fingerprint, targetURL: url))
+            let outbox = Outbox(database: database)
+            for message in try Publishing(configuration).messages(for: report, folder: folder) {
+                try outbox.enqueue(message)
+            }
         }
 
         func deliver() async throws {
-            let delivery = OutboxDelivery(
-                configuration: OutboxDelivery.Configuration(
-                    store: configuration.storeLocation, host: configuration.state.hostName, secret: secret,
-                    client: configuration.webhook.clientOptions,
-                    retry: configuration.webhook.retryPolicy, idlePoll: 0.5),
-                logger: logger)
+            let delivery = OutboxDelivery(configuration: self.delivery, logger: logger)
             try delivery.start()
             defer { delivery.stop() }
             let outbox = Outbox(database: try configuration.storeLocation.open(applicationName: "csmil score"))
-            let deadline = ContinuousClock.now + .seconds(2 * configuration.webhook.timeoutSeconds)
+            let urls = configuration.deliveryURLs
+            let timeout = max(
+                configuration.webhook.url == nil ? 0 : configuration.webhook.timeoutSeconds,
+                configuration.hl7.url == nil ? 0 : configuration.hl7.ackTimeoutSeconds)
+            let deadline = ContinuousClock.now + .seconds(2 * timeout)
             while ContinuousClock.now < deadline {
-                if try outbox.summary().backlog == 0 { return }
+                if try outbox.nextDueTime(destinations: urls) == nil { return }
                 try await Task.sleep(for: .milliseconds(200))
             }
             let waiting = try outbox.summary().backlog
@@ -171,7 +247,7 @@ struct SummaryLine: Encodable {
     var report: String?
     var tiles: Int
     var seconds: Double
-    var eventID: String
+    var eventID: String?
     var error: SlideReport.Failure?
 
     /// Whether the slide (or its report) failed.
@@ -192,6 +268,15 @@ struct SummaryLine: Encodable {
             status = SlideReport.Status.failed.rawValue
             error = SlideReport.Failure(writeError)
         }
+    }
+
+    /// A path refused before it was read: no report, no event.
+    init(refused path: String, error: SlideError) {
+        slide = path
+        status = SlideReport.Status.failed.rawValue
+        tiles = 0
+        seconds = 0
+        self.error = SlideReport.Failure(error)
     }
 
     enum CodingKeys: String, CodingKey {

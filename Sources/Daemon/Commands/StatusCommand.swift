@@ -102,17 +102,21 @@ struct StatusCommand: AsyncParsableCommand {
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// The text form. Every value that comes from outside (file names, folders, messages, URLs) goes through
+    /// `shown` (``Swift/String/escapingControlCharacters``): a file name holding newlines or terminal escapes shows as
+    /// written, `\n` and `\u{1B}`, and cannot draw lines of its own.
     static func text(
         summary: JobSummary, daemon: DaemonLiveness, snapshot: DaemonProgress.Snapshot?, now: Double
     ) -> String {
+        func shown(_ value: String) -> String { value.escapingControlCharacters }
         var out = "csmil: \(daemon.reason)\n"
         if let snapshot {
-            out += "  watching \(snapshot.watchFolder) (\(snapshot.watchMode))\n"
+            out += "  watching \(shown(snapshot.watchFolder)) (\(snapshot.watchMode))\n"
             if daemon.running {
                 // The snapshot is up to 2 s old: a slide the store no longer has processing has just finished.
                 let processing = Set(summary.processing.map(\.id))
                 for current in snapshot.current where processing.contains(current.jobID) {
-                    out += "  " + DaemonProgress.describe(current) + "\n"
+                    out += "  " + shown(DaemonProgress.describe(current)) + "\n"
                 }
             }
         }
@@ -129,15 +133,15 @@ struct StatusCommand: AsyncParsableCommand {
         if !summary.queue.isEmpty {
             out += "queue:\n"
             for job in summary.queue {
-                out += "  \(job.name)\(job.attempts > 0 ? " (attempt \(job.attempts + 1))" : "")\n"
+                out += "  \(shown(job.name))\(job.attempts > 0 ? " (attempt \(job.attempts + 1))" : "")\n"
             }
         }
         if !summary.recent.isEmpty {
             out += "recent results:\n"
             for result in summary.recent {
-                var line = "  \(result.name): \(result.status)"
+                var line = "  \(shown(result.name)): \(result.status)"
                 if let probability = result.probability { line += String(format: " p=%.3f", probability) }
-                if let label = result.label { line += " (\(label))" }
+                if let label = result.label { line += " (\(shown(label)))" }
                 if let code = result.errorCode { line += " error \(code)" }
                 line += ", \(result.state.rawValue), event \(result.eventID)"
                 out += line + "\n"
@@ -145,18 +149,30 @@ struct StatusCommand: AsyncParsableCommand {
         }
         if !summary.failures.isEmpty {
             out += "failures:\n"
-            for failure in summary.failures { out += "  \(failure.name): \(failure.code): \(failure.message)\n" }
+            for failure in summary.failures {
+                out += "  \(shown(failure.name)): \(failure.code): \(shown(failure.message))\n"
+            }
         }
         let outbox = summary.outbox
         out += "outbox: \(outbox.backlog) waiting, \(outbox.delivered) delivered, \(outbox.deadCount) dead"
         if let age = outbox.oldestUndeliveredAge { out += ", oldest waiting \(DaemonProgress.duration(age))" }
         out += "\n"
+        for destination in outbox.destinations {
+            out +=
+                "  \(destination.name): \(destination.backlog) waiting, \(destination.delivered) delivered, "
+                + "\(destination.deadCount) dead"
+            if let age = destination.oldestUndeliveredAge { out += ", oldest waiting \(DaemonProgress.duration(age))" }
+            out += "\n"
+        }
         for letter in outbox.deadLetters {
             out +=
-                "  dead: \(letter.eventID) \(letter.reason ?? "") — replay with csmil outbox retry \(letter.eventID)\n"
+                "  dead (\(letter.destination)): \(letter.eventID) \(shown(letter.reason ?? "")) — replay with csmil outbox "
+                + "retry \(letter.eventID) --destination \(letter.destination)\n"
         }
         for endpoint in outbox.disabledEndpoints {
-            out += "  endpoint disabled: \(endpoint.url) (\(endpoint.reason ?? "410 Gone"))\n"
+            out +=
+                "  endpoint disabled (\(endpoint.destination)): \(shown(endpoint.url)) "
+                + "(\(shown(endpoint.reason ?? "410 Gone")))\n"
         }
         return out
     }

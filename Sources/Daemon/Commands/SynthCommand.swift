@@ -25,6 +25,11 @@ struct SynthCommand: ParsableCommand {
             away at 10x and 5x; macro = thick dark rings with light interiors, ellipses in positive \
             regions and circles in negative ones, 280–400 µm across. The same options and seed give \
             the same bytes.
+
+            --declared-levels W×H[,W×H…] writes instead a tiled TIFF whose levels declare those sizes but hold no \
+            pixels (every tile missing, read as white): a header bomb (a small file declaring 1000000x1000000) or a \
+            huge single-level slide, for checking that csmil refuses or bounds what a header asks for. --mpp sets \
+            its level-0 µm per pixel (none: no resolution tags). No truth files.
             """
     )
 
@@ -64,9 +69,36 @@ struct SynthCommand: ParsableCommand {
     @Option(name: .long, help: "JPEG quality of the tiles, 1…100.")
     var quality: Int = 70
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Write a slide whose levels only declare these sizes (no pixels), e.g. 1000000x1000000,976x976.",
+            valueName: "WxH,…"))
+    var declaredLevels: String?
+
+    @Option(name: .long, help: "With --declared-levels: level-0 µm per pixel written in the TIFF resolution tags.")
+    var mpp: Double?
+
     @OptionGroup var global: GlobalOptions
 
+    /// `--declared-levels` as sizes; nil when it does not parse.
+    static func parseLevels(_ text: String) -> [(width: Int, height: Int)]? {
+        let levels = text.split(separator: ",").map { level -> (width: Int, height: Int)? in
+            let sides = level.lowercased().split(separator: "x").compactMap { Int($0) }
+            return sides.count == 2 && sides[0] > 0 && sides[1] > 0 ? (sides[0], sides[1]) : nil
+        }
+        guard !levels.isEmpty, levels.allSatisfy({ $0 != nil }) else { return nil }
+        return levels.compactMap { $0 }
+    }
+
     func validate() throws {
+        if let declaredLevels {
+            guard Self.parseLevels(declaredLevels) != nil else {
+                throw ValidationError("--declared-levels must be sizes like 1000000x1000000,976x976")
+            }
+            guard mpp.map({ $0 > 0 && $0.isFinite }) ?? true else { throw ValidationError("--mpp must be positive") }
+            return
+        }
         guard [20, 40].contains(magnification) else { throw ValidationError("--magnification must be 20 or 40") }
         guard (0...1).contains(tissueFraction) else { throw ValidationError("--tissue-fraction must be in 0…1") }
         guard (0...1).contains(positive) else { throw ValidationError("--positive must be in 0…1") }
@@ -79,6 +111,17 @@ struct SynthCommand: ParsableCommand {
 
     func run() throws {
         let logger = global.bootstrapLogging()
+        if let declaredLevels, let levels = Self.parseLevels(declaredLevels) {
+            try DeclaredSizeSlide(levels: levels, micronsPerPixel: mpp).write(to: out)
+            let bytes = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
+            let line: [String: Any] = [
+                "slide": out, "levels": levels.map { [$0.width, $0.height] }, "mpp": mpp ?? NSNull(), "bytes": bytes,
+            ]
+            let data = try JSONSerialization.data(
+                withJSONObject: line, options: [.sortedKeys, .withoutEscapingSlashes])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
         let started = ContinuousClock.now
         let resolvedFormat =
             format ?? (["tif", "tiff"].contains(URL(fileURLWithPath: out).pathExtension.lowercased()) ? .tiff : .svs)

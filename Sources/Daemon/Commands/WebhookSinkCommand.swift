@@ -47,11 +47,12 @@ struct WebhookSinkCommand: AsyncParsableCommand {
             onEvent: { event in
                 FileHandle.standardOutput.write(Data((event.line + "\n").utf8))
             })
+        // Trapped before the sink answers anything: a SIGTERM sent as soon as it answers must stop it cleanly.
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         try sink.start()
         FileHandle.standardError.write(
             Data("csmil webhook-sink: listening on \(sink.url) (Ctrl-C to stop)\n".utf8))
         // SIGTERM or SIGINT: stop listening, let requests in progress finish, exit 0.
-        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         for await _ in signals { break }
         sink.stop()
         FileHandle.standardError.write(Data("csmil webhook-sink: stopped\n".utf8))

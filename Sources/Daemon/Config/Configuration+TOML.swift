@@ -1,4 +1,5 @@
 import Foundation
+import Inference
 import Logging
 
 extension Configuration {
@@ -16,12 +17,14 @@ extension Configuration {
             [
                 "url", "secret_file", "format", "allow_http", "retry_initial_seconds", "retry_max_seconds",
                 "retry_window_hours", "connect_timeout_seconds", "timeout_seconds", "ca_file", "client_certificate",
-                "client_key", "proxy",
+                "client_key", "proxy", "fhir_bundle",
             ]
         ),
+        ("identity", Configuration.identityKeys),
+        ("hl7", Configuration.hl7Keys),
         ("log", ["level"]),
         ("ingest", ["assume_mpp"]),
-        ("pipeline", ["max_concurrent_slides", "threads"]),
+        ("pipeline", ["max_concurrent_slides", "threads", "batch", "precision"]),
     ]
 
     /// The most slides `[pipeline] max_concurrent_slides` may score at once.
@@ -60,6 +63,8 @@ extension Configuration {
         let log = sections["log"] ?? empty
         let ingest = sections["ingest"] ?? empty
         let pipeline = sections["pipeline"] ?? empty
+        let identity = reader.identity(sections["identity"] ?? empty)
+        let hl7 = reader.hl7(sections["hl7"] ?? empty, base: base)
 
         let watchDirectory = reader.directory(watch, section: "watch", base: base, default: nil)
         let settle = reader.number(watch, "settle_seconds", section: "watch", default: 30)
@@ -102,6 +107,7 @@ extension Configuration {
         let clientCertificate = reader.string(webhook, "client_certificate", section: "webhook", default: "")
         let clientKey = reader.string(webhook, "client_key", section: "webhook", default: "")
         let proxy = reader.string(webhook, "proxy", section: "webhook", default: "")
+        let fhirBundle = reader.boolean(webhook, "fhir_bundle", section: "webhook", default: false)
         let level = reader.choice(log, "level", section: "log", default: Logger.Level.info)
         let assumeMPP = reader.number(ingest, "assume_mpp", section: "ingest", default: 0)
         if let assumeMPP, assumeMPP < 0 || assumeMPP > Self.maximumAssumedMPP {
@@ -126,6 +132,16 @@ extension Configuration {
                 "must be between 0 and 256 (is \(threads))",
                 fix: "use 0 to share the machine's cores among the slides, or a number of threads per slide")
         }
+        let batch = reader.integer(pipeline, "batch", section: "pipeline", default: 0)
+        if let batch, batch < 0 || batch > 256 {
+            reader.invalid(
+                "pipeline.batch", line: TOMLReader.line(of: "batch", in: pipeline),
+                "must be between 0 and 256 (is \(batch))",
+                fix: "use 0 for 4 tiles per thread, or a number of tiles per batch")
+        }
+        // Whether this CPU runs the precision is checked when the model is loaded (csmil watch, score), and told by
+        // csmil doctor: the file itself may be valid for another machine.
+        let precision = reader.choice(pipeline, "precision", section: "pipeline", default: Precision.fp32)
 
         if let text = url, !text.isEmpty {
             reader.checkWebhookURL(text, allowHTTP: allowHTTP ?? false, line: TOMLReader.line(of: "url", in: webhook))
@@ -182,7 +198,7 @@ extension Configuration {
             let pollSeconds, let outputDirectory,
             let stateDirectory, let modelDirectory, let secret, let format, let allowHTTP, let retryInitial,
             let retryMax, let retryWindow, let level, let assumeMPP, let connectTimeout, let timeout, let caFile,
-            let clientCertificate, let clientKey, let proxy, let shared
+            let clientCertificate, let clientKey, let proxy, let fhirBundle, let identity, let hl7, let shared
         else {
             throw ConfigurationError(file: path, problems: reader.problems)
         }
@@ -203,11 +219,13 @@ extension Configuration {
                 caFile: caFile.isEmpty ? nil : Self.resolve(caFile, base: base),
                 clientCertificate: clientCertificate.isEmpty ? nil : Self.resolve(clientCertificate, base: base),
                 clientKey: clientKey.isEmpty ? nil : Self.resolve(clientKey, base: base),
-                proxy: proxy.isEmpty ? nil : proxy),
+                proxy: proxy.isEmpty ? nil : proxy, fhirBundle: fhirBundle),
             log: Log(level: level),
             ingest: Ingest(assumeMPP: assumeMPP > 0 ? assumeMPP : nil),
             pipeline: Pipeline(
-                maxConcurrentSlides: Int(concurrent ?? 1), threads: (threads ?? 0) > 0 ? Int(threads ?? 0) : nil)
+                maxConcurrentSlides: Int(concurrent ?? 1), threads: (threads ?? 0) > 0 ? Int(threads ?? 0) : nil,
+                batch: (batch ?? 0) > 0 ? Int(batch ?? 0) : nil, precision: precision ?? .fp32),
+            identity: identity, hl7: hl7
         )
     }
 

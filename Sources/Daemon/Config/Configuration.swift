@@ -1,3 +1,4 @@
+import Inference
 import Ingest
 import Logging
 import Store
@@ -79,6 +80,8 @@ struct Configuration: Sendable, Equatable {
         var clientKey: String?
         /// A proxy URL; nil for none (proxy environment variables are ignored).
         var proxy: String?
+        /// With `format = "fhir"`: a transaction Bundle instead of one DiagnosticReport.
+        var fhirBundle = false
     }
 
     struct Log: Sendable, Equatable {
@@ -101,15 +104,24 @@ struct Configuration: Sendable, Equatable {
     var log: Log
     var ingest = Ingest()
     var pipeline = Pipeline()
+    var identity = Identity()
+    var hl7 = HL7()
 
     struct Pipeline: Sendable, Equatable {
         /// Slides scored at the same time, each by a worker of its own.
         var maxConcurrentSlides = 1
         /// Threads each slide's embedder uses; nil shares the cores among the slides.
         var threads: Int?
+        /// Tiles per embedder batch; nil: 4 per thread (`TripletEmbedder.defaultBatchSize`).
+        var batch: Int?
+        /// The backbones' number format (`precision = "fp32" | "bf16"`).
+        var precision: Precision = .fp32
 
         /// The threads per slide: `threads`, or the cores divided among the slides (at least 1).
         func threadsPerSlide(cores: Int) -> Int { threads ?? max(1, cores / maxConcurrentSlides) }
+
+        /// Tiles per embedder batch for `threads` threads: `batch`, or 4 per thread.
+        func batchSize(threads: Int) -> Int { batch ?? TripletEmbedder.defaultBatchSize(threads: threads) }
     }
 }
 

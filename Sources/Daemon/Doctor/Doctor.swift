@@ -19,6 +19,12 @@ enum Doctor {
             blas += "; OPENBLAS_CORETYPE=\(coreType) forces the kernels"
         }
         findings.append(.ok("OpenBLAS", blas))
+        var dnnl = "libdnnl \(OneDNN.version), kernels for \(OneDNN.instructionSet.name)"
+        if let path = SystemInfo.loadedLibrary("libdnnl") { dnnl += "; \(path)" }
+        if let cap = ProcessInfo.processInfo.environment["DNNL_MAX_CPU_ISA"] {
+            dnnl += "; DNNL_MAX_CPU_ISA=\(cap) caps them"
+        }
+        findings.append(.ok("oneDNN", dnnl))
 
         let curl = CurlLibrary.loaded
         let curlDetail = "libcurl \(curl.version) with \(curl.tlsBackend ?? "no TLS backend")"
@@ -54,6 +60,23 @@ enum Doctor {
             fix: "run csmil on an x86-64 CPU with AVX2 and FMA (Haswell or newer) for full speed")
     }
 
+    /// The backbone precisions this CPU runs natively (`[pipeline] precision`), and, given the configured one,
+    /// whether the daemon will start with it.
+    static func precisions(configured: Precision? = nil) -> Finding {
+        let native = Precision.native
+        let detail = Precision.allCases.map { precision in
+            precision.unsupportedReason.map { "\(precision) not native: \($0)" }
+                ?? "\(precision) native (\(precision.kernelsDescription()))"
+        }.joined(separator: "; ")
+        if let configured, !native.contains(configured) {
+            return .problem(
+                "[pipeline] precision",
+                "\"\(configured)\" is configured, but " + detail + "; csmil watch will refuse to start",
+                fix: "set precision = \"fp32\" in [pipeline], or run csmil on a CPU with AVX512_BF16 or AMX")
+        }
+        return .ok(configured.map { "[pipeline] precision \($0)" } ?? "precisions", detail)
+    }
+
     /// Everything a configuration file points at.
     static func configuration(path: String) -> [Finding] {
         let configuration: Configuration
@@ -80,6 +103,9 @@ enum Doctor {
         findings.append(model)
         if model.severity == .ok { findings += self.model(directory: configuration.model.directory) }
         findings += webhook(configuration.webhook)
+        findings.append(precisions(configured: configuration.pipeline.precision))
+        findings += identity(configuration.identity)
+        findings += hl7(configuration.hl7, identity: configuration.identity)
         findings += store(configuration.state, location: configuration.storeLocation)
         return findings
     }

@@ -58,6 +58,14 @@ enum SystemInfo {
         statusBytes("VmHWM:", status: status)
     }
 
+    /// CPU time this process has used so far (user + system, all threads), in seconds.
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage) == 0 else { return 0 }
+        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) * 1e-6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    }
+
     /// This process's resident set size now (`VmRSS` of /proc/self/status), in bytes; 0 if unknown.
     static func residentBytes(status: String? = readProcFile("/proc/self/status")) -> Int {
         statusBytes("VmRSS:", status: status)

@@ -14,12 +14,12 @@ enum StderrFormat {
         return line
     }
 
+    /// A value as it is written: as it is when it is plain, else quoted with `\` and `"` escaped and every control
+    /// character escaped (``Swift/String/escapingControlCharacters``), so no value can start a line of its own.
     private static func quoted(_ value: String) -> String {
-        guard value.isEmpty || value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }) else {
-            return value
-        }
+        let plain = !value.isEmpty && !value.contains { $0 == " " || $0 == "\"" || $0 == "=" }
+        if plain && value.escapingControlCharacters == value { return value }
         let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            .replacingOccurrences(of: "\n", with: "\\n")
-        return "\"" + escaped + "\""
+        return "\"" + escaped.escapingControlCharacters + "\""
     }
 }

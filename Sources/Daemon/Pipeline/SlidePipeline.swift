@@ -55,19 +55,21 @@ struct SlidePipeline: Sendable {
     /// The level-0 µm per pixel assumed for slides without resolution metadata (`[ingest] assume_mpp`,
     /// `--assume-mpp`); nil refuses them with `slide.no_resolution`.
     var assumeMPP: Double?
-    /// Tiles per embedder batch.
-    var batchSize = SlidePipeline.defaultBatchSize
-    /// Tiles per embedder batch unless set otherwise: each of the two workers runs 4 images through a backbone at
-    /// a time. Measured with `csmil bench embed --arch resnet50`: as fast as 16 (8 per worker), and the
-    /// activation buffers take 150 MB less.
-    static let defaultBatchSize = 8
     /// Threads that share each embedder batch (`[pipeline] threads`; default one per core).
     var workers = Parallel.workers
+    /// Tiles per embedder batch (`[pipeline] batch`); nil: 4 per thread (`TripletEmbedder.defaultBatchSize`).
+    var batch: Int?
+    /// Tiles per embedder batch.
+    var batchSize: Int { batch ?? TripletEmbedder.defaultBatchSize(threads: workers) }
     /// Batches the reader may have ready ahead of the embedder.
     var queuedBatches = 2
+    /// `[identity] pattern`: the laboratory's identifiers from the file name; nil writes no identity.
+    var identityPattern: IdentityPattern?
+    /// `[identity] required`: a name without an accession fails the slide with `slide.no_accession`.
+    var identityRequired = false
 
     /// The `model` object of a report: SHA-256 of each file the manifest names, keyed by its path in `model.toml`.
-    static func modelReport(for manifest: ModelManifest) throws -> SlideReport.Model {
+    static func modelReport(for manifest: ModelManifest, precision: Precision = .fp32) throws -> SlideReport.Model {
         var files: [String: String] = [:]
         for file in manifest.files {
             guard let handle = FileHandle(forReadingAtPath: file.resolvedPath) else {
@@ -78,7 +80,9 @@ struct SlidePipeline: Sendable {
             defer { try? handle.close() }
             files[file.path] = "sha256:" + (try Doctor.sha256(of: handle)).digest
         }
-        return SlideReport.Model(name: manifest.name, architecture: manifest.architecture.rawValue, files: files)
+        return SlideReport.Model(
+            name: manifest.name, architecture: manifest.architecture.rawValue, files: files,
+            precision: precision.rawValue, kernels: precision.kernelsDescription())
     }
 
     /// The slide's content fingerprint (daemon spec "Jobs and state"): `sha256:` + SHA-256 of the file size (8 bytes,
@@ -91,8 +95,15 @@ struct SlidePipeline: Sendable {
                 code: .unreadable, file: path, message: "cannot be read (\(reason))",
                 fix: "check that the file exists and that csmil may read it")
         }
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw unreadable("cannot open it") }
+        // O_NONBLOCK: a FIFO put in the slide's place must not block the open; it is refused by its type below.
+        let descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard descriptor >= 0 else { throw unreadable(String(cString: strerror(errno))) }
+        let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
         defer { try? handle.close() }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+            throw unreadable("not a regular file")
+        }
         do {
             let size = try handle.seekToEnd()
             var hasher = SHA256()
@@ -141,18 +152,20 @@ struct SlidePipeline: Sendable {
         let name = URL(fileURLWithPath: path).lastPathComponent
         var progress = Progress(
             slide: SlideReport.Slide(path: path, name: name, fingerprint: "unreadable:" + Self.pathDigest(path)),
-            eventID: "")
+            eventID: "", identity: identityPattern?.identity(forSlideName: name))
         progress.eventID = Self.eventID(fingerprint: progress.slide.fingerprint)
         var files: ReportFiles
         do {
             files = try run(path: path, progress: &progress, started: started, observer: observer)
-        } catch let error as PipelineError where error.code == .cancelled {
-            logger.info("slide interrupted", metadata: ["slide": "\(name)", "event_id": "\(progress.eventID)"])
+        } catch let error where PipelineError.isCancellation(error) {
+            logger.info(
+                "slide interrupted",
+                metadata: ["slide": "\(name)", "event_id": "\(progress.eventID)", "stage": "\(progress.stage)"])
             return Outcome(
                 report: SlideReport(
                     eventID: progress.eventID, status: .failed, slide: progress.slide, model: modelReport,
                     tiles: .init(count: progress.tileCount), timing: timing(started, progress.stages),
-                    error: .init(error)),
+                    error: .init(error), identity: progress.identity),
                 folder: nil, cancelled: true)
         } catch {
             logger.error(
@@ -161,7 +174,8 @@ struct SlidePipeline: Sendable {
             let report = SlideReport(
                 eventID: progress.eventID, status: .failed, slide: progress.slide, model: modelReport,
                 tiles: .init(count: progress.tileCount), timing: timing(started, progress.stages), error: .init(error),
-                tissue: progress.tissue, resolution: progress.resolution, versions: Self.versions)
+                tissue: progress.tissue, resolution: progress.resolution, versions: Self.versions,
+                identity: progress.identity)
             files = ReportFiles(report: report, tissueMaskPNG: progress.tissueMaskPNG)
         }
         do {
@@ -182,7 +196,7 @@ struct SlidePipeline: Sendable {
             eventID: Self.eventID(fingerprint: fingerprint), status: .failed,
             slide: SlideReport.Slide(path: path, name: name, fingerprint: fingerprint), model: modelReport,
             tiles: .init(count: 0), timing: .init(seconds: 0), error: .init(error),
-            versions: Self.versions)
+            versions: Self.versions, identity: identityPattern?.identity(forSlideName: name))
         do {
             return Outcome(report: report, folder: try writer.write(ReportFiles(report: report)))
         } catch {
@@ -199,20 +213,43 @@ struct SlidePipeline: Sendable {
         var tissue: SlideReport.Tissue?
         var resolution: SlideReport.Resolution?
         var tissueMaskPNG: Data?
+        var identity: SlideIdentity?
+        /// The stage in progress (for logs).
+        var stage = "start"
     }
 
     private func run(
         path: String, progress: inout Progress, started: Date, observer: (any Observer)?
     ) throws -> ReportFiles {
         var clock = Date()
-        func lap(_ stage: String, _ progress: inout Progress) {
+        let shouldStop = { observer?.shouldStop == true }
+        /// Ends one stage (its seconds go into the report) and starts the next, unless the observer asks to stop.
+        func lap(_ stage: String, _ progress: inout Progress, next: String) throws {
             progress.stages[stage] = Date().timeIntervalSince(clock)
             clock = Date()
+            try enter(next, &progress)
         }
+        func enter(_ stage: String, _ progress: inout Progress) throws {
+            if shouldStop() {
+                throw PipelineError(
+                    code: .cancelled, subject: path, message: "stopped before \(stage)",
+                    fix: "nothing: it is scored again at the next start")
+            }
+            progress.stage = stage
+            logger.debug("slide stage", metadata: ["slide": "\(progress.slide.name)", "stage": "\(stage)"])
+        }
+        try enter("fingerprint", &progress)
         let fingerprint = try Self.fingerprint(path: path)
         progress.slide.fingerprint = fingerprint
         progress.eventID = Self.eventID(fingerprint: fingerprint)
-        lap("fingerprint", &progress)
+        try lap("fingerprint", &progress, next: "open")
+        if identityRequired, let pattern = identityPattern, progress.identity?.accession == nil {
+            throw PipelineError(
+                code: .noAccession, subject: progress.slide.name,
+                message: "the file name gives no accession number by [identity] pattern '\(pattern.source)'",
+                fix: "rename the slide so that its name carries the accession, or change [identity] pattern "
+                    + "(or set required = false to score slides without one)")
+        }
 
         let slide = try Slide(path: path)
         let (width, height) = slide.dimensions(level: 0)
@@ -224,16 +261,17 @@ struct SlidePipeline: Sendable {
         progress.slide.magnification = resolution.magnification
         progress.resolution = SlideReport.Resolution(
             level: resolution.readLevel, mpp: resolution.targetPixelMPP,
-            magnification: 10 / resolution.targetPixelMPP, source: resolution.source)
-        lap("open", &progress)
+            magnification: 10 / resolution.targetPixelMPP, source: resolution.source, slideMPP: resolution.baseMPP,
+            slideMagnification: resolution.magnification, plan: resolution.planDescription)
+        try lap("open", &progress, next: "tissue")
 
-        let mask = try TissueMask.compute(slide: slide, resolution: resolution)
+        let mask = try TissueMask.compute(slide: slide, resolution: resolution, shouldStop: shouldStop)
         progress.tissue = SlideReport.Tissue(
             areaMM2: mask.tissueArea, fraction: Double(mask.tissuePixelCount) / Double(max(mask.pixels.count, 1)))
         progress.tissueMaskPNG = try mask.png().encoded()
         let grid = TileGrid(slide: slide, resolution: resolution, mask: mask)
         progress.tileCount = grid.tiles.count
-        lap("tissue", &progress)
+        try lap("tissue", &progress, next: "embed")
 
         guard !grid.tiles.isEmpty else {
             logger.info("no tissue", metadata: ["slide": "\(progress.slide.name)", "event_id": "\(progress.eventID)"])
@@ -241,21 +279,30 @@ struct SlidePipeline: Sendable {
                 eventID: progress.eventID, status: .noTissue, slide: progress.slide, model: modelReport,
                 tiles: .init(count: 0, size: TileGrid.tileSize), timing: timing(started, progress.stages),
                 tissue: progress.tissue, resolution: progress.resolution, versions: Self.versions,
-                deviations: Self.deviations)
+                deviations: Self.deviations, identity: progress.identity)
             return ReportFiles(report: report, tissueMaskPNG: progress.tissueMaskPNG)
         }
 
         let stream = try TileStream(slide: slide, resolution: resolution, grid: grid)
-        let spillPath = workDirectory + "/" + fingerprint.replacingOccurrences(of: "sha256:", with: "") + ".features"
+        // One file per scoring run, not per slide: two processes scoring the same content at once (a `csmil score`
+        // beside the daemon, two hosts sharing a work folder) must not read or remove each other's features.
+        let spillPath =
+            workDirectory + "/" + fingerprint.replacingOccurrences(of: "sha256:", with: "") + "-"
+            + UUID().uuidString.lowercased() + ".features"
         defer { unlink(spillPath) }
         observer?.tilesFound(grid.tiles.count)
         try embed(stream: stream, slidePath: path, spillPath: spillPath, observer: observer)
-        lap("embed", &progress)
+        try lap("embed", &progress, next: "score")
 
         let spill = try MappedFeatures(path: spillPath, floats: grid.tiles.count * 3 * model.featureSize)
-        let scoring = model.score(features: spill.buffer, tileCount: grid.tiles.count)
+        let scoring = model.score(features: spill.buffer, tileCount: grid.tiles.count, shouldStop: shouldStop)
         spill.unmap()
-        lap("score", &progress)
+        guard let scoring else {
+            throw PipelineError(
+                code: .cancelled, subject: path, message: "stopped while the slide was clustered",
+                fix: "nothing: it is scored again at the next start")
+        }
+        try lap("score", &progress, next: "report")
         guard let score = scoring.score else {
             throw PipelineError(
                 code: .internal, subject: path, message: "the model gave no score for \(grid.tiles.count) tiles",
@@ -274,20 +321,21 @@ struct SlidePipeline: Sendable {
             thumbnail: RGBImage(width: thumbnail.width, height: thumbnail.height, pixels: thumbnail.pixels),
             slideWidth: width, slideHeight: height, tiles: records)
         let heatmapPNG = try PNGImage(width: heatmap.width, height: heatmap.height, pixels: heatmap.pixels).encoded()
-        lap("report", &progress)
+        progress.stages["report"] = Date().timeIntervalSince(clock)
 
         let manifest = model.manifest
         let result = SlideReport.Result(
             probability: score.probability,
             label: score.isPositive ? manifest.positiveLabel : manifest.negativeLabel, threshold: score.threshold,
             headProbabilities: score.headProbabilities, positive: score.isPositive, bagCount: manifest.bagsPerHead,
-            clusterCount: score.clusterCount, seed: manifest.seed)
+            clusterCount: score.clusterCount, seed: manifest.seed,
+            scaleAttention: Self.scaleAttention(records))
         let drawn = score.tileAttention.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
         let report = SlideReport(
             eventID: progress.eventID, status: .scored, slide: progress.slide, model: modelReport, result: result,
             tiles: .init(count: grid.tiles.count, drawn: drawn, size: TileGrid.tileSize),
             timing: timing(started, progress.stages), tissue: progress.tissue, resolution: progress.resolution,
-            versions: Self.versions, deviations: Self.deviations)
+            versions: Self.versions, deviations: Self.deviations, identity: progress.identity)
         logger.info(
             "slide scored",
             metadata: [
@@ -326,7 +374,7 @@ struct SlidePipeline: Sendable {
         reader.start()
 
         let writer = SpillWriter(path: spillPath)
-        let embedder = model.makeTripletEmbedder(batchSize: batchSize, workers: workers)
+        let embedder = model.makeTripletEmbedder(batchSize: batchSize, threads: workers)
         let featureCount = 3 * model.featureSize
         var features = [Float](repeating: 0, count: batchSize * featureCount)
         var writeError: (any Error)?
@@ -413,6 +461,23 @@ struct SlidePipeline: Sendable {
         return PNGImage(width: width, height: height, pixels: pixels)
     }
 
+    /// The slide's per-scale attention summary: each drawn tile's scale attention (softmax of its scale weights),
+    /// weighted by its instance attention, averaged and normalised to sum to 1; nil when no tile was drawn.
+    static func scaleAttention(_ tiles: [TileRecord]) -> [Double]? {
+        var sums = [Double](repeating: 0, count: 3)
+        var total = 0.0
+        for tile in tiles {
+            guard let attention = tile.attention, attention.isFinite, attention > 0, tile.scaleAttention.count == 3
+            else { continue }
+            for scale in 0..<3 { sums[scale] += Double(attention) * Double(tile.scaleAttention[scale]) }
+            total += Double(attention)
+        }
+        guard total > 0 else { return nil }
+        let normaliser = sums.reduce(0, +)
+        guard normaliser > 0, normaliser.isFinite else { return nil }
+        return sums.map { $0 / normaliser }
+    }
+
     static let versions = SlideReport.Versions(
         csmil: CSMIL.version, openslide: OpenSlideLibrary.version, openblas: BLASRuntime.configuration)
 
@@ -439,6 +504,8 @@ struct PipelineError: CSMILError, Sendable, Equatable {
         case crashed = "slide.crashed"
         /// The report folder could not be written (the ``ReportError`` inside says why).
         case reportNotWritten = "report.write"
+        /// `[identity] required` and the file name gives no accession number.
+        case noAccession = "slide.no_accession"
     }
 
     var code: Code
@@ -448,6 +515,12 @@ struct PipelineError: CSMILError, Sendable, Equatable {
     var fix: String
 
     static let reportBug = "this is a bug in csmil; please report it with the slide"
+
+    /// Whether `error` says the work was stopped on request (the daemon's shutdown, SIGTERM), from the pipeline or
+    /// from inside Ingest's long loops: not a failure of the slide.
+    static func isCancellation(_ error: any Error) -> Bool {
+        (error as? PipelineError)?.code == .cancelled || (error as? SlideError)?.code == .cancelled
+    }
 
     /// `report.write`, carrying the writer's subject, message and fix.
     static func reportNotWritten(_ error: any Error) -> PipelineError {

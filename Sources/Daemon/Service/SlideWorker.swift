@@ -10,8 +10,8 @@ import Synchronization
 ///
 /// For each job: claim it (processing, under a lease the host's heartbeat renews) → `SlidePipeline` writes the
 /// report folder → the file is checked again (a slide whose content changed meanwhile is discarded and queued
-/// afresh by the watcher) → in one transaction the job becomes `reported` and, with a webhook, its outbox row is
-/// queued → the delivery worker is woken. A failed slide gets a `failed` report and a `slide.failed` event like any
+/// afresh by the watcher) → in one transaction the job becomes `reported` and its outbox rows (one per configured
+/// destination: webhook, HL7) are queued → the delivery worker is woken. A failed slide gets a `failed` report and a `slide.failed` event like any
 /// other result; a report that cannot be written (disk full) is retried later. On shutdown the slide in progress
 /// is put back (released) between two batches and scored again at the next start.
 ///
@@ -113,6 +113,7 @@ final class SlideWorker: @unchecked Sendable {
         } else {
             outcome = pipeline.score(path: job.path, observer: Observer(worker: self, jobID: job.id))
         }
+        TestHooks.holdIfRequested("scored", stateDirectory: stateDirectory)
         var status: String? = nil
         defer { progress.finished(jobID: job.id, status: status) }
         do {
@@ -133,6 +134,16 @@ final class SlideWorker: @unchecked Sendable {
             if let fingerprint = job.fingerprint, (try? SlidePipeline.fingerprint(path: job.path)) != fingerprint {
                 if let folder = outcome.folder { try? FileManager.default.removeItem(atPath: folder) }
                 try store.discard(jobID: job.id, now: Date().timeIntervalSince1970)
+                if access(job.path, F_OK) != 0 && errno == ENOENT {
+                    // Deleted (or moved away) while it was scored: no file will settle at this path again, so the
+                    // discarded row must not wait there as a slide still settling. A copy elsewhere in the folder
+                    // is found by the watcher as a new file.
+                    try store.forgetDiscovered(path: job.path)
+                    logger.warning(
+                        "slide deleted while it was scored; forgotten",
+                        metadata: metadata.merging(MessageID.slideChanged.metadata) { $1 })
+                    return
+                }
                 logger.warning(
                     "slide changed while it was scored; discarded, it is scored again once it settles",
                     metadata: metadata.merging(MessageID.slideChanged.metadata) { $1 })
@@ -162,18 +173,13 @@ final class SlideWorker: @unchecked Sendable {
             let result = JobResult(
                 status: report.status.rawValue, probability: report.result?.probability, label: report.result?.label,
                 errorCode: report.error?.code, errorMessage: report.error?.message)
-            var message: OutboxMessage?
-            let webhook = settings.current
-            if !webhook.url.isEmpty {
-                let payload = try WebhookPayload.make(webhook.format, report: report, timestamp: Date())
-                message = OutboxMessage(payload: payload, slideKey: report.slide.fingerprint, targetURL: webhook.url)
-            }
+            let messages = try settings.current.messages(for: report, folder: folder)
             // The report is written: the database must take it, however long it is away.
             let recorded: Void? = try health.retrying(
                 "worker", isStopping: { isStopping }, wait: { _ = signal.wait(timeout: .now() + $0) }
             ) {
                 try store.complete(
-                    jobID: job.id, eventID: report.eventID, reportDirectory: folder, result: result, outbox: message,
+                    jobID: job.id, eventID: report.eventID, reportDirectory: folder, result: result, outbox: messages,
                     now: Date().timeIntervalSince1970)
             }
             guard recorded != nil else {
@@ -184,7 +190,7 @@ final class SlideWorker: @unchecked Sendable {
             }
             TestHooks.pauseIfRequested(.committed, stateDirectory: stateDirectory)
             status = report.status.rawValue
-            if message != nil { wakeDelivery() }
+            if !messages.isEmpty { wakeDelivery() }
             logger.info(
                 "slide reported",
                 metadata: metadata.merging(
@@ -218,18 +224,13 @@ final class SlideWorker: @unchecked Sendable {
     }
 }
 
-/// The settings that a SIGHUP may change while the daemon runs: where and how results are delivered.
+/// The settings that a SIGHUP may change while the daemon runs: what each result becomes in the outbox.
 final class LiveSettings: Sendable {
-    struct Webhook: Sendable, Equatable {
-        var url: String
-        var format: WebhookPayload.Format
-    }
+    private let publishing: Mutex<Publishing>
 
-    private let webhook: Mutex<Webhook>
+    init(_ publishing: Publishing) { self.publishing = Mutex(publishing) }
 
-    init(_ webhook: Webhook) { self.webhook = Mutex(webhook) }
+    var current: Publishing { publishing.withLock { $0 } }
 
-    var current: Webhook { webhook.withLock { $0 } }
-
-    func update(_ new: Webhook) { webhook.withLock { $0 = new } }
+    func update(_ new: Publishing) { publishing.withLock { $0 = new } }
 }

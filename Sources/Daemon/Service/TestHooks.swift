@@ -13,10 +13,24 @@ enum TestHooks {
     static let pausePoints: Set<String> = Set(
         (ProcessInfo.processInfo.environment["CSMIL_TEST_PAUSE_AT"] ?? "").split(separator: ",").map(String.init))
 
+    /// Points named in `CSMIL_TEST_HOLD_AT` (`scored`: a slide's pipeline has returned, its outcome is not looked at
+    /// yet): the daemon writes `<state>/held-at-<point>` there and waits until the test removes it, so that the test
+    /// can change the world (delete the slide) at a known moment.
+    static let holdPoints: Set<String> = Set(
+        (ProcessInfo.processInfo.environment["CSMIL_TEST_HOLD_AT"] ?? "").split(separator: ",").map(String.init))
+
     /// Freezes the calling thread at `point` if a test asked for it.
     static func pauseIfRequested(_ point: Point, stateDirectory: String) {
         guard pausePoints.contains(point.rawValue) else { return }
         _ = FileManager.default.createFile(atPath: stateDirectory + "/paused-at-" + point.rawValue, contents: Data())
         while true { sleep(3600) }
+    }
+
+    /// Waits at `point` while `<state>/held-at-<point>` exists, if a test asked for it (`CSMIL_TEST_HOLD_AT`).
+    static func holdIfRequested(_ point: String, stateDirectory: String) {
+        guard holdPoints.contains(point) else { return }
+        let marker = stateDirectory + "/held-at-" + point
+        _ = FileManager.default.createFile(atPath: marker, contents: Data())
+        while FileManager.default.fileExists(atPath: marker) { usleep(10_000) }
     }
 }

@@ -73,17 +73,23 @@ struct WatchDaemon {
         notifier.status("starting: loading the model")
         let (pipeline, modelName) = try await ScoreCommand.onOwnThread { () throws -> (SlidePipeline, String) in
             let manifest = try ModelManifest.load(directory: configuration.model.directory)
+            // A precision this CPU cannot run stops the start here, with the reason.
+            let precision = configuration.pipeline.precision
+            try precision.prepare(architecture: manifest.architecture)
             var pipeline = SlidePipeline(
-                model: try Model(manifest: manifest), modelReport: try SlidePipeline.modelReport(for: manifest),
+                model: try Model(manifest: manifest, precision: precision),
+                modelReport: try SlidePipeline.modelReport(for: manifest, precision: precision),
                 writer: ReportWriter(outputDirectory: configuration.output.directory), workDirectory: workDirectory,
                 logger: logger, assumeMPP: configuration.ingest.assumeMPP)
             pipeline.workers = configuration.pipeline.threadsPerSlide(cores: Parallel.workers)
+            pipeline.batch = configuration.pipeline.batch
+            pipeline.identityPattern = configuration.identity.compiled()
+            pipeline.identityRequired = configuration.identity.required
             return (pipeline, manifest.name)
         }
 
         let delivery = try Self.makeDelivery(configuration, logger: logger)
-        let settings = LiveSettings(
-            .init(url: configuration.webhook.url ?? "", format: configuration.webhook.payloadFormat))
+        let settings = LiveSettings(Publishing(configuration))
         let workers = workerStores.map { store in
             SlideWorker(
                 store: store, host: host, heartbeat: heartbeat, health: health, pipeline: pipeline, settings: settings,
@@ -154,7 +160,8 @@ struct WatchDaemon {
             "csmil watch ready",
             metadata: [
                 "folder": "\(configuration.watch.directory)", "mode": "\(watcher.mode.kind.rawValue)",
-                "model": "\(modelName)", "webhook": "\((configuration.webhook.url ?? "").isEmpty ? "none" : "on")",
+                "model": "\(modelName)", "webhook": "\(configuration.webhook.url == nil ? "none" : "on")",
+                "hl7": "\(configuration.hl7.url == nil ? "none" : "on")",
                 "message_id": "\(MessageID.ready.rawValue)",
             ])
         let group = ServiceGroup(
@@ -222,9 +229,11 @@ struct WatchDaemon {
                 do {
                     fingerprint = try SlidePipeline.fingerprint(path: slide.path)
                 } catch {
-                    logger.warning(
-                        "settled slide cannot be read; waiting for it to change",
-                        metadata: ["slide": "\(name)"].merging(.error(error)) { $1 })
+                    _ = try recording {
+                        try recordUnreadable(
+                            path: slide.path, size: slide.size, modified: slide.modified,
+                            reason: ErrorSummary(error).text, store: store, now: now, logger: logger)
+                    }
                     return
                 }
                 guard
@@ -255,8 +264,27 @@ struct WatchDaemon {
             case .rejected(let file)
             where slideExtensions.contains(URL(fileURLWithPath: file.path).pathExtension.lowercased()):
                 // A slide's name but OpenSlide refuses it (corrupt, truncated): queued like a slide, so the worker
-                // writes a `failed` report and sends `slide.failed`, and the lab hears about it.
-                let fingerprint = try SlidePipeline.fingerprint(path: file.path)
+                // writes a `failed` report and sends `slide.failed`, and the lab hears about it. One csmil cannot
+                // read at all (permissions) has no content to report: it is counted as failed, with the reason.
+                let fingerprint: String
+                do {
+                    guard file.code != SlideError.Code.unreadable.rawValue else {
+                        _ = try recording {
+                            try recordUnreadable(
+                                path: file.path, size: file.size, modified: file.modified, reason: file.reason,
+                                store: store, now: now, logger: logger)
+                        }
+                        return
+                    }
+                    fingerprint = try SlidePipeline.fingerprint(path: file.path)
+                } catch {
+                    _ = try recording {
+                        try recordUnreadable(
+                            path: file.path, size: file.size, modified: file.modified,
+                            reason: ErrorSummary(error).text, store: store, now: now, logger: logger)
+                    }
+                    return
+                }
                 guard
                     let outcome = try recording({
                         try store.recordSettled(
@@ -295,22 +323,39 @@ struct WatchDaemon {
         }
     }
 
+    /// A file csmil cannot read (permissions, a file gone unreadable since it settled): one `failed` record with the
+    /// reason, so `csmil status` counts and names it. It is read again once it changes (or `csmil requeue`); a file
+    /// that went away meanwhile is forgotten instead.
+    static func recordUnreadable(
+        path: String, size: Int64, modified: Date, reason: String, store: JobStore, now: Double, logger: Logger
+    ) throws {
+        let name = URL(fileURLWithPath: path).lastPathComponent
+        if access(path, F_OK) != 0 && errno == ENOENT {
+            try store.forgetDiscovered(path: path)
+            logger.info("file went away before it was read", metadata: ["slide": "\(name)", "stage": "watch"])
+            return
+        }
+        let message = reason + " (once csmil may read it, touch the file to have it read again)"
+        try store.recordRejected(
+            path: path, size: size, modified: modified.timeIntervalSince1970, code: SlideError.Code.unreadable.rawValue,
+            message: message, now: now)
+        logger.warning(
+            "file cannot be read; counted as failed",
+            metadata: [
+                "slide": "\(name)", "code": "\(SlideError.Code.unreadable.rawValue)", "reason": "\(message)",
+                "stage": "watch", "message_id": "\(MessageID.notASlide.rawValue)",
+            ])
+    }
+
     /// File name extensions of slide formats OpenSlide reads: a file so named that it refuses is a broken slide.
     static let slideExtensions: Set<String> = [
         "svs", "tif", "tiff", "ndpi", "vms", "vmu", "scn", "mrxs", "svslide", "bif", "dcm", "czi",
     ]
 
-    /// The delivery worker when a webhook is configured; nil otherwise.
+    /// The delivery worker when a webhook or HL7 destination is configured; nil otherwise.
     static func makeDelivery(_ configuration: Configuration, logger: Logger) throws -> OutboxDelivery? {
-        guard !(configuration.webhook.url ?? "").isEmpty else { return nil }
-        return OutboxDelivery(configuration: try deliveryConfiguration(configuration), logger: logger)
-    }
-
-    static func deliveryConfiguration(_ configuration: Configuration) throws -> OutboxDelivery.Configuration {
-        OutboxDelivery.Configuration(
-            store: configuration.storeLocation, host: configuration.state.hostName,
-            secret: try WebhookSecret.load(path: configuration.webhook.secretFile ?? ""),
-            client: configuration.webhook.clientOptions, retry: configuration.webhook.retryPolicy)
+        guard Publishing(configuration).isOn else { return nil }
+        return OutboxDelivery(configuration: try configuration.deliveryConfiguration(), logger: logger)
     }
 
     /// A busy worker counts as stuck after the larger of 10 minutes and the watchdog interval without progress.
@@ -411,8 +456,9 @@ struct StatusService: Service {
     }
 }
 
-/// SIGHUP: the configuration file is read again. The webhook settings (URL, secret, format, timeouts, retries)
-/// take effect at once; changes to other sections are logged as needing a restart. A file that does not parse or
+/// SIGHUP: the configuration file is read again. The delivery settings (`[webhook]`, `[hl7]`, `[identity]`
+/// accession_system: URLs, secret, formats, timeouts, retries) take effect at once, for queued events too (they
+/// go to the URLs configured now); changes to other sections are logged as needing a restart. A file that does not parse or
 /// validate is logged with every problem and the running settings stay.
 struct ReloadService: Service {
     let configurationPath: String
@@ -440,20 +486,20 @@ struct ReloadService: Service {
                     ].merging(.error(error)) { $1 })
                 continue
             }
-            if new.webhook != current.webhook {
-                if let delivery, let url = new.webhook.url, !url.isEmpty {
+            if new.webhook != current.webhook || new.hl7 != current.hl7 || new.identity != current.identity {
+                if let delivery, Publishing(new).isOn {
                     do {
-                        delivery.reconfigure(try WatchDaemon.deliveryConfiguration(new))
-                        settings.update(.init(url: url, format: new.webhook.payloadFormat))
+                        delivery.reconfigure(try new.deliveryConfiguration())
+                        settings.update(Publishing(new))
                     } catch {
                         logger.error(
-                            "webhook settings not reloaded; the running ones stay",
+                            "delivery settings not reloaded; the running ones stay",
                             metadata: ["file": "\(configurationPath)"].merging(.error(error)) { $1 })
                         continue
                     }
-                } else {
+                } else if Publishing(new).isOn != Publishing(current).isOn {
                     logger.warning(
-                        "[webhook] url switched on or off: restart csmil (systemctl restart csmil) to apply it")
+                        "delivery switched on or off ([webhook] or [hl7] url): restart csmil to apply it")
                 }
             }
             var restart: [String] = []
@@ -463,6 +509,9 @@ struct ReloadService: Service {
             if new.model != current.model { restart.append("[model]") }
             if new.log != current.log { restart.append("[log]") }
             if new.ingest != current.ingest { restart.append("[ingest]") }
+            if new.identity.pattern != current.identity.pattern || new.identity.required != current.identity.required {
+                restart.append("[identity]")
+            }
             if !restart.isEmpty {
                 logger.warning(
                     "configuration reloaded; these sections changed and apply after a restart",

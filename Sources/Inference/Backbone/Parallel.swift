@@ -3,8 +3,8 @@ import Foundation
 /// Splits memory-bound loops (Winograd transforms, im2col, bias and ReLU passes, pooling)
 /// across the machine's cores. GEMMs are not run through this: OpenBLAS has its own threads.
 public enum Parallel {
-    /// The number of threads used: one per core the process may run on, at most 16.
-    public static let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 16))
+    /// The number of threads used: one per core the process may run on.
+    public static let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     /// Runs `body` over 0..<count split into contiguous ranges, one per thread (at most
     /// `threads`), and returns when all are done. Each range must write memory no other range

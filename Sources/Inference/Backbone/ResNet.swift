@@ -60,8 +60,11 @@ public struct ResNet: Sendable {
         }
     }
 
-    /// Folds BatchNorm into a convolution and reorders its weights to [Cout][kh][kw][Cin].
-    static func fold(_ spec: ResNetLayout.Convolution, weights dict: StateDict) -> FoldedConvolution {
+    /// Folds BatchNorm into a convolution and reorders its weights to [Cout][kh][kw][Cin]; with `winograd`, a 3×3
+    /// stride-1 convolution keeps only its Winograd-transformed weights.
+    static func fold(
+        _ spec: ResNetLayout.Convolution, weights dict: StateDict, winograd useWinograd: Bool = true
+    ) -> FoldedConvolution {
         // Presence and shapes were checked by `Checkpoint.check`.
         let weight = dict[spec.convName + ".weight"]!.values
         let gamma = dict[spec.normName + ".weight"]!.values
@@ -84,7 +87,7 @@ public struct ResNet: Sendable {
             }
         }
         let winograd =
-            k == 3 && spec.stride == 1
+            useWinograd && k == 3 && spec.stride == 1
             ? Winograd.transformWeights(folded, outChannels: cout, inChannels: cin) : nil
         // A Winograd layer keeps only its transformed weights.
         return FoldedConvolution(spec: spec, weights: winograd == nil ? folded : [], bias: bias, winograd: winograd)

@@ -21,19 +21,17 @@ public struct TileTriplet {
 /// for the tile, `_10x` and `_5x` for the contexts), into the `[tile][scale][D]` features that
 /// `Model.score` and `SlideScorer` read.
 ///
-/// One `Embedder` serves the three backbones in turn (they share an architecture), so all memory
-/// is allocated once: one input batch, the network workspaces (for ResNet-50 about 25 MB of
-/// activations per image of `batchSize`) and one batch of features. One triplet embedder belongs
-/// to one thread at a time.
+/// One `Embedder` serves the three backbones (they share an architecture and a precision): each batch's 3 ×
+/// `batchSize` images go to the embedding threads as small pieces, so that a batch of 4 tiles per thread keeps
+/// every thread busy until its end. All memory is allocated once: the threads' inputs and network workspaces
+/// (see `Embedder`). One triplet embedder belongs to one thread at a time.
 public final class TripletEmbedder {
     /// Tiles per batch; `embed` takes any count and runs it in batches of this size.
     public let batchSize: Int
     /// The backbones of scales 0, 1 and 2.
-    private let backbones: [ResNet]
-    /// One embedder (one set of workspaces) serves the three backbones in turn.
+    private let backbones: [Backbone]
+    /// One embedder (one set of workspaces) serves the three backbones.
     private let embedder: Embedder
-    /// One batch of one scale's features, `batchSize × D`, before they are interleaved.
-    private let scratch: UnsafeMutablePointer<Float>
     /// The triplets of the batch in progress.
     private var triplets: [TileTriplet] = []
     /// Applied to each batch's features, when the model has one.
@@ -42,17 +40,24 @@ public final class TripletEmbedder {
     /// The input side of each scale: 256, 512 and 1024 px at 20x.
     private static let sides = Preprocessing.inputSides
 
+    /// Tiles per batch unless set otherwise: 4 per thread (12 images), enough pieces for the threads to share
+    /// evenly, few enough that a batch of 1024-px contexts (4 MB a tile) stays small.
+    public static func defaultBatchSize(threads: Int) -> Int { 4 * max(1, threads) }
+
     /// - Parameters:
-    ///   - backbones: the 20x, 10x and 5x backbones, of one architecture.
-    ///   - workers: threads that share each batch (see `Embedder`).
+    ///   - backbones: the 20x, 10x and 5x backbones, of one architecture and precision.
+    ///   - threads: threads that share each batch (see `Embedder`).
     ///   - normalization: applied to every tile's features (nil: the backbones' features as they are).
     public init(
-        backbones: [ResNet], batchSize: Int, workers: Int = Parallel.workers,
+        backbones: [Backbone], batchSize: Int, threads: Int = Parallel.workers,
         normalization: FeatureNormalization? = nil
     ) {
         precondition(backbones.count == 3, "one backbone per scale: 20x, 10x, 5x")
         precondition(
-            backbones.allSatisfy { $0.architecture == backbones[0].architecture }, "backbones of one architecture")
+            backbones.allSatisfy {
+                $0.architecture == backbones[0].architecture && $0.precision == backbones[0].precision
+                    && $0.kernels == backbones[0].kernels
+            }, "backbones of one architecture, precision and kernels")
         precondition(batchSize > 0, "a batch holds at least one tile")
         self.batchSize = batchSize
         self.backbones = backbones
@@ -60,17 +65,25 @@ public final class TripletEmbedder {
             normalization.map { $0.featureSize == backbones[0].featureSize } ?? true,
             "a normalisation for the backbones' feature size")
         self.normalization = normalization
-        embedder = Embedder(network: backbones[0], batchSize: batchSize, workers: workers)
-        let count = batchSize * backbones[0].featureSize
-        scratch = .allocate(capacity: count)
-        scratch.initialize(repeating: 0, count: count)
+        embedder = Embedder(backbone: backbones[0], threads: threads)
         triplets.reserveCapacity(batchSize)
     }
 
-    deinit { scratch.deallocate() }
+    /// Three csmil fp32 networks.
+    public convenience init(
+        backbones: [ResNet], batchSize: Int, threads: Int = Parallel.workers,
+        normalization: FeatureNormalization? = nil
+    ) {
+        self.init(
+            backbones: backbones.map(Backbone.csmil), batchSize: batchSize, threads: threads,
+            normalization: normalization)
+    }
 
     /// D, the features per image.
     public var featureSize: Int { embedder.featureSize }
+
+    /// Threads that share each batch.
+    public var threads: Int { embedder.threads }
 
     /// Embeds `count` tiles: `triplet(i)` gives tile i's three images (asked once per tile, in order),
     /// and `output` receives `count × 3 × D` floats, tile after tile, each tile's 20x features, then its
@@ -83,15 +96,17 @@ public final class TripletEmbedder {
             let rows = min(batchSize, count - start)
             triplets.removeAll(keepingCapacity: true)
             for i in 0..<rows { triplets.append(triplet(start + i)) }
-            for (scale, backbone) in backbones.enumerated() {
-                let side = Self.sides[scale]
-                embedder.embed(count: rows, into: scratch, network: backbone) { i, normalise in
-                    let images = triplets[i]
-                    normalise(scale == 0 ? images.tile : scale == 1 ? images.context10x : images.context5x, side)
-                }
-                for i in 0..<rows {
-                    (output + ((start + i) * 3 + scale) * d).update(from: scratch + i * d, count: d)
-                }
+            // Image i of the batch: scale i / rows, tile i % rows.
+            let triplets = self.triplets
+            let first = start
+            embedder.run(segments: backbones.map { ($0, rows) }) { i, normalise in
+                let (scale, tile) = i.quotientAndRemainder(dividingBy: rows)
+                let images = triplets[tile]
+                normalise(
+                    scale == 0 ? images.tile : scale == 1 ? images.context10x : images.context5x, Self.sides[scale])
+            } row: { i in
+                let (scale, tile) = i.quotientAndRemainder(dividingBy: rows)
+                return output + ((first + tile) * 3 + scale) * d
             }
             normalization?.apply(output + start * 3 * d, tileCount: rows)
             start += rows

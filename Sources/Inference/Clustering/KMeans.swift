@@ -72,9 +72,12 @@ public enum KMeans {
     ///   - restarts: runs from different seedings; the one with the lowest inertia is kept.
     ///   - maxIterations: Lloyd iterations per run at most.
     ///   - tolerance: relative tolerance on the summed squared centre shift.
+    ///   - shouldStop: asked before every restart and Lloyd iteration; once it says yes the runs end early and the
+    ///     result is not a real fit (the caller, who asked to stop, discards it).
     public static func fit(
         _ data: UnsafeBufferPointer<Float>, count n: Int, dimension d: Int, rowStride: Int? = nil,
-        clusters k: Int, seed: UInt64, restarts: Int = 10, maxIterations: Int = 300, tolerance: Double = 1e-4
+        clusters k: Int, seed: UInt64, restarts: Int = 10, maxIterations: Int = 300, tolerance: Double = 1e-4,
+        shouldStop: () -> Bool = { false }
     ) -> KMeansResult {
         let stride = rowStride ?? d
         precondition(n >= 1, "k-means needs at least one point")
@@ -92,9 +95,11 @@ public enum KMeans {
         let absoluteTolerance = tolerance == 0 ? 0 : tolerance * engine.meanVariance
         var generator = SeededGenerator(seed: seed)
         var best: (inertia: Double, centers: [Float], labels: [Int32], iterations: Int)?
-        for _ in 0..<restarts {
+        for restart in 0..<restarts {
+            if restart > 0 && shouldStop() { break }
             engine.seedCenters(using: &generator)
-            let iterations = engine.lloyd(maxIterations: maxIterations, tolerance: absoluteTolerance)
+            let iterations = engine.lloyd(
+                maxIterations: maxIterations, tolerance: absoluteTolerance, shouldStop: shouldStop)
             let inertia = engine.assignFinal()
             if best == nil || inertia < best!.inertia {
                 best = (inertia, engine.centeredCenters(), engine.currentLabels(), iterations)

@@ -292,11 +292,11 @@ final class KMeansEngine {
     /// Lloyd iterations from `centers` (scikit-learn's `_kmeans_single_lloyd`): stops when the labels
     /// do not change or the summed squared centre shift is at most `tolerance`; returns the number of
     /// iterations run (`n_iter_`).
-    func lloyd(maxIterations: Int, tolerance: Double) -> Int {
+    func lloyd(maxIterations: Int, tolerance: Double, shouldStop: () -> Bool = { false }) -> Int {
         previousLabels.update(repeating: -1, count: n)
         let mu = mean.baseAddress!
         var iteration = 0
-        while iteration < maxIterations {
+        while iteration < maxIterations && !shouldStop() {
             iteration += 1
             assignmentPass(accumulate: true)
             relocateEmptyClusters()

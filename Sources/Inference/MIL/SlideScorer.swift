@@ -52,11 +52,13 @@ public struct SlideScorer: Sendable {
     }
 
     /// The k-means of spec §5 on the 20x features of `[tile][scale][D]` features, in place.
-    public func cluster(features: UnsafeBufferPointer<Float>, tileCount: Int) -> KMeansResult {
+    public func cluster(
+        features: UnsafeBufferPointer<Float>, tileCount: Int, shouldStop: () -> Bool = { false }
+    ) -> KMeansResult {
         KMeans.fit(
             features, count: tileCount, dimension: featureSize, rowStride: CSMILHead.scaleCount * featureSize,
             clusters: configuration.clusters, seed: configuration.clusteringSeed,
-            restarts: configuration.clusteringRestarts)
+            restarts: configuration.clusteringRestarts, shouldStop: shouldStop)
     }
 
     /// Clusters the slide, then scores it.
@@ -66,8 +68,17 @@ public struct SlideScorer: Sendable {
     ///     memory-mapped spill file does: tiles are read in blocks.
     ///   - tileCount: the slide's tissue tiles; 0 gives `.noTissue`.
     public func score(features: UnsafeBufferPointer<Float>, tileCount: Int) -> SlideScoring {
+        score(features: features, tileCount: tileCount, shouldStop: { false })!
+    }
+
+    /// The same, asking `shouldStop` during the clustering (its longest part) and before the heads: nil when it said
+    /// yes.
+    public func score(
+        features: UnsafeBufferPointer<Float>, tileCount: Int, shouldStop: () -> Bool
+    ) -> SlideScoring? {
         guard tileCount > 0 else { return .noTissue }
-        let clustering = cluster(features: features, tileCount: tileCount)
+        let clustering = cluster(features: features, tileCount: tileCount, shouldStop: shouldStop)
+        if shouldStop() { return nil }
         return score(
             features: features, tileCount: tileCount, labels: clustering.labels, clusterCount: clustering.clusters)
     }

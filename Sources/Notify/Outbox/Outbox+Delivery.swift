@@ -36,18 +36,27 @@ extension Outbox {
     @discardableResult
     public func record(
         _ outcome: DeliveryOutcome, for row: OutboxRow, policy: RetryPolicy, randomFraction: Double,
-        now: Double = Date().timeIntervalSince1970
+        now: Double = Date().timeIntervalSince1970, url: String = ""
     ) throws -> OutboxState {
         try record(
-            outcome.attempt(for: row, policy: policy, randomFraction: randomFraction, now: now), for: row, now: now)
+            outcome.attempt(for: row, policy: policy, randomFraction: randomFraction, now: now), for: row, now: now,
+            url: url)
     }
 }
 
 extension OutboxMessage {
-    /// A message carrying a payload built by ``WebhookPayload``.
-    public init(payload: WebhookPayload, slideKey: String, targetURL: String) {
+    /// A webhook message carrying a payload built by ``WebhookPayload``.
+    public init(payload: WebhookPayload, slideKey: String) {
         self.init(
-            eventID: payload.eventID, slideKey: slideKey, eventType: payload.type, targetURL: targetURL,
+            eventID: payload.eventID, slideKey: slideKey, eventType: payload.type, destination: Self.webhook,
             contentType: payload.contentType, body: payload.body)
+    }
+
+    /// An HL7 message (``HL7ResultMessage``) for `report`; its MSH-10 is the event id.
+    public init(hl7 message: HL7Message, report: SlideReport) {
+        self.init(
+            eventID: report.eventID, slideKey: report.slide.fingerprint,
+            eventType: WebhookPayload.eventType(of: report), destination: Self.hl7,
+            contentType: HL7ResultMessage.contentType, body: message.bytes)
     }
 }

@@ -17,9 +17,16 @@ import Foundation
 /// - `acc` uses the reference's strict `prob > threshold` (the report's decision is `≥`, spec §5);
 /// - the `overall` row's `label` and `acc` are the integer `0`, as the reference assigns them.
 /// Fields are quoted as pandas' default `QUOTE_MINIMAL` does (only when they hold `,`, `"` or a line break).
+///
+/// csmil's one addition: when `[identity] pattern` is configured, every row ends with the columns `accession`,
+/// `specimen`, `block`, `slide`, `patient` (empty where the name gave none), after the reference's four, so a reader
+/// that selects the reference's columns by name sees the same file.
 public struct CaseResultsCSV: Sendable, Equatable {
     /// The reference's columns, in order.
     public static let columns = ["case_name", "label", "prob", "acc"]
+
+    /// The slide's identity for the extra columns; nil writes the reference's columns only.
+    public var identity: SlideIdentity?
 
     /// One line of the file, as the text of its four fields.
     public struct Row: Sendable, Equatable {
@@ -45,8 +52,9 @@ public struct CaseResultsCSV: Sendable, Equatable {
     public var rows: [Row]
 
     /// Makes the file from rows.
-    public init(rows: [Row]) {
+    public init(rows: [Row], identity: SlideIdentity? = nil) {
         self.rows = rows
+        self.identity = identity
     }
 
     /// The reference's rows for one slide: one per head, then `overall` (no rows when there are no heads, as
@@ -57,7 +65,12 @@ public struct CaseResultsCSV: Sendable, Equatable {
     ///   - headProbabilities: each head's probability (mean of its bag probabilities).
     ///   - threshold: the decision threshold (the reference's 0.5).
     ///   - label: the slide's true class when known; 0 as in the reference otherwise.
-    public init(caseName: String, headProbabilities: [Double], threshold: Double = 0.5, label: Double = 0) {
+    ///   - identity: the slide's identity, for the extra columns (nil: none).
+    public init(
+        caseName: String, headProbabilities: [Double], threshold: Double = 0.5, label: Double = 0,
+        identity: SlideIdentity? = nil
+    ) {
+        self.identity = identity
         var rows: [Row] = []
         for probability in headProbabilities {
             let predicted: Double = probability > threshold ? 1 : 0
@@ -82,9 +95,11 @@ public struct CaseResultsCSV: Sendable, Equatable {
 
     /// The file's text: the header, then one line per row, each ending in `\n`.
     public var text: String {
-        var text = Self.columns.joined(separator: ",") + "\n"
+        let extra = identity.map { identity in SlideIdentity.groupNames.map { identity[$0] ?? "" } }
+        var text = (Self.columns + (extra == nil ? [] : SlideIdentity.groupNames)).joined(separator: ",") + "\n"
         for row in rows {
-            text += [row.caseName, row.label, row.probability, row.accuracy].map(Self.quoted).joined(separator: ",")
+            let fields = [row.caseName, row.label, row.probability, row.accuracy] + (extra ?? [])
+            text += fields.map(Self.quoted).joined(separator: ",")
             text += "\n"
         }
         return text

@@ -121,7 +121,7 @@ public struct ReportWriter: Sendable {
             ?? CaseResultsCSV(
                 caseName: CaseResultsCSV.caseName(forSlideName: files.report.slide.name),
                 headProbabilities: files.report.result?.headProbabilities ?? [],
-                threshold: files.report.result?.threshold ?? 0.5)
+                threshold: files.report.result?.threshold ?? 0.5, identity: files.report.identity)
 
         try Self.makeDirectories(outputDirectory)
         try Self.makeDirectory(folder)
@@ -140,7 +140,9 @@ public struct ReportWriter: Sendable {
             }
         }
         try commit(Self.tilesFileName, in: folder) { (file) throws(ReportError) in
-            try TilesGeoJSON.write(files.tiles) { (piece) throws(ReportError) in try file.write(piece) }
+            try TilesGeoJSON.write(files.tiles, identity: files.report.identity) { (piece) throws(ReportError) in
+                try file.write(piece)
+            }
         }
         try AtomicFile.syncDirectory(folder)
 

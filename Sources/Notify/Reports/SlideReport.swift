@@ -76,12 +76,21 @@ public struct SlideReport: Codable, Sendable, Equatable {
         public var architecture: String
         /// Each model file's name and its digest, `sha256:…`.
         public var files: [String: String]
+        /// Extra: the backbones' number format, `fp32` or `bf16` (`[pipeline] precision`), and what computed them.
+        public var precision: String?
+        /// Extra: the kernels behind `precision`, e.g. "oneDNN 2.6.3 avx512_core_bf16".
+        public var kernels: String?
 
         /// Makes a model description.
-        public init(name: String, architecture: String, files: [String: String]) {
+        public init(
+            name: String, architecture: String, files: [String: String], precision: String? = nil,
+            kernels: String? = nil
+        ) {
             self.name = name
             self.architecture = architecture
             self.files = files
+            self.precision = precision
+            self.kernels = kernels
         }
     }
 
@@ -103,11 +112,16 @@ public struct SlideReport: Codable, Sendable, Equatable {
         public var clusterCount: Int?
         /// Extra: the bag sampler's seed.
         public var seed: UInt64?
+        /// Extra: the slide's per-scale attention summary, 20x, 10x, 5x: each tile's softmax of the scale weights
+        /// (`scale_attention` in `tiles.geojson`), averaged over the tiles drawn into bags, weighted by their instance
+        /// attention; sums to 1.
+        public var scaleAttention: [Double]?
 
         /// Makes a result.
         public init(
             probability: Double, label: String, threshold: Double, headProbabilities: [Double],
-            positive: Bool? = nil, bagCount: Int? = nil, clusterCount: Int? = nil, seed: UInt64? = nil
+            positive: Bool? = nil, bagCount: Int? = nil, clusterCount: Int? = nil, seed: UInt64? = nil,
+            scaleAttention: [Double]? = nil
         ) {
             self.probability = probability
             self.label = label
@@ -117,10 +131,12 @@ public struct SlideReport: Codable, Sendable, Equatable {
             self.bagCount = bagCount
             self.clusterCount = clusterCount
             self.seed = seed
+            self.scaleAttention = scaleAttention
         }
 
         enum CodingKeys: String, CodingKey {
             case probability, label, threshold, positive, seed
+            case scaleAttention = "scale_attention"
             case headProbabilities = "head_probabilities"
             case bagCount = "bag_count"
             case clusterCount = "cluster_count"
@@ -198,22 +214,45 @@ public struct SlideReport: Codable, Sendable, Equatable {
     }
 
     /// Extra: the resolution tiles were read at (model spec §2).
+    ///
+    /// Two resolutions, named apart (`working_*` and `slide_*`): a 40x slide is scored from 20x pixels, so its report
+    /// says 0.5 µm/px, 20x for the pixels the model saw and 0.25 µm/px, 40x for the slide itself.
     public struct Resolution: Codable, Sendable, Equatable {
         /// The OpenSlide level read.
         public var level: Int
-        /// Micrometres per pixel of that level.
+        /// The working resolution: µm per pixel of the "20x" pixels the model saw (`working_mpp`).
         public var mpp: Double
-        /// Objective magnification of that level.
+        /// The working magnification, 10 / ``mpp`` (`working_magnification`).
         public var magnification: Double
-        /// Where the resolution came from: `mpp`, `objective_power`, `vendor_key`, `assume_mpp`, …
+        /// The slide's own level-0 µm per pixel (`slide_mpp`).
+        public var slideMPP: Double?
+        /// The slide's own level-0 magnification (`slide_magnification`).
+        public var slideMagnification: Double?
+        /// Where the slide's resolution came from: `openslide.mpp-x`, `tiff.XResolution`, `aperio.AppMag`, `assume_mpp`, …
         public var source: String
+        /// How the working pixels were made from the slide's, in words (`level 1 (downsample 2) read as 20x`).
+        public var plan: String?
 
         /// Makes a resolution record.
-        public init(level: Int, mpp: Double, magnification: Double, source: String) {
+        public init(
+            level: Int, mpp: Double, magnification: Double, source: String, slideMPP: Double? = nil,
+            slideMagnification: Double? = nil, plan: String? = nil
+        ) {
             self.level = level
             self.mpp = mpp
             self.magnification = magnification
             self.source = source
+            self.slideMPP = slideMPP
+            self.slideMagnification = slideMagnification
+            self.plan = plan
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case level, source, plan
+            case mpp = "working_mpp"
+            case magnification = "working_magnification"
+            case slideMPP = "slide_mpp"
+            case slideMagnification = "slide_magnification"
         }
     }
 
@@ -242,6 +281,9 @@ public struct SlideReport: Codable, Sendable, Equatable {
     public var status: Status
     /// The slide as it was read.
     public var slide: Slide
+    /// The laboratory's identifiers read from the file name by `[identity] pattern`; nil (left out) when no pattern
+    /// is configured, empty (`{}`) when the name did not match.
+    public var identity: SlideIdentity?
     /// The model that scored (or would have scored) the slide.
     public var model: Model
     /// The score; nil (written as `null`) unless `status` is `scored`.
@@ -265,9 +307,10 @@ public struct SlideReport: Codable, Sendable, Equatable {
     public init(
         eventID: String, status: Status, slide: Slide, model: Model, result: Result? = nil, tiles: Tiles,
         timing: Timing, error: Failure? = nil, tissue: Tissue? = nil, resolution: Resolution? = nil,
-        versions: Versions? = nil, deviations: [String]? = nil
+        versions: Versions? = nil, deviations: [String]? = nil, identity: SlideIdentity? = nil
     ) {
         self.schema = Self.currentSchema
+        self.identity = identity
         self.eventID = eventID
         self.status = status
         self.slide = slide
@@ -284,6 +327,7 @@ public struct SlideReport: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case schema, status, slide, model, result, tiles, timing, error, tissue, resolution, versions, deviations
+        case identity
         case eventID = "event_id"
     }
 
@@ -294,6 +338,7 @@ public struct SlideReport: Codable, Sendable, Equatable {
         try container.encode(eventID, forKey: .eventID)
         try container.encode(status, forKey: .status)
         try container.encode(slide, forKey: .slide)
+        try container.encodeIfPresent(identity, forKey: .identity)
         try container.encode(model, forKey: .model)
         try container.encode(result, forKey: .result)
         try container.encode(tiles, forKey: .tiles)

@@ -10,13 +10,23 @@ import Foundation
 /// dominant scale (`20x`, `10x` or `5x`, coloured as in the heatmap) and `measurements`, a name → number map
 /// (QuPath 0.4 and later) holding `attention` when there is one and `scale_weight_*`/`scale_attention_*`.
 ///
+/// When the slide has an identity (`[identity] pattern`), the collection carries it as a foreign member
+/// (RFC 7946 §6.1), `"identity": {"accession": …}`, once rather than in each of the features.
+///
 /// Written streaming: one feature's text at a time goes to the output, so 100,000 tiles never become one string.
 public enum TilesGeoJSON {
     /// Writes the whole collection, handing the text out piece by piece (a header, one piece per feature, a footer).
     public static func write<Tiles: Sequence<TileRecord>, Failure: Error>(
-        _ tiles: Tiles, to output: (String) throws(Failure) -> Void
+        _ tiles: Tiles, identity: SlideIdentity? = nil, to output: (String) throws(Failure) -> Void
     ) throws(Failure) {
-        try output("{\"type\":\"FeatureCollection\",\"features\":[")
+        var header = "{\"type\":\"FeatureCollection\","
+        if let identity {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let json = (try? encoder.encode(identity)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+            header += "\"identity\":\(json),"
+        }
+        try output(header + "\"features\":[")
         var first = true
         for tile in tiles {
             try output((first ? "\n" : ",\n") + feature(tile))
@@ -26,9 +36,9 @@ public enum TilesGeoJSON {
     }
 
     /// The whole collection in memory (for small sets and tests; the report writer streams).
-    public static func data(_ tiles: [TileRecord]) -> Data {
+    public static func data(_ tiles: [TileRecord], identity: SlideIdentity? = nil) -> Data {
         var data = Data()
-        write(tiles) { (piece: String) in data.append(contentsOf: piece.utf8) }
+        write(tiles, identity: identity) { (piece: String) in data.append(contentsOf: piece.utf8) }
         return data
     }
 

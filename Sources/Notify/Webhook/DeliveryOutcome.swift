@@ -52,12 +52,12 @@ public enum RetryAfter: Sendable, Equatable {
 /// 5xx are retried; 410 means the endpoint is gone; any other status (other 4xx, and 1xx/3xx since redirects are
 /// not followed) sends the event to the dead-letter list at once.
 public enum DeliveryOutcome: Sendable, Equatable {
-    /// The receiver took it.
-    case delivered(status: Int)
+    /// The receiver took it (`status` is the HTTP status; nil for an HL7 ACK).
+    case delivered(status: Int?)
     /// Try again later, not before `retryAfter` seconds from now when the server said so.
     case retry(reason: String, status: Int?, retryAfter: Double?)
-    /// The receiver refused it for good: stop, keep it for an operator to replay.
-    case deadLetter(status: Int, reason: String)
+    /// The receiver refused it for good: stop, keep it for an operator to replay (`status` nil for an HL7 AR).
+    case deadLetter(status: Int?, reason: String)
     /// 410 Gone: the endpoint was removed; stop sending to it until an operator re-enables it.
     case endpointGone(status: Int, reason: String)
 
@@ -75,6 +75,16 @@ public enum DeliveryOutcome: Sendable, Equatable {
                 self = .delivered(status: status)
             case 408, 429, 500..<600:
                 self = .retry(reason: detail, status: status, retryAfter: retryAfter?.delay(now: now))
+            case 302, 303, 307:
+                // A temporary redirect (the receiver moved for now: maintenance, a load balancer): redirects are not
+                // followed (the signed body must reach the configured URL), so it is a temporary failure.
+                self = .retry(
+                    reason: detail + " (a temporary redirect, not followed; retried)", status: status,
+                    retryAfter: retryAfter?.delay(now: now))
+            case 301, 308:
+                self = .deadLetter(
+                    status: status,
+                    reason: detail + " (moved permanently, not followed: set [webhook] url to the new address)")
             case 410:
                 self = .endpointGone(status: status, reason: detail)
             default:

@@ -35,10 +35,12 @@ public struct WebhookPayload: Sendable, Equatable {
     }
 
     /// Builds the body for `format`; `timestamp` is when the event happened (the report's time).
-    public static func make(_ format: Format, report: SlideReport, timestamp: Date) throws -> WebhookPayload {
+    public static func make(
+        _ format: Format, report: SlideReport, timestamp: Date, fhir options: FHIROptions = FHIROptions()
+    ) throws -> WebhookPayload {
         switch format {
         case .event: return try event(report: report, timestamp: timestamp)
-        case .fhir: return try fhir(report: report, timestamp: timestamp)
+        case .fhir: return try fhir(report: report, timestamp: timestamp, options: options)
         }
     }
 

@@ -288,7 +288,7 @@ public final class JobStore {
     }
 
     /// Records a processing job's report, in one transaction: the job becomes reported with its event id, report
-    /// folder and result, its attempt is closed, and — when `outbox` is given — its event is queued
+    /// folder and result, its attempt is closed, and its events in `outbox` (one per destination) are queued
     /// (``Outbox/enqueue(_:now:)``). Either all are committed or none.
     ///
     /// A result is never thrown away: a host whose lease expired while it scored (the database was unreachable
@@ -302,10 +302,10 @@ public final class JobStore {
     ///   has this id, or `outbox` carries another id; `job.wrong_state` when the job is not processing;
     ///   `job.unknown`.
     public func complete(
-        jobID: Int64, eventID: String, reportDirectory: String, result: JobResult, outbox: OutboxMessage?,
+        jobID: Int64, eventID: String, reportDirectory: String, result: JobResult, outbox: [OutboxMessage],
         now: Double
     ) throws {
-        if let outbox, outbox.eventID != eventID {
+        if let outbox = outbox.first(where: { $0.eventID != eventID }) {
             throw JobStoreError(
                 code: .eventIDConflict, location: location,
                 message: "job \(jobID) is reported as \(eventID) but its webhook event is \(outbox.eventID)",
@@ -324,7 +324,7 @@ public final class JobStore {
                         fix: "this is a bug in csmil (a slide version has one event id); please report it")
                 }
                 // Completed again (e.g. retried after an error past the commit): the outbox ignores a known id.
-                if let outbox { try Outbox(database: database).enqueue(outbox, now: now) }
+                for message in outbox { try Outbox(database: database).enqueue(message, now: now) }
                 return
             default:
                 throw JobStoreError.wrongState(location, job, "complete")
@@ -356,7 +356,7 @@ public final class JobStore {
                     .real(now), .integer(jobID),
                 ])
             try endAttempt(jobID: jobID, outcome: .reported, now: now)
-            if let outbox { try Outbox(database: database).enqueue(outbox, now: now) }
+            for message in outbox { try Outbox(database: database).enqueue(message, now: now) }
         }
     }
 

@@ -1,37 +1,36 @@
-/// One webhook event to deliver: what the outbox stores when a report is committed.
+/// One event to deliver to one destination: what the outbox stores when a report is committed.
 public struct OutboxMessage: Sendable, Equatable {
+    /// The destination name of webhook deliveries (`[webhook]`).
+    public static let webhook = "webhook"
+    /// The destination name of HL7 v2 messages over MLLP (`[hl7]`).
+    public static let hl7 = "hl7"
+
     /// The report's event id: unique in the outbox, the `webhook-id` of every attempt.
     public var eventID: String
     /// The slide's identity (its fingerprint): events of one slide are delivered in the order they were queued.
     public var slideKey: String
     /// `slide.scored` or `slide.failed`.
     public var eventType: String
-    /// Where it is POSTed.
-    public var targetURL: String
+    /// Which destination it goes to (``webhook``, ``hl7``): the URL and transport are those configured for it when
+    /// it is sent.
+    public var destination: String
     /// The `Content-Type` of the body.
     public var contentType: String
     /// The exact bytes sent and signed.
     public var body: [UInt8]
-    /// Where it goes: one row per event and destination, each with its own retries (``webhook`` today).
-    public var destination: String
-
-    /// The destination of webhook events.
-    public static let webhook = "webhook"
 
     /// Makes a message.
     public init(
-        eventID: String, slideKey: String, eventType: String, targetURL: String, contentType: String, body: [UInt8],
-        destination: String = OutboxMessage.webhook
+        eventID: String, slideKey: String, eventType: String, destination: String, contentType: String,
+        body: [UInt8]
     ) {
         self.eventID = eventID
         self.slideKey = slideKey
         self.eventType = eventType
-        self.targetURL = targetURL
+        self.destination = destination
         self.contentType = contentType
         self.body = body
-        self.destination = destination
     }
-
 }
 
 /// Where an outbox row stands.

@@ -1,7 +1,33 @@
-/// The store's tables, one migration list per backend: ``sqlite`` (the embedded default, `PRAGMA user_version`) and
-/// ``postgresql`` (a shared server, the version in `csmil_schema`). Both lists end at the same tables and columns,
-/// so the store's SQL runs unchanged on either; ``tables`` lists them for copying from one backend to the other.
+/// The store's tables: one list of schema steps for both backends (``steps``), so a version number means the same
+/// tables on SQLite (the embedded default, `PRAGMA user_version`) and on PostgreSQL (a shared server, the version
+/// in `csmil_schema`). Each step has its SQL for each backend (`StoreSchema+SQLite.swift`,
+/// `StoreSchema+PostgreSQL.swift`); both end at the same tables and columns, so the store's SQL runs unchanged on
+/// either, and ``tables`` lists them for copying from one backend to the other. Never edit a step that has
+/// shipped: add one, to both backends.
 public enum StoreSchema {
+    /// One schema step: what takes a database from version `i` to `i + 1` on each backend.
+    struct Step: Sendable {
+        /// Run on an SQLite file in the step's transaction.
+        var sqlite: SQLiteDatabase.Migration
+        /// Run on a PostgreSQL database in the migrating transaction; empty when the backend has nothing to do.
+        var postgresql: String
+    }
+
+    /// The one list of steps.
+    static let steps: [Step] = [
+        // 1: jobs and the paths each slide was seen at.
+        Step(sqlite: sqliteJobs, postgresql: postgresqlJobs),
+        // 2: the outbox joins the one list (SQLite files of earlier builds kept its own version).
+        Step(sqlite: sqliteOutbox, postgresql: postgresqlOutbox),
+        // 3: outbox rows name a destination (`webhook`, `hl7`) instead of a URL.
+        Step(sqlite: sqliteDestinations, postgresql: postgresqlDestinations),
+        // 4: several hosts: leases with holder and token, attempts, hosts, outbox rows leased by their sender.
+        Step(sqlite: sqliteHosts, postgresql: postgresqlHosts),
+    ]
+
+    /// The SQLite side of ``steps``, in order (older files are migrated from any prefix of it).
+    static var sqlite: [SQLiteDatabase.Migration] { steps.map(\.sqlite) }
+
     /// Brings `database` to the current schema (idempotent). A database written by a newer csmil is refused
     /// (`sqlite.schema_too_new`, `postgres.schema_too_new`).
     public static func install(in database: any StoreDatabase) throws {
@@ -15,9 +41,10 @@ public enum StoreSchema {
         }
     }
 
-    /// The current schema version of each backend.
-    public static var sqliteVersion: Int { sqlite.count }
-    public static var postgresqlVersion: Int { postgresql.count }
+    /// The current schema version (the same on both backends).
+    public static var currentVersion: Int { steps.count }
+    public static var sqliteVersion: Int { steps.count }
+    public static var postgresqlVersion: Int { steps.count }
 
     /// The version `database` is at now (0 for an empty one).
     public static func version(of database: any StoreDatabase) throws -> Int {
@@ -28,14 +55,6 @@ public enum StoreSchema {
             let exists = try database.queryOne("SELECT to_regclass('csmil_schema') IS NOT NULL") { $0.int64(0) == 1 }
             guard exists == true else { return 0 }
             return try database.queryOne("SELECT version FROM csmil_schema") { $0.int(0) } ?? 0
-        }
-    }
-
-    /// The version this build writes for `dialect`.
-    public static func currentVersion(_ dialect: SQLDialect) -> Int {
-        switch dialect {
-        case .sqlite: sqliteVersion
-        case .postgresql: postgresqlVersion
         }
     }
 
@@ -75,15 +94,18 @@ public enum StoreSchema {
             "outbox", "seq",
             [
                 ("seq", .integer), ("event_id", .text), ("destination", .text), ("slide_key", .text),
-                ("event_type", .text), ("target_url", .text), ("content_type", .text), ("body", .blob),
+                ("event_type", .text), ("content_type", .text), ("body", .blob),
                 ("created_at", .real), ("window_start", .real), ("attempts", .integer), ("next_attempt_at", .real),
                 ("last_attempt_at", .real), ("last_status", .integer), ("last_error", .text), ("state", .text),
                 ("delivered_at", .real), ("lease_holder", .text), ("lease_until", .real),
             ]
         ),
         (
-            "outbox_endpoints", "url",
-            [("url", .text), ("disabled_at", .real), ("status", .integer), ("reason", .text)]
+            "outbox_endpoints", "destination, url",
+            [
+                ("destination", .text), ("url", .text), ("disabled_at", .real), ("status", .integer),
+                ("reason", .text),
+            ]
         ),
     ]
 }

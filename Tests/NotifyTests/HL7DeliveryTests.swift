@@ -1,0 +1,185 @@
+import Foundation
+import Logging
+import Store
+import Testing
+
+@testable import Notify
+
+/// HL7 delivery over real MLLP on loopback to an independent receiver (`tools/hl7_receiver.py`, the PyPI `hl7`
+/// package), through the real outbox worker and a real SQLite file.
+@Suite("HL7 delivery over MLLP, judged by the PyPI hl7 package", .serialized)
+struct HL7DeliveryTests {
+    /// An outbox with the HL7 message of `report` queued.
+    final class Harness: @unchecked Sendable {
+        let databasePath: String
+        let outbox: Outbox
+        var worker: OutboxDelivery?
+
+        init(_ reports: [SlideReport] = [HL7Tests.hostileReport()]) throws {
+            databasePath = try Fixtures.temporaryFolder() + "/csmil.sqlite3"
+            let database = try SQLiteDatabase(path: databasePath)
+            try Outbox.installSchema(in: database)
+            outbox = Outbox(database: database)
+            for report in reports {
+                let message = HL7ResultMessage.make(
+                    report: report, settings: HL7Tests.settings, reportPath: "/r/report.json",
+                    timestamp: HL7Tests.timestamp)
+                try outbox.enqueue(OutboxMessage(hl7: message, report: report))
+            }
+        }
+
+        func start(url: String, options: MLLPClientOptions = MLLPClientOptions(connectTimeout: 2, ackTimeout: 5)) throws
+        {
+            let worker = OutboxDelivery(
+                configuration: OutboxDelivery.Configuration(
+                    store: .sqlite(path: databasePath),
+                    destinations: [
+                        OutboxMessage.hl7: OutboxDelivery.Destination(
+                            url: url, transport: .hl7(options),
+                            retry: RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, window: 600))
+                    ], idlePoll: 0.5, randomFraction: { 1 }),
+                logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+            try worker.start()
+            self.worker = worker
+        }
+
+        func row(_ id: String = "evt_0123") throws -> OutboxRow {
+            try #require(try outbox.row(eventID: id, destination: OutboxMessage.hl7))
+        }
+
+        /// Waits until the row leaves `pending` (the worker records every attempt).
+        func settled(_ id: String = "evt_0123") throws -> OutboxRow {
+            while try row(id).state == .pending { Thread.sleep(forTimeInterval: 0.02) }
+            return try row(id)
+        }
+
+        deinit { worker?.stop() }
+    }
+
+    @Test("the hl7 package parses every segment and field we send, names and delimiters intact; AA delivers")
+    func acceptedAndParsed() throws {
+        let receiver = try Judges.HL7Receiver()
+        let harness = try Harness()
+        try harness.start(url: receiver.url)
+        let row = try harness.settled()
+        #expect(row.state == .delivered && row.attempts == 1)
+        let messages = try receiver.messages()
+        #expect(messages.count == 1)
+        let message = try #require(messages.first)
+        #expect(message["error"] == nil, "the hl7 package could not parse it: \(message["error"] ?? "")")
+        let report = HL7Tests.hostileReport()
+        #expect(Judges.value(message, "MSH", 9, 1) == "ORU" && Judges.value(message, "MSH", 9, 2) == "R01")
+        #expect(Judges.value(message, "MSH", 10) == report.eventID)
+        #expect(Judges.value(message, "MSH", 12) == "2.5.1")
+        #expect(Judges.value(message, "MSH", 18) == "UNICODE UTF-8")
+        #expect(Judges.value(message, "MSH", 4) == "PATH|LAB")
+        #expect(Judges.value(message, "PID", 3) == "P^7")
+        #expect(Judges.value(message, "ORC", 3) == "S26-01234" && Judges.value(message, "OBR", 3) == "S26-01234")
+        #expect(Judges.value(message, "OBR", 25) == "P")
+        var observations: [String: [String]] = [:]
+        var occurrence = 1
+        while !Judges.fields(message, "OBX", occurrence: occurrence).isEmpty {
+            let fields = Judges.fields(message, "OBX", occurrence: occurrence)
+            #expect(fields[0] == [String(occurrence)], "OBX-1 numbers the rows")
+            observations[fields[2].first ?? "", default: []].append(
+                fields.count >= 5 ? fields[4].joined(separator: "^") : "")
+            occurrence += 1
+        }
+        #expect(observations["CSMIL-PROB"] == ["0.625"])
+        #expect(observations["CSMIL-LABEL"] == ["POS^Crohn's disease & colitis^L"])
+        #expect(observations["CSMIL-SLIDE-FILE"] == [report.slide.name])
+        #expect(observations["CSMIL-SPECIMEN"] == ["A"] && observations["CSMIL-BLOCK"] == ["A1"])
+        #expect(observations["CSMIL-SCALE"] == ["0.5", "0.25", "0.25"])
+        #expect(observations["CSMIL-MODEL"] == ["cs-mil-demo"])
+        // The ACK the package made names our message.
+        receiver.stop()
+    }
+
+    @Test("AE then AA: retried with backoff, one delivery, the same MSH-10 both times")
+    func errorThenAccept() throws {
+        let receiver = try Judges.HL7Receiver(acks: ["AE"])
+        let harness = try Harness()
+        try harness.start(url: receiver.url)
+        let row = try harness.settled()
+        #expect(row.state == .delivered && row.attempts == 2)
+        let messages = try receiver.messages()
+        #expect(messages.map { $0["answer"] as? String } == ["AE", "AA"])
+        #expect(Set(messages.map { $0["control_id"] as? String }) == ["evt_0123"])
+        #expect(messages[0]["raw"] as? String == messages[1]["raw"] as? String, "the same bytes are resent")
+    }
+
+    @Test("AR: a dead letter carrying the ACK's text; nothing is resent")
+    func rejected() throws {
+        let receiver = try Judges.HL7Receiver(acks: ["AR"])
+        let harness = try Harness()
+        try harness.start(url: receiver.url)
+        let row = try harness.settled()
+        #expect(row.state == .dead && row.attempts == 1)
+        #expect(row.lastError?.contains("ACK AR: judge answer AR to message 1") == true)
+        #expect(try harness.outbox.summary().deadLetters.first?.destination == OutboxMessage.hl7)
+        #expect(try receiver.messages().count == 1)
+    }
+
+    @Test("no ACK in time, or a closed connection: retried with the same MSH-10 until one is accepted")
+    func silentAndClosed() throws {
+        let receiver = try Judges.HL7Receiver(acks: ["SILENT", "CLOSE"])
+        let harness = try Harness()
+        try harness.start(url: receiver.url, options: MLLPClientOptions(connectTimeout: 2, ackTimeout: 0.5))
+        let row = try harness.settled()
+        #expect(row.state == .delivered && row.attempts == 3)
+        let messages = try receiver.messages()
+        #expect(messages.map { $0["answer"] as? String } == ["SILENT", "CLOSE", "AA"])
+        #expect(Set(messages.map { $0["control_id"] as? String }) == ["evt_0123"])
+    }
+
+    @Test("receiver down, then up on the same port: delivered once it listens")
+    func downThenUp() throws {
+        // A free port: bind, read it, close (the receiver binds it again below).
+        let probe = try Judges.HL7Receiver()
+        let port = probe.port
+        probe.stop()
+        let harness = try Harness()
+        try harness.start(url: "mllp://127.0.0.1:\(port)")
+        // The first attempts are refused; wait for one to be recorded before the receiver comes up.
+        while try harness.row().attempts == 0 { Thread.sleep(forTimeInterval: 0.02) }
+        #expect(try harness.row().lastError?.contains("cannot connect") == true)
+        let receiver = try Judges.HL7Receiver(port: port)
+        let row = try harness.settled()
+        #expect(row.state == .delivered && row.attempts >= 2)
+        #expect(try receiver.messages().count == 1)
+    }
+
+    @Test("no-tissue and failed slides are results the hl7 package parses, with OBR-25 and OBX-11 as documented")
+    func otherStatuses() throws {
+        let receiver = try Judges.HL7Receiver()
+        let harness = try Harness([Fixtures.noTissue(), Fixtures.failed()])
+        try harness.start(url: receiver.url)
+        #expect(try harness.settled("evt_0124").state == .delivered)
+        #expect(try harness.settled("evt_0125").state == .delivered)
+        let messages = try receiver.messages()
+        #expect(messages.count == 2 && messages.allSatisfy { $0["error"] == nil })
+        let failed = try #require(messages.first { $0["control_id"] as? String == "evt_0125" })
+        #expect(Judges.value(failed, "OBR", 25) == "I")
+        let noTissue = try #require(messages.first { $0["control_id"] as? String == "evt_0124" })
+        #expect(Judges.value(noTissue, "OBR", 25) == "P")
+    }
+
+    @Test("a reconfigured URL applies to queued rows: the next attempt goes to the new receiver")
+    func reconfiguredURL() throws {
+        let old = try Judges.HL7Receiver(acks: ["AE", "AE", "AE", "AE", "AE", "AE", "AE", "AE", "AE", "AE"])
+        let new = try Judges.HL7Receiver()
+        let harness = try Harness()
+        try harness.start(url: old.url)
+        while try old.messages().isEmpty { Thread.sleep(forTimeInterval: 0.02) }
+        harness.worker?.reconfigure(
+            OutboxDelivery.Configuration(
+                store: .sqlite(path: harness.databasePath),
+                destinations: [
+                    OutboxMessage.hl7: OutboxDelivery.Destination(
+                        url: new.url, transport: .hl7(MLLPClientOptions(connectTimeout: 2, ackTimeout: 5)),
+                        retry: RetryPolicy(initialDelay: 0.05, maximumDelay: 0.2, window: 600))
+                ], idlePoll: 0.5, randomFraction: { 1 }))
+        #expect(try harness.settled().state == .delivered)
+        #expect(try new.messages().map { $0["control_id"] as? String } == ["evt_0123"])
+    }
+}
