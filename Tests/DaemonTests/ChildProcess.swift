@@ -1,9 +1,9 @@
 import Foundation
 import Testing
 
-/// A child process started with `posix_spawn` and reaped with `wait4`, so that a test gets the kernel's account of
-/// the child's own resources (its peak resident set) besides its exit status — Foundation's `Process` reaps its
-/// children itself. Its stdout and stderr go to files in a folder of the test's, read while it runs.
+/// A child process started with `posix_spawn` and reaped with `waitpid`, so that a test can send it signals and get
+/// its exit status, or the signal that ended it, exactly — Foundation's `Process` reaps its children itself. Its
+/// stdout and stderr go to files in a folder of the test's, read while it runs.
 final class ChildProcess {
     let pid: pid_t
     let stdoutPath: String
@@ -16,8 +16,6 @@ final class ChildProcess {
         var status: Int32
         /// Whether a signal ended it (`status` is then 128 + the signal).
         var signalled: Bool
-        /// Its peak resident set (`ru_maxrss`), bytes.
-        var peakResidentBytes: Int
     }
 
     /// Starts `executable` with `arguments`; its output goes to `<folder>/<name>.stdout` and `.stderr`.
@@ -59,9 +57,8 @@ final class ChildProcess {
     var hasExited: Bool {
         if exit != nil { return true }
         var status: Int32 = 0
-        var usage = rusage()
-        guard wait4(pid, &status, WNOHANG, &usage) == pid else { return false }
-        exit = Self.exit(status: status, usage: usage)
+        guard waitpid(pid, &status, WNOHANG) == pid else { return false }
+        exit = Self.exit(status: status)
         return true
     }
 
@@ -85,17 +82,14 @@ final class ChildProcess {
     func wait() -> Exit {
         if let exit { return exit }
         var status: Int32 = 0
-        var usage = rusage()
-        while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
-        let ended = Self.exit(status: status, usage: usage)
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let ended = Self.exit(status: status)
         exit = ended
         return ended
     }
 
-    private static func exit(status: Int32, usage: rusage) -> Exit {
+    private static func exit(status: Int32) -> Exit {
         let signal = status & 0x7f
-        return Exit(
-            status: signal == 0 ? (status >> 8) & 0xff : 128 + signal, signalled: signal != 0,
-            peakResidentBytes: Int(usage.ru_maxrss) * 1024)
+        return Exit(status: signal == 0 ? (status >> 8) & 0xff : 128 + signal, signalled: signal != 0)
     }
 }
