@@ -116,6 +116,50 @@ struct PostgresConnectionTests {
         #expect(newer.code == .tooNew && newer.message.contains("99"))
     }
 
+    @Test("one list of schema steps: both backends end at the same tables and columns, all of them copied")
+    func sameSchemaOnBothBackends() throws {
+        let sqlite = try SQLiteDatabase(path: try StoreTestSupport.temporaryFolder() + "/csmil.sqlite3")
+        try StoreSchema.install(in: sqlite)
+        let postgres = try PostgresTestServer.shared.makeStoreLocation().open()
+        try StoreSchema.install(in: postgres)
+        #expect(try StoreSchema.version(of: sqlite) == StoreSchema.steps.count)
+        #expect(try StoreSchema.version(of: postgres) == StoreSchema.steps.count)
+
+        func columns(_ database: any StoreDatabase) throws -> [String: Set<String>] {
+            let tables =
+                database.dialect == .sqlite
+                ? try database.query(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'", []
+                ) { $0.string(0) }
+                : try database.query(
+                    """
+                    SELECT table_name FROM information_schema.tables
+                    WHERE table_schema = current_schema() AND table_name <> 'csmil_schema'
+                    """, []
+                ) { $0.string(0) }
+            var result: [String: Set<String>] = [:]
+            for table in tables {
+                result[table] = Set(
+                    database.dialect == .sqlite
+                        ? try database.query("SELECT name FROM pragma_table_info('\(table)')", []) { $0.string(0) }
+                        : try database.query(
+                            """
+                            SELECT column_name FROM information_schema.columns
+                            WHERE table_schema = current_schema() AND table_name = $1
+                            """, [.text(table)]
+                        ) { $0.string(0) })
+            }
+            return result
+        }
+        let onSQLite = try columns(sqlite)
+        #expect(onSQLite == (try columns(postgres)))
+        // What `csmil store migrate` copies is every table but hosts, with every column.
+        #expect(Set(onSQLite.keys) == Set(StoreSchema.tables.map(\.name) + ["hosts"]))
+        for table in StoreSchema.tables {
+            #expect(Set(table.columns.map(\.0)) == onSQLite[table.name], "\(table.name)")
+        }
+    }
+
     @Test("through PgBouncer in transaction mode: settle, claim with SKIP LOCKED, complete, deliver, status")
     func throughPgBouncer() throws {
         let server = try PostgresTestServer.shared
