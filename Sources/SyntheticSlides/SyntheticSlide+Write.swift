@@ -47,6 +47,9 @@ extension SyntheticSlide {
         while top < height {
             let rows = min(tileSize, height - top)
             Self.paintInParallel(painter, rows: top..<(top + rows), width: width, into: strip.baseAddress!)
+            artifacts.apply(
+                to: strip.baseAddress!, rows: top..<(top + rows), width: width, height: height, painter: painter,
+                seed: configuration.seed)
             try writer.append(rows: UnsafePointer(strip.baseAddress!), count: rows)
             top += rows
         }
@@ -141,7 +144,8 @@ extension SyntheticSlide {
             regionSide: regionSide, regions: regions,
             rings: rings.map { .init(outer: ellipse($0.shape), thickness: $0.thickness, positive: $0.positive) },
             discCell: micro ? TissuePainter.discCell : nil, discRadius: micro ? TissuePainter.discRadius : nil,
-            crossHalfLength: micro ? TissuePainter.crossHalfLength : nil)
+            crossHalfLength: micro ? TissuePainter.crossHalfLength : nil,
+            artifacts: artifacts.isEmpty && configuration.artifacts.isEmpty ? nil : artifacts.truth)
     }
 
     /// Generic TIFF: halve until the level's long side is at most 512 pixels.

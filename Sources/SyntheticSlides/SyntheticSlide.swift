@@ -49,6 +49,8 @@ public struct SyntheticSlide: Sendable {
         public var format: Format
         /// JPEG quality of the tiles, 1…100.
         public var quality: Int
+        /// Artifacts painted over the tissue (``SyntheticArtifacts``).
+        public var artifacts: Set<SyntheticArtifactKind> = []
 
         /// A configuration; defaults make a 20x Aperio slide, half tissue, no anomaly.
         public init(
@@ -88,6 +90,8 @@ public struct SyntheticSlide: Sendable {
     public let regions: [SyntheticRegion]
     /// The macro-anomaly rings (empty unless the anomaly is `macro`).
     public let rings: [SyntheticRing]
+    /// Pen, blur and fold artifacts (empty unless the configuration asks for them).
+    let artifacts: SyntheticArtifacts
 
     let tissue: SyntheticTissue
     let regionSide: Int
@@ -136,6 +140,8 @@ public struct SyntheticSlide: Sendable {
         rings =
             configuration.anomaly == .macro
             ? Self.layOutRings(configuration, regions: regions, bearing: bearing, tissue: tissue) : []
+        artifacts = SyntheticArtifacts.layOut(
+            kinds: configuration.artifacts, configuration: configuration, tissue: tissue)
     }
 
     /// Whether the slide holds at least one positive region.
@@ -156,7 +162,8 @@ public struct SyntheticSlide: Sendable {
     }
 
     /// Paints the level-0 region at `(x, y)` of `width` × `height` pixels as interleaved RGB,
-    /// exactly as it is handed to the JPEG encoder.
+    /// exactly as it is handed to the JPEG encoder (artifacts only when the region spans the full width, as the
+    /// writer's strips do).
     public func render(x: Int, y: Int, width: Int, height: Int) -> [UInt8] {
         var pixels = [UInt8](repeating: 255, count: width * height * 3)
         let painter = TissuePainter(slide: self)
@@ -166,6 +173,11 @@ public struct SyntheticSlide: Sendable {
                 painter.paint(
                     row: y + row, from: x, count: width, into: buffer.baseAddress! + row * width * 3,
                     scratch: &scratch)
+            }
+            if x == 0 && width == configuration.width {
+                artifacts.apply(
+                    to: buffer.baseAddress!, rows: y..<(y + height), width: width, height: configuration.height,
+                    painter: painter, seed: configuration.seed)
             }
         }
         return pixels

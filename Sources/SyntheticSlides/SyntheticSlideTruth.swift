@@ -92,4 +92,6 @@ public struct SyntheticSlideTruth: Codable, Sendable, Equatable {
     public var discCell: Int?
     public var discRadius: Int?
     public var crossHalfLength: Int?
+    /// The artifacts painted over the slide (`csmil synth --artifacts`); absent without any.
+    public var artifacts: [Artifact]?
 }

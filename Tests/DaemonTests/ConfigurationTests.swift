@@ -182,6 +182,13 @@ struct ConfigurationTests {
             ("", "[pipeline]\nthreads = -1", "pipeline.threads", 6),
             ("", "[pipeline]\nbatch = -1", "pipeline.batch", 6),
             ("", "[pipeline]\nprecision = \"fp16\"", "pipeline.precision", 6),
+            ("", "[qc]\nexclude = [\"pen\", \"dust\"]", "qc.exclude", 6),
+            ("", "[qc]\nreview_fraction = 1.5", "qc.review_fraction", 6),
+            ("", "[qc]\npen_fraction = -0.1", "qc.pen_fraction", 6),
+            ("", "[qc]\nfold_density = 0.9", "qc.fold_density", 6),
+            ("", "[qc]\nmin_tiles = -1", "qc.min_tiles", 6),
+            ("", "[qc]\nmax_mpp = 0", "qc.max_mpp", 6),
+            ("", "[qc]\nblur_floor = -1", "qc.blur_floor", 6),
         ])
     func impossibleValue(watchExtra: String, sections: String, key: String, line: Int) {
         let found = problems(document(watchExtra: watchExtra, sections: sections))
@@ -190,6 +197,35 @@ struct ConfigurationTests {
         #expect(found.first?.key == key)
         #expect(found.first?.line == line)
         #expect(found.first?.fix.isEmpty == false)
+    }
+
+    @Test("[qc]: on by default with the documented defaults; each key read; an unknown check refused")
+    func qualitySection() throws {
+        let defaults = try parse(minimal).qc
+        #expect(defaults == QualitySettings())
+        #expect(defaults.enabled && defaults.exclude == [.pen, .blur, .fold] && defaults.reviewFraction == 0.1)
+        let set = try parse(
+            document(
+                sections: """
+                    [qc]
+                    enabled = false
+                    exclude = ["pen"]
+                    review_fraction = 0.2
+                    min_tiles = 8
+                    pen_fraction = 0.1
+                    blur_relative = 0.25
+                    blur_floor = 0
+                    blur_fraction = 0.5
+                    fold_density = 2
+                    fold_fraction = 0.6
+                    max_mpp = 1.2
+                    """)
+        ).qc
+        #expect(!set.enabled && set.exclude == [.pen] && set.reviewFraction == 0.2 && set.minTiles == 8)
+        #expect(set.penFraction == 0.1 && set.blurRelative == 0.25 && set.blurFloor == 0 && set.blurFraction == 0.5)
+        #expect(set.foldDensity == 2 && set.foldFraction == 0.6 && set.maxMPP == 1.2)
+        let unknown = problems(document(sections: "[qc]\nenable = true\n"))
+        #expect(unknown.first?.key == "qc.enable" && unknown.first?.fix.contains("did you mean 'enabled'") == true)
     }
 
     @Test("[ingest] assume_mpp: absent or 0 assumes nothing; a resolution is taken as given")

@@ -164,6 +164,76 @@ struct HL7DeliveryTests {
         #expect(Judges.value(noTissue, "OBR", 25) == "P")
     }
 
+    @Test("QC: a review slide says so in an NTE before the OBX rows and in QC rows after the status; a pass slide too")
+    func qualityControl() throws {
+        let receiver = try Judges.HL7Receiver()
+        var review = ReportPageTests.review()
+        review.eventID = "evt_0126"
+        var pass = Fixtures.scored()
+        pass.eventID = "evt_0127"
+        pass.qc = SlideReport.QualityControl(
+            status: "pass", reasons: [], fractions: ["pen": 0, "blur": 0.005, "fold": 0], excluded: 0, usable: 100,
+            exclude: ["pen", "blur", "fold"])
+        let harness = try Harness([review, pass])
+        try harness.start(url: receiver.url)
+        #expect(try harness.settled("evt_0126").state == .delivered)
+        #expect(try harness.settled("evt_0127").state == .delivered)
+        let messages = try receiver.messages()
+        #expect(messages.count == 2 && messages.allSatisfy { $0["error"] == nil })
+
+        /// (OBX-3, OBX-4, OBX-5 components joined by ^) per row, in order, and the segment names in order.
+        func read(_ message: [String: Any]) -> (rows: [(String, String, String)], ids: [String]) {
+            var rows: [(String, String, String)] = []
+            var occurrence = 1
+            while true {
+                let fields = Judges.fields(message, "OBX", occurrence: occurrence)
+                if fields.isEmpty { break }
+                rows.append(
+                    (
+                        fields[2].first ?? "", fields.count >= 4 ? fields[3].joined(separator: "^") : "",
+                        fields.count >= 5 ? fields[4].joined(separator: "^") : ""
+                    ))
+                occurrence += 1
+            }
+            let ids = (message["segments"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+            return (rows, ids)
+        }
+
+        let reviewed = try #require(messages.first { $0["control_id"] as? String == "evt_0126" })
+        let (rows, ids) = read(reviewed)
+        // The note comes right after OBR, before any OBX: what an LIS shows first.
+        #expect(Array(ids.prefix(4)) == ["MSH", "ORC", "OBR", "NTE"])
+        #expect(Judges.value(reviewed, "NTE", 2) == "L")
+        #expect(
+            Judges.value(reviewed, "NTE", 3)
+                == "QC REVIEW (pen, fold): pen ink on 12.5 % of tissue tiles; tissue folds on 11.0 % of tissue tiles; "
+                + "the score rests on the 70 usable tiles.")
+        let codes = rows.map(\.0)
+        let status = try #require(codes.firstIndex(of: "CSMIL-STATUS"))
+        #expect(codes[status + 1] == "CSMIL-QC")
+        #expect(try #require(codes.firstIndex(of: "CSMIL-PROB")) > status + 1)
+        #expect(
+            rows.first { $0.0 == "CSMIL-QC" }?.2
+                == "review^QC review: pen ink on 12.5 % of tissue tiles; tissue folds on 11.0 % of tissue tiles^L")
+        #expect(
+            rows.filter { $0.0 == "CSMIL-QC-REASON" }.map { "\($0.1) \($0.2)" }
+                == ["1 pen^Pen ink^L", "2 fold^Tissue folds^L"])
+        #expect(
+            rows.filter { $0.0 == "CSMIL-QC-FRACTION" }.map { "\($0.1) \($0.2)" } == [
+                "pen 0.125", "blur 0.0", "fold 0.11",
+            ])
+        #expect(rows.filter { $0.0 == "CSMIL-QC-EXCLUDED" }.map(\.2) == ["30"])
+        #expect(rows.first { $0.0 == "CSMIL-PROB" }?.2 == "0.625", "a review slide keeps its probability")
+
+        let passed = try #require(messages.first { $0["control_id"] as? String == "evt_0127" })
+        let (passRows, passIDs) = read(passed)
+        #expect(!passIDs.contains("NTE"))
+        #expect(passRows.first { $0.0 == "CSMIL-QC" }?.2 == "pass^QC pass^L")
+        #expect(!passRows.contains { $0.0 == "CSMIL-QC-REASON" })
+        #expect(passRows.filter { $0.0 == "CSMIL-QC-FRACTION" }.map(\.2) == ["0.0", "0.005", "0.0"])
+        receiver.stop()
+    }
+
     @Test("a reconfigured URL applies to queued rows: the next attempt goes to the new receiver")
     func reconfiguredURL() throws {
         let old = try Judges.HL7Receiver(acks: ["AE", "AE", "AE", "AE", "AE", "AE", "AE", "AE", "AE", "AE"])

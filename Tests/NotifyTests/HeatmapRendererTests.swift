@@ -17,12 +17,12 @@ struct HeatmapRendererTests {
         renderer.render(thumbnail: thumbnail, slideWidth: 1024, slideHeight: 512, tiles: Fixtures.tiles)
     }
 
-    @Test("the image is the thumbnail's size plus the legend strip")
+    @Test("the image is the thumbnail's size plus the legend")
     func size() {
         let image = render()
-        #expect(image.width == 64 && image.height == 32 + 16)
-        #expect(image.pixels.count == 64 * 48 * 3)
-        #expect(render(HeatmapRenderer(legendHeight: 0)).height == 32)
+        #expect(image.width == 64 && image.height > 32 + 60)
+        #expect(image.pixels.count == 64 * image.height * 3)
+        #expect(render(HeatmapRenderer(showsLegend: false)).height == 32)
     }
 
     @Test("a tile never drawn and the area outside tiles keep the thumbnail's pixels")
@@ -53,15 +53,27 @@ struct HeatmapRendererTests {
         #expect(image[15, 15] != HeatmapRenderer.scaleColours[0])
     }
 
-    @Test("the legend shows the colormap from bottom to top and the three scale colours")
+    @Test("the legend shows the colormap from bottom to top, the three scale colours and dark text")
     func legend() {
-        let image = render()
-        let row = 32 + 8
-        #expect(image[2, row] == HeatmapRenderer.colour(at: 0))
-        let rampWidth = (64 - 4) * 2 / 3
-        #expect(image[2 + rampWidth - 1, row] == HeatmapRenderer.colour(at: 1))
-        let legendColours = Set((0..<64).map { image[$0, row] })
-        for colour in HeatmapRenderer.scaleColours { #expect(legendColours.contains(colour)) }
-        #expect(image[0, 32] == RGBColour(red: 255, green: 255, blue: 255))
+        let image = RGBImage(width: 900, height: 300, filledWith: RGBColour(red: 255, green: 255, blue: 255))
+        let rendered = HeatmapRenderer().render(
+            thumbnail: image, slideWidth: 1024, slideHeight: 512, tiles: Fixtures.tiles)
+        let legendPixels = (300..<rendered.height).flatMap { y in (0..<900).map { rendered[$0, y] } }
+        let colours = Set(legendPixels)
+        #expect(colours.contains(HeatmapRenderer.colour(at: 0)) && colours.contains(HeatmapRenderer.colour(at: 1)))
+        for colour in HeatmapRenderer.scaleColours { #expect(colours.contains(colour)) }
+        // Text is drawn in black: a few hundred pixels of glyphs at least.
+        #expect(legendPixels.filter { $0 == RGBColour(red: 0, green: 0, blue: 0) }.count > 500)
+        #expect(rendered[0, 300] == RGBColour(red: 255, green: 255, blue: 255))
+    }
+
+    @Test("the legend labels the attention values at the colormap's ends")
+    func legendValues() {
+        let lines = HeatmapRenderer.legendLines(low: 0.25, high: 2.5)
+        let ticks = lines[0].compactMap { run -> String? in
+            if case .tick(let label, _) = run { return label }
+            return nil
+        }
+        #expect(ticks == ["0.25", "1.38", "2.50"])
     }
 }

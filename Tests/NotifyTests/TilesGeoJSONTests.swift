@@ -62,7 +62,7 @@ struct TilesGeoJSONTests {
                     "coordinates": [[[r[0], r[1]], [r[2], r[1]], [r[2], r[3]], [r[0], r[3]], [r[0], r[1]]]],
                 ],
                 "properties": [
-                    "objectType": "tile", "column": tile.column, "row": tile.row,
+                    "objectType": "tile", "column": tile.column, "row": tile.row, "qc": [String](),
                     "attention": tile.attention.map { Double($0) as Any } ?? NSNull(),
                     "scale_weights": tile.scaleWeights.map(Double.init),
                     "scale_attention": tile.scaleAttention.map(Double.init),

@@ -66,6 +66,7 @@ struct ScoreCommand: AsyncParsableCommand {
         let settings = configuration?.pipeline ?? Configuration.Pipeline()
         let precision = self.precision ?? settings.precision
         let subject = self.precision == nil ? "[pipeline] precision" : "--precision"
+        let quality = configuration?.qc ?? QualitySettings()
         // SIGTERM and SIGINT stop the slide in progress (checked in every long loop) instead of killing the process
         // in the middle of a spill file.
         let stop = StopRequest()
@@ -88,6 +89,7 @@ struct ScoreCommand: AsyncParsableCommand {
                 assumeMPP: assumeMPP)
             pipeline.workers = settings.threadsPerSlide(cores: Parallel.workers)
             pipeline.batch = settings.batch
+            pipeline.quality = quality
             pipeline.identityPattern = configuration?.identity.compiled()
             pipeline.identityRequired = configuration?.identity.required ?? false
             var anyFailed = false
@@ -249,6 +251,8 @@ struct SummaryLine: Encodable {
     var seconds: Double
     var eventID: String?
     var error: SlideReport.Failure?
+    /// `pass` or `review`; nil when QC is off.
+    var qc: String?
 
     /// Whether the slide (or its report) failed.
     var failed: Bool { status == SlideReport.Status.failed.rawValue }
@@ -264,6 +268,7 @@ struct SummaryLine: Encodable {
         seconds = (report.timing.seconds * 1000).rounded() / 1000
         eventID = report.eventID
         error = report.error
+        qc = report.qc?.status
         if let writeError = outcome.writeError {
             status = SlideReport.Status.failed.rawValue
             error = SlideReport.Failure(writeError)
@@ -280,7 +285,7 @@ struct SummaryLine: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case slide, status, probability, label, report, tiles, seconds, error
+        case slide, status, probability, label, report, tiles, seconds, error, qc
         case eventID = "event_id"
     }
 
@@ -295,6 +300,7 @@ struct SummaryLine: Encodable {
         try container.encode(seconds, forKey: .seconds)
         try container.encode(eventID, forKey: .eventID)
         try container.encodeIfPresent(error, forKey: .error)
+        try container.encodeIfPresent(qc, forKey: .qc)
     }
 
     /// Compact JSON, keys sorted, slashes unescaped.

@@ -130,6 +130,9 @@ struct StatusCommand: AsyncParsableCommand {
         out +=
             "jobs: \(counts.discovered) settling, \(counts.settled) queued, \(counts.processing) processing, "
             + "\(counts.reported) reported, \(counts.delivered) delivered, \(counts.failed) failed\n"
+        if summary.qc.pass + summary.qc.review > 0 {
+            out += "qc: \(summary.qc.review) to review, \(summary.qc.pass) passed\n"
+        }
         if !summary.queue.isEmpty {
             out += "queue:\n"
             for job in summary.queue {
@@ -142,6 +145,9 @@ struct StatusCommand: AsyncParsableCommand {
                 var line = "  \(shown(result.name)): \(result.status)"
                 if let probability = result.probability { line += String(format: " p=%.3f", probability) }
                 if let label = result.label { line += " (\(shown(label)))" }
+                if result.qcStatus == "review" {
+                    line += " QC review (\(result.qcReasons.map(shown).joined(separator: ", ")))"
+                }
                 if let code = result.errorCode { line += " error \(code)" }
                 line += ", \(result.state.rawValue), event \(result.eventID)"
                 out += line + "\n"

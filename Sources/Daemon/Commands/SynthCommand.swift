@@ -13,7 +13,7 @@ struct SynthCommand: ParsableCommand {
             Writes the slide (through FILE.partial, renamed when complete), its truth mask beside it as \
             <name>.truth.png (white where tissue, one pixel per 16 level-0 pixels or coarser for very \
             large slides) and <name>.truth.json (geometry, levels, tissue fraction achieved, anomaly \
-            regions and which are positive), then prints one JSON line describing what was written.
+            regions and which are positive, artifacts), then prints one JSON line describing what was written.
 
             svs: Aperio SVS (OpenSlide vendor "aperio"): 256-pixel JPEG tiles, an "Aperio Image \
             Library" description with AppMag and MPP, a thumbnail, levels at downsample 4 and 16. \
@@ -72,6 +72,30 @@ struct SynthCommand: ParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
+            "Artifacts to paint, comma-separated: pen (blue, green, black marker strokes), blur (out-of-focus "
+                + "regions), fold (folded tissue); listed with their geometry in <name>.truth.json.",
+            valueName: "list"))
+    var artifacts: String = ""
+
+    /// `--artifacts` as kinds.
+    var artifactKinds: Set<SyntheticArtifactKind> {
+        get throws {
+            var kinds = Set<SyntheticArtifactKind>()
+            for name in artifacts.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) })
+            where !name.isEmpty {
+                guard let kind = SyntheticArtifactKind(rawValue: name) else {
+                    throw ValidationError(
+                        "--artifacts: unknown artifact \"\(name)\"; use pen, blur and fold, comma-separated")
+                }
+                kinds.insert(kind)
+            }
+            return kinds
+        }
+    }
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
             "Write a slide whose levels only declare these sizes (no pixels), e.g. 1000000x1000000,976x976.",
             valueName: "WxH,…"))
     var declaredLevels: String?
@@ -103,6 +127,7 @@ struct SynthCommand: ParsableCommand {
         guard (0...1).contains(tissueFraction) else { throw ValidationError("--tissue-fraction must be in 0…1") }
         guard (0...1).contains(positive) else { throw ValidationError("--positive must be in 0…1") }
         guard (1...100).contains(quality) else { throw ValidationError("--quality must be in 1…100") }
+        _ = try artifactKinds
         let side = 1...SyntheticSlide.maximumSide
         guard side.contains(width), side.contains(height) else {
             throw ValidationError("--width and --height must be in 1…\(SyntheticSlide.maximumSide)")
@@ -125,11 +150,11 @@ struct SynthCommand: ParsableCommand {
         let started = ContinuousClock.now
         let resolvedFormat =
             format ?? (["tif", "tiff"].contains(URL(fileURLWithPath: out).pathExtension.lowercased()) ? .tiff : .svs)
-        let slide = try SyntheticSlide(
-            SyntheticSlide.Configuration(
-                width: width, height: height, magnification: magnification, seed: seed,
-                tissueFraction: tissueFraction, anomaly: anomaly, positiveFraction: positive, format: resolvedFormat,
-                quality: quality))
+        var configuration = SyntheticSlide.Configuration(
+            width: width, height: height, magnification: magnification, seed: seed, tissueFraction: tissueFraction,
+            anomaly: anomaly, positiveFraction: positive, format: resolvedFormat, quality: quality)
+        configuration.artifacts = try artifactKinds
+        let slide = try SyntheticSlide(configuration)
         logger.info(
             "writing synthetic slide",
             metadata: ["file": "\(out)", "size": "\(width)x\(height)", "format": "\(resolvedFormat.rawValue)"])
@@ -142,7 +167,8 @@ struct SynthCommand: ParsableCommand {
             magnification: truth.magnification, seed: truth.seed,
             levels: truth.levels.map { [$0.width, $0.height, $0.downsample] },
             tissueFraction: (truth.tissueFraction * 10_000).rounded() / 10_000, anomaly: truth.anomaly,
-            label: truth.label, positiveRegions: truth.regions.filter(\.positive).count, bytes: written.bytes,
+            label: truth.label, positiveRegions: truth.regions.filter(\.positive).count,
+            artifacts: (truth.artifacts ?? []).map(\.kind), bytes: written.bytes,
             seconds: ((Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18) * 100)
                 .rounded() / 100,
             peakRssBytes: Self.peakResidentBytes())
@@ -173,6 +199,8 @@ private struct SynthSummary: Encodable {
     var anomaly: String
     var label: String
     var positiveRegions: Int
+    /// The kind of each artifact painted.
+    var artifacts: [String]
     var bytes: Int
     var seconds: Double
     var peakRssBytes: Int

@@ -25,6 +25,7 @@ extension Configuration {
         ("log", ["level"]),
         ("ingest", ["assume_mpp"]),
         ("pipeline", ["max_concurrent_slides", "threads", "batch", "precision"]),
+        ("qc", Configuration.qcKeys),
     ]
 
     /// The most slides `[pipeline] max_concurrent_slides` may score at once.
@@ -63,6 +64,7 @@ extension Configuration {
         let log = sections["log"] ?? empty
         let ingest = sections["ingest"] ?? empty
         let pipeline = sections["pipeline"] ?? empty
+        let quality = reader.qualitySettings(sections["qc"] ?? empty)
         let identity = reader.identity(sections["identity"] ?? empty)
         let hl7 = reader.hl7(sections["hl7"] ?? empty, base: base)
 
@@ -198,7 +200,8 @@ extension Configuration {
             let pollSeconds, let outputDirectory,
             let stateDirectory, let modelDirectory, let secret, let format, let allowHTTP, let retryInitial,
             let retryMax, let retryWindow, let level, let assumeMPP, let connectTimeout, let timeout, let caFile,
-            let clientCertificate, let clientKey, let proxy, let fhirBundle, let identity, let hl7, let shared
+            let clientCertificate, let clientKey, let proxy, let fhirBundle, let identity, let hl7, let quality,
+            let shared
         else {
             throw ConfigurationError(file: path, problems: reader.problems)
         }
@@ -225,7 +228,7 @@ extension Configuration {
             pipeline: Pipeline(
                 maxConcurrentSlides: Int(concurrent ?? 1), threads: (threads ?? 0) > 0 ? Int(threads ?? 0) : nil,
                 batch: (batch ?? 0) > 0 ? Int(batch ?? 0) : nil, precision: precision ?? .fp32),
-            identity: identity, hl7: hl7
+            identity: identity, hl7: hl7, qc: quality
         )
     }
 

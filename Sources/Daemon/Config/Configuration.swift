@@ -106,6 +106,8 @@ struct Configuration: Sendable, Equatable {
     var pipeline = Pipeline()
     var identity = Identity()
     var hl7 = HL7()
+    /// `[qc]`: quality control of each slide's tiles.
+    var qc = QualitySettings()
 
     struct Pipeline: Sendable, Equatable {
         /// Slides scored at the same time, each by a worker of its own.

@@ -63,6 +63,8 @@ struct SlidePipeline: Sendable {
     var batchSize: Int { batch ?? TripletEmbedder.defaultBatchSize(threads: workers) }
     /// Batches the reader may have ready ahead of the embedder.
     var queuedBatches = 2
+    /// Quality control (`[qc]`): measured as tiles stream, excluded tiles left out of clustering and bags.
+    var quality = QualitySettings()
     /// `[identity] pattern`: the laboratory's identifiers from the file name; nil writes no identity.
     var identityPattern: IdentityPattern?
     /// `[identity] required`: a name without an accession fails the slide with `slide.no_accession`.
@@ -180,6 +182,7 @@ struct SlidePipeline: Sendable {
         }
         do {
             let folder = try writer.write(files)
+            recordInIndex(files.report, folder: folder)
             return Outcome(report: files.report, folder: folder)
         } catch {
             logger.error("report not written", metadata: ["slide": "\(name)"].merging(.error(error)) { $1 })
@@ -198,9 +201,22 @@ struct SlidePipeline: Sendable {
             tiles: .init(count: 0), timing: .init(seconds: 0), error: .init(error),
             versions: Self.versions, identity: identityPattern?.identity(forSlideName: name))
         do {
-            return Outcome(report: report, folder: try writer.write(ReportFiles(report: report)))
+            let folder = try writer.write(ReportFiles(report: report))
+            recordInIndex(report, folder: folder)
+            return Outcome(report: report, folder: folder)
         } catch {
             return Outcome(report: report, folder: nil, writeError: .reportNotWritten(error))
+        }
+    }
+
+    /// Puts a written report at the top of the output folder's `index.html`; a failure there is logged and leaves
+    /// the report as written.
+    private func recordInIndex(_ report: SlideReport, folder: String) {
+        do {
+            try ReportIndex(outputDirectory: writer.outputDirectory).record(report, folder: folder)
+        } catch {
+            logger.warning(
+                "index.html not updated", metadata: ["slide": "\(report.slide.name)"].merging(.error(error)) { $1 })
         }
     }
 
@@ -275,11 +291,17 @@ struct SlidePipeline: Sendable {
 
         guard !grid.tiles.isEmpty else {
             logger.info("no tissue", metadata: ["slide": "\(progress.slide.name)", "event_id": "\(progress.eventID)"])
+            let qc =
+                quality.enabled
+                ? Self.qualityReport(
+                    QualityControl.decide(
+                        SlideQualityMeasurements(tileCount: 0), settings: quality, baseMPP: resolution.baseMPP),
+                    settings: quality) : nil
             let report = SlideReport(
                 eventID: progress.eventID, status: .noTissue, slide: progress.slide, model: modelReport,
                 tiles: .init(count: 0, size: TileGrid.tileSize), timing: timing(started, progress.stages),
                 tissue: progress.tissue, resolution: progress.resolution, versions: Self.versions,
-                deviations: Self.deviations, identity: progress.identity)
+                deviations: Self.deviations, qc: qc, identity: progress.identity)
             return ReportFiles(report: report, tissueMaskPNG: progress.tissueMaskPNG)
         }
 
@@ -291,11 +313,63 @@ struct SlidePipeline: Sendable {
             + UUID().uuidString.lowercased() + ".features"
         defer { unlink(spillPath) }
         observer?.tilesFound(grid.tiles.count)
-        try embed(stream: stream, slidePath: path, spillPath: spillPath, observer: observer)
-        try lap("embed", &progress, next: "score")
+        let measurements = quality.enabled ? SlideQualityMeasurements(tileCount: grid.tiles.count) : nil
+        try embed(
+            stream: stream, slidePath: path, spillPath: spillPath, observer: observer, measurements: measurements)
+        try lap("embed", &progress, next: "qc")
 
-        let spill = try MappedFeatures(path: spillPath, floats: grid.tiles.count * 3 * model.featureSize)
-        let scoring = model.score(features: spill.buffer, tileCount: grid.tiles.count, shouldStop: shouldStop)
+        // QC's verdict; the excluded tiles' features leave the spill file (nothing moves when none is excluded).
+        let verdict = measurements.map { QualityControl.decide($0, settings: quality, baseMPP: resolution.baseMPP) }
+        let qc = verdict.map { Self.qualityReport($0, settings: quality) }
+        let scored = verdict?.usableTiles ?? Array(grid.tiles.indices)
+        if scored.count < grid.tiles.count {
+            try Self.compactSpill(path: spillPath, keep: scored, rowBytes: 3 * model.featureSize * 4)
+        }
+        if let verdict, let qc {
+            logger.info(
+                "slide QC",
+                metadata: [
+                    "slide": "\(progress.slide.name)", "event_id": "\(progress.eventID)", "qc": "\(qc.status)",
+                    "reasons": "\(qc.reasons.joined(separator: ","))", "excluded": "\(verdict.excludedCount)",
+                ])
+        }
+        try lap("qc", &progress, next: "score")
+        // Every grid tile's QC flags and report record; excluded ones carry no attention and no scale weights.
+        func baseRecord(_ index: Int) -> TileRecord {
+            let tile = grid.tiles[index]
+            var record = TileRecord(
+                x: Int(tile.level0.x.rounded()), y: Int(tile.level0.y.rounded()),
+                width: Int(tile.level0.width.rounded()), height: Int(tile.level0.height.rounded()),
+                column: tile.column, row: tile.row, attention: nil, scaleWeights: [.nan, .nan, .nan],
+                scaleAttention: [.nan, .nan, .nan])
+            record.qc = verdict?.flags[index].names ?? []
+            record.excluded = verdict?.excluded[index] ?? false
+            return record
+        }
+        guard !scored.isEmpty else {
+            // QC left nothing to score: like a slide without tissue, but saying why.
+            logger.info(
+                "no usable tissue", metadata: ["slide": "\(progress.slide.name)", "event_id": "\(progress.eventID)"])
+            let records = grid.tiles.indices.map(baseRecord)
+            let thumbnail = try Self.thumbnail(of: slide)
+            let report = SlideReport(
+                eventID: progress.eventID, status: .noTissue, slide: progress.slide, model: modelReport,
+                tiles: .init(count: grid.tiles.count, drawn: 0, size: TileGrid.tileSize),
+                timing: timing(started, progress.stages), tissue: progress.tissue, resolution: progress.resolution,
+                versions: Self.versions, deviations: Self.deviations, qc: qc, identity: progress.identity)
+            return ReportFiles(
+                report: report, tissueMaskPNG: progress.tissueMaskPNG,
+                qcMaskPNG: try qc.map {
+                    try Self.qualityMaskPNG(
+                        thumbnail: thumbnail, slideWidth: width, slideHeight: height, tiles: records, qc: $0)
+                }, tiles: records,
+                page: try reportPage(
+                    report: report, slide: slide, resolution: resolution, grid: grid, records: records,
+                    thumbnail: thumbnail))
+        }
+
+        let spill = try MappedFeatures(path: spillPath, floats: scored.count * 3 * model.featureSize)
+        let scoring = model.score(features: spill.buffer, tileCount: scored.count, shouldStop: shouldStop)
         spill.unmap()
         guard let scoring else {
             throw PipelineError(
@@ -305,22 +379,25 @@ struct SlidePipeline: Sendable {
         try lap("score", &progress, next: "report")
         guard let score = scoring.score else {
             throw PipelineError(
-                code: .internal, subject: path, message: "the model gave no score for \(grid.tiles.count) tiles",
+                code: .internal, subject: path, message: "the model gave no score for \(scored.count) tiles",
                 fix: PipelineError.reportBug)
         }
 
-        let records = grid.tiles.enumerated().map { index, tile in
-            TileRecord(
-                x: Int(tile.level0.x.rounded()), y: Int(tile.level0.y.rounded()),
-                width: Int(tile.level0.width.rounded()), height: Int(tile.level0.height.rounded()),
-                column: tile.column, row: tile.row, attention: score.tileAttention[index],
-                scaleWeights: score.scaleWeights[index], scaleAttention: score.scaleWeightsSoftmax[index])
+        var records = grid.tiles.indices.map(baseRecord)
+        for (position, index) in scored.enumerated() {
+            records[index].attention = score.tileAttention[position]
+            records[index].scaleWeights = score.scaleWeights[position]
+            records[index].scaleAttention = score.scaleWeightsSoftmax[position]
         }
         let thumbnail = try Self.thumbnail(of: slide)
         let heatmap = HeatmapRenderer().render(
             thumbnail: RGBImage(width: thumbnail.width, height: thumbnail.height, pixels: thumbnail.pixels),
             slideWidth: width, slideHeight: height, tiles: records)
         let heatmapPNG = try PNGImage(width: heatmap.width, height: heatmap.height, pixels: heatmap.pixels).encoded()
+        let qcMaskPNG = try qc.map {
+            try Self.qualityMaskPNG(
+                thumbnail: thumbnail, slideWidth: width, slideHeight: height, tiles: records, qc: $0)
+        }
         progress.stages["report"] = Date().timeIntervalSince(clock)
 
         let manifest = model.manifest
@@ -335,21 +412,27 @@ struct SlidePipeline: Sendable {
             eventID: progress.eventID, status: .scored, slide: progress.slide, model: modelReport, result: result,
             tiles: .init(count: grid.tiles.count, drawn: drawn, size: TileGrid.tileSize),
             timing: timing(started, progress.stages), tissue: progress.tissue, resolution: progress.resolution,
-            versions: Self.versions, deviations: Self.deviations, identity: progress.identity)
+            versions: Self.versions, deviations: Self.deviations, qc: qc, identity: progress.identity)
         logger.info(
             "slide scored",
             metadata: [
                 "slide": "\(progress.slide.name)", "event_id": "\(progress.eventID)",
-                "probability": "\(score.probability)", "tiles": "\(grid.tiles.count)",
+                "probability": "\(score.probability)", "tiles": "\(grid.tiles.count)", "qc": "\(qc?.status ?? "off")",
             ])
+        let page = try reportPage(
+            report: report, slide: slide, resolution: resolution, grid: grid, records: records, thumbnail: thumbnail)
         return ReportFiles(
-            report: report, tissueMaskPNG: progress.tissueMaskPNG, heatmapPNG: heatmapPNG, tiles: records)
+            report: report, tissueMaskPNG: progress.tissueMaskPNG, heatmapPNG: heatmapPNG, qcMaskPNG: qcMaskPNG,
+            tiles: records, page: page)
     }
 
     /// Streams the tiles on a reader thread through a bounded queue into the embedder (this thread), writing each
     /// tile's `[scale][D]` features to its grid position in the spill file. Batches are recycled through a second queue, so at most
     /// `queuedBatches + 2` batches of triplets exist whatever the slide's size.
-    private func embed(stream: TileStream, slidePath: String, spillPath: String, observer: (any Observer)?) throws {
+    private func embed(
+        stream: TileStream, slidePath: String, spillPath: String, observer: (any Observer)?,
+        measurements: SlideQualityMeasurements?
+    ) throws {
         let filled = BoundedQueue<TileTripletBatch>(capacity: queuedBatches)
         let pool = BoundedQueue<TileTripletBatch>(capacity: queuedBatches + 2)
         for _ in 0..<(queuedBatches + 2) { pool.put(TileTripletBatch(capacity: batchSize)) }
@@ -363,6 +446,8 @@ struct SlidePipeline: Sendable {
             while let batch = pool.take() {
                 do {
                     guard try stream.fill(batch) else { return }
+                    // QC sees each tile's pixels here, once, as it streams by.
+                    measurements?.measure(batch)
                 } catch {
                     readerError.set(error)
                     return
@@ -422,10 +507,20 @@ struct SlidePipeline: Sendable {
         }
     }
 
-    /// The slide's smallest level as RGB, averaged down by a whole factor to at most 2048 pixels a side, read in
-    /// strips so that a large smallest level does not need its whole image in memory at once.
-    static func thumbnail(of slide: Slide, maximumSide: Int = 2048) throws(SlideError) -> PNGImage {
-        let level = slide.levelCount - 1
+    /// The slide's coarsest level whose long side is at least `minimumSide` pixels (the finest when none is, the
+    /// coarsest when all are) as RGB, averaged down by a whole factor to at most `maximumSide` pixels a side, read
+    /// in strips so that a large level does not need its whole image in memory at once. The minimum keeps the
+    /// thumbnail of a small slide (whose coarsest level may be 256 pixels) large enough to read on the report page.
+    static func thumbnail(
+        of slide: Slide, minimumSide: Int = 1024, maximumSide: Int = 2048
+    ) throws(SlideError)
+        -> PNGImage
+    {
+        let level =
+            (0..<slide.levelCount).last { level in
+                let (width, height) = slide.dimensions(level: level)
+                return max(width, height) >= minimumSide
+            } ?? 0
         let (levelWidth, levelHeight) = slide.dimensions(level: level)
         let factor = max(1, (max(levelWidth, levelHeight) + maximumSide - 1) / maximumSide)
         let width = max(levelWidth / factor, 1)

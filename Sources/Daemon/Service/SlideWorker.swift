@@ -172,7 +172,8 @@ final class SlideWorker: @unchecked Sendable {
             let report = outcome.report
             let result = JobResult(
                 status: report.status.rawValue, probability: report.result?.probability, label: report.result?.label,
-                errorCode: report.error?.code, errorMessage: report.error?.message)
+                errorCode: report.error?.code, errorMessage: report.error?.message, qcStatus: report.qc?.status,
+                qcReasons: report.qc?.reasons ?? [])
             let messages = try settings.current.messages(for: report, folder: folder)
             // The report is written: the database must take it, however long it is away.
             let recorded: Void? = try health.retrying(

@@ -83,6 +83,7 @@ struct WatchDaemon {
                 logger: logger, assumeMPP: configuration.ingest.assumeMPP)
             pipeline.workers = configuration.pipeline.threadsPerSlide(cores: Parallel.workers)
             pipeline.batch = configuration.pipeline.batch
+            pipeline.quality = configuration.qc
             pipeline.identityPattern = configuration.identity.compiled()
             pipeline.identityRequired = configuration.identity.required
             return (pipeline, manifest.name)
@@ -512,6 +513,7 @@ struct ReloadService: Service {
             if new.identity.pattern != current.identity.pattern || new.identity.required != current.identity.required {
                 restart.append("[identity]")
             }
+            if new.qc != current.qc { restart.append("[qc]") }
             if !restart.isEmpty {
                 logger.warning(
                     "configuration reloaded; these sections changed and apply after a restart",

@@ -37,6 +37,8 @@ public struct HL7Settings: Sendable, Equatable {
 ///   value when there is none); label (CWE); threshold; per-scale attention (NM, sub-ids 20x/10x/5x); tile count;
 ///   the model's name, architecture and each file's SHA-256; csmil's version; the slide file and the identity's
 ///   specimen/block/slide; for a failed slide its error code and message; the report's path.
+/// - With QC on (issue 16), right after the status row: the QC status, its reasons, the share flagged per check
+///   and the tiles excluded; a slide QC sent to review also gets an `NTE` after the `OBR` saying so first.
 ///
 /// A failed slide is a result too. Its OBR-25 is `I` ("no results available; specimen received, procedure
 /// incomplete") rather than `X` ("order canceled"): the slide reached csmil but could not be scored, and a rescan
@@ -80,12 +82,20 @@ public enum HL7ResultMessage {
         obr[23] = "PAT"
         obr[24] = report.status == .failed ? "I" : HL7Message.field(status)
         segments.append(HL7Message.Segment("OBR", obr))
+        if let qc = report.qc, qc.needsReview {
+            // A slide QC sent to review says so before the result: a note on the order (NTE-2 `L`, from the filler).
+            let note =
+                "QC REVIEW (\(qc.reasons.joined(separator: ", "))): \(ReportPage.reasonsText(qc)); "
+                + "the score rests on the \(qc.usable) usable tiles."
+            segments.append(HL7Message.Segment("NTE", ["1", "L", HL7Message.field(note)]))
+        }
 
         var rows = Observations(time: time, status: status)
         let statusText = ["scored": "Scored", "no_tissue": "No tissue", "failed": "Failed"][report.status.rawValue]
         rows.add(
             "CWE", "CSMIL-STATUS", "Result status",
             HL7Message.field(report.status.rawValue, statusText, codingSystem))
+        if let qc = report.qc { addQualityControl(qc, to: &rows) }
         if let result = report.result {
             rows.add("NM", "CSMIL-PROB", "Slide probability", number(result.probability), units: "1^^UCUM")
             let positive = result.positive ?? (result.probability >= result.threshold)
@@ -128,6 +138,31 @@ public enum HL7ResultMessage {
         }
         segments += rows.segments
         return HL7Message(segments: segments)
+    }
+
+    /// Quality control (issue 16), after the result status and before the probability: `CWE CSMIL-QC`
+    /// (`pass`/`review`, with the reasons in words), one `CWE CSMIL-QC-REASON` per reason (OBX-4 numbering them),
+    /// `NM CSMIL-QC-FRACTION` per check (OBX-4 `pen`/`blur`/`fold`: the share of tissue tiles it flagged) and
+    /// `NM CSMIL-QC-EXCLUDED` (tiles left out of the score).
+    private static func addQualityControl(_ qc: SlideReport.QualityControl, to rows: inout Observations) {
+        let text = qc.needsReview ? "QC review: " + ReportPage.reasonsText(qc) : "QC pass"
+        rows.add("CWE", "CSMIL-QC", "Quality control", HL7Message.field(qc.status, text, codingSystem))
+        let reasonNames = [
+            "pen": "Pen ink", "blur": "Out of focus", "fold": "Tissue folds", "too_few_tiles": "Too few usable tiles",
+            "resolution": "Scan resolution coarser than the model's",
+        ]
+        for (index, reason) in qc.reasons.enumerated() {
+            rows.add(
+                "CWE", "CSMIL-QC-REASON", "Quality control reason",
+                HL7Message.field(reason, reasonNames[reason] ?? reason, codingSystem), subID: String(index + 1))
+        }
+        for check in ["pen", "blur", "fold"] {
+            guard let fraction = qc.fractions[check] else { continue }
+            rows.add(
+                "NM", "CSMIL-QC-FRACTION", "Share of tissue tiles flagged by QC", number(fraction), units: "1^^UCUM",
+                subID: check)
+        }
+        rows.add("NM", "CSMIL-QC-EXCLUDED", "Tiles excluded by QC", String(qc.excluded))
     }
 
     /// The OBX rows, numbered as they are added.

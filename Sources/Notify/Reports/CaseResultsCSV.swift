@@ -18,12 +18,15 @@ import Foundation
 /// - the `overall` row's `label` and `acc` are the integer `0`, as the reference assigns them.
 /// Fields are quoted as pandas' default `QUOTE_MINIMAL` does (only when they hold `,`, `"` or a line break).
 ///
-/// csmil's one addition: when `[identity] pattern` is configured, every row ends with the columns `accession`,
-/// `specimen`, `block`, `slide`, `patient` (empty where the name gave none), after the reference's four, so a reader
-/// that selects the reference's columns by name sees the same file.
+/// csmil's additions, after the reference's four columns (so a reader that selects the reference's columns by name
+/// or position sees the same file): with QC on, a column `qc` holds the slide's QC status (`pass` or `review`) on
+/// every row; when `[identity] pattern` is configured, every row then ends with the columns `accession`,
+/// `specimen`, `block`, `slide`, `patient` (empty where the name gave none).
 public struct CaseResultsCSV: Sendable, Equatable {
     /// The reference's columns, in order.
     public static let columns = ["case_name", "label", "prob", "acc"]
+    /// The QC column csmil adds when QC ran.
+    public static let qcColumn = "qc"
 
     /// The slide's identity for the extra columns; nil writes the reference's columns only.
     public var identity: SlideIdentity?
@@ -50,10 +53,13 @@ public struct CaseResultsCSV: Sendable, Equatable {
 
     /// The data rows (heads, then `overall`), without the header.
     public var rows: [Row]
+    /// The slide's QC status (`pass` or `review`) for the `qc` column; nil (no column) when QC is off.
+    public var qc: String?
 
     /// Makes the file from rows.
-    public init(rows: [Row], identity: SlideIdentity? = nil) {
+    public init(rows: [Row], qc: String? = nil, identity: SlideIdentity? = nil) {
         self.rows = rows
+        self.qc = qc
         self.identity = identity
     }
 
@@ -65,9 +71,10 @@ public struct CaseResultsCSV: Sendable, Equatable {
     ///   - headProbabilities: each head's probability (mean of its bag probabilities).
     ///   - threshold: the decision threshold (the reference's 0.5).
     ///   - label: the slide's true class when known; 0 as in the reference otherwise.
+    ///   - qc: the slide's QC status for the `qc` column; nil (no column) when QC is off.
     ///   - identity: the slide's identity, for the extra columns (nil: none).
     public init(
-        caseName: String, headProbabilities: [Double], threshold: Double = 0.5, label: Double = 0,
+        caseName: String, headProbabilities: [Double], threshold: Double = 0.5, label: Double = 0, qc: String? = nil,
         identity: SlideIdentity? = nil
     ) {
         self.identity = identity
@@ -85,6 +92,7 @@ public struct CaseResultsCSV: Sendable, Equatable {
             rows.append(Row(caseName: "overall", label: "0", probability: mean.description, accuracy: "0"))
         }
         self.rows = rows
+        self.qc = qc
     }
 
     /// The reference's case name: the file name with its last extension removed (`a.b.svs` → `a.b`).
@@ -96,9 +104,11 @@ public struct CaseResultsCSV: Sendable, Equatable {
     /// The file's text: the header, then one line per row, each ending in `\n`.
     public var text: String {
         let extra = identity.map { identity in SlideIdentity.groupNames.map { identity[$0] ?? "" } }
-        var text = (Self.columns + (extra == nil ? [] : SlideIdentity.groupNames)).joined(separator: ",") + "\n"
+        let header = Self.columns + (qc == nil ? [] : [Self.qcColumn]) + (extra == nil ? [] : SlideIdentity.groupNames)
+        var text = header.joined(separator: ",") + "\n"
         for row in rows {
-            let fields = [row.caseName, row.label, row.probability, row.accuracy] + (extra ?? [])
+            let fields =
+                [row.caseName, row.label, row.probability, row.accuracy] + (qc.map { [$0] } ?? []) + (extra ?? [])
             text += fields.map(Self.quoted).joined(separator: ",")
             text += "\n"
         }

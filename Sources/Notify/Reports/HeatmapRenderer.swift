@@ -76,9 +76,9 @@ public struct RGBColour: Sendable, Equatable, Hashable {
 /// size, in the colour of its dominant scale (``scaleColours``: 20x red, 10x cyan, 5x magenta: none of them on
 /// viridis). Tiles never drawn are left as the thumbnail.
 ///
-/// Below the thumbnail a legend strip ``legendHeight`` pixels high: on white, the colormap from low (left) to high
-/// over the left two thirds, then the three scale colours, 20x, 10x, 5x, left to right. It has no text (there is
-/// no font here): the report's documentation explains it.
+/// Below the thumbnail a labelled legend (``legendLines(low:high:)``, wrapped to the image's width): the colormap
+/// with the attention values at its ends and middle, which colour marks which dominant scale, and one sentence on
+/// what attention means.
 public struct HeatmapRenderer: Sendable {
     /// The colours marking the dominant scale: 20x, 10x, 5x.
     public static let scaleColours = [
@@ -98,15 +98,15 @@ public struct HeatmapRenderer: Sendable {
 
     /// Opacity of the attention colour over the thumbnail, 0…1.
     public var alpha: Float
-    /// Height of the legend strip added below the thumbnail, in pixels (0 for none).
-    public var legendHeight: Int
+    /// Whether the labelled legend is drawn below the thumbnail.
+    public var showsLegend: Bool
     /// The smallest tile, in thumbnail pixels on each side, that gets a dominant-scale marker.
     public var markerMinimumSize: Int
 
     /// Makes a renderer.
-    public init(alpha: Float = 0.5, legendHeight: Int = 16, markerMinimumSize: Int = 6) {
+    public init(alpha: Float = 0.5, showsLegend: Bool = true, markerMinimumSize: Int = 6) {
         self.alpha = alpha
-        self.legendHeight = legendHeight
+        self.showsLegend = showsLegend
         self.markerMinimumSize = markerMinimumSize
     }
 
@@ -125,17 +125,19 @@ public struct HeatmapRenderer: Sendable {
     ///   - slideWidth: level-0 width in pixels.
     ///   - slideHeight: level-0 height in pixels.
     ///   - tiles: the tiles, with level-0 rectangles.
-    /// - Returns: an image as wide as the thumbnail and ``legendHeight`` pixels taller.
+    /// - Returns: an image as wide as the thumbnail, taller by the legend.
     public func render(thumbnail: RGBImage, slideWidth: Int, slideHeight: Int, tiles: [TileRecord]) -> RGBImage {
         let width = thumbnail.width
-        var image = RGBImage(
-            width: width, height: thumbnail.height + max(0, legendHeight),
-            filledWith: RGBColour(red: 255, green: 255, blue: 255))
-        image.pixels.replaceSubrange(0..<thumbnail.pixels.count, with: thumbnail.pixels)
-
         let drawn = tiles.compactMap { $0.attention }.filter { $0.isFinite }
         let low = drawn.min() ?? 0
         let high = drawn.max() ?? 0
+        let legend = Legend(width: width)
+        let lines = Self.legendLines(low: low, high: high)
+        var image = RGBImage(
+            width: width, height: thumbnail.height + (showsLegend ? legend.height(of: lines) : 0),
+            filledWith: RGBColour(red: 255, green: 255, blue: 255))
+        image.pixels.replaceSubrange(0..<thumbnail.pixels.count, with: thumbnail.pixels)
+
         if slideWidth > 0, slideHeight > 0, width > 0, thumbnail.height > 0 {
             let scaleX = Double(width) / Double(slideWidth)
             let scaleY = Double(thumbnail.height) / Double(slideHeight)
@@ -147,8 +149,37 @@ public struct HeatmapRenderer: Sendable {
                     scaleX: scaleX, scaleY: scaleY)
             }
         }
-        drawLegend(into: &image, top: thumbnail.height)
+        if showsLegend { legend.draw(lines, into: &image, top: thumbnail.height) }
         return image
+    }
+
+    /// One sentence on what the colours mean, for the legend and the report page.
+    public static let attentionSentence =
+        "Attention: how much weight the model gave a tile when it pooled the tiles of a bag, "
+        + "times the bag's size (1 = an average tile; higher = looked at more)."
+
+    /// An attention value for a label: two decimals, or three below 0.1.
+    public static func label(_ value: Float) -> String {
+        String(format: abs(value) < 0.1 && value != 0 ? "%.3f" : "%.2f", value)
+    }
+
+    /// The legend's lines: the colormap with the attention at its ends and middle, the scale markers, the sentence.
+    static func legendLines(low: Float, high: Float) -> [[Legend.Run]] {
+        let words = { (text: String) in text.split(separator: " ").map { Legend.Run.text(String($0)) } }
+        var ramp: [Legend.Run] = [.text("attention"), .ramp(width: 160, colour: { Self.colour(at: $0) })]
+        if high > low {
+            ramp += [.tick(label(low), at: 0), .tick(label((low + high) / 2), at: 0.5), .tick(label(high), at: 1)]
+        } else {
+            ramp += [.tick(label(high), at: 1)]
+        }
+        var scales: [Legend.Run] = words("dominant scale (corner square):")
+        for (index, name) in TileRecord.scaleNames.enumerated() {
+            scales.append(.swatch(scaleColours[index], name))
+        }
+        return [
+            ramp, scales, words("uncoloured tiles: never drawn into a bag, or left out by QC"),
+            words(attentionSentence),
+        ]
     }
 
     /// Fills a tile's thumbnail rectangle with its colour and adds its scale marker.
@@ -156,12 +187,9 @@ public struct HeatmapRenderer: Sendable {
         _ tile: TileRecord, colour: RGBColour, into image: inout RGBImage, thumbnailHeight: Int, scaleX: Double,
         scaleY: Double
     ) {
-        // Edges are floored, so neighbouring tiles share no pixel; a tile always covers at least one pixel.
-        let left = max(0, Int((Double(tile.x) * scaleX).rounded(.down)))
-        let top = max(0, Int((Double(tile.y) * scaleY).rounded(.down)))
-        let right = min(image.width, max(left + 1, Int((Double(tile.x + tile.width) * scaleX).rounded(.down))))
-        let bottom = min(thumbnailHeight, max(top + 1, Int((Double(tile.y + tile.height) * scaleY).rounded(.down))))
-        guard left < right, top < bottom else { return }
+        guard let box = TileBox(tile, scaleX: scaleX, scaleY: scaleY, width: image.width, height: thumbnailHeight)
+        else { return }
+        let (left, top, right, bottom) = (box.left, box.top, box.right, box.bottom)
         for y in top..<bottom {
             for x in left..<right {
                 image[x, y] = image[x, y].blended(with: colour, alpha: alpha)
@@ -174,29 +202,6 @@ public struct HeatmapRenderer: Sendable {
         let marker = max(1, size / 3)
         for y in top..<(top + marker) {
             for x in left..<(left + marker) { image[x, y] = Self.scaleColours[scale] }
-        }
-    }
-
-    /// The legend strip: colormap over the left two thirds, the three scale colours after it, a white margin.
-    private func drawLegend(into image: inout RGBImage, top: Int) {
-        let margin = legendHeight >= 6 ? 2 : 0
-        let stripTop = top + margin
-        let stripBottom = top + legendHeight - margin
-        guard stripTop < stripBottom, image.width > 2 * margin else { return }
-        let usable = image.width - 2 * margin
-        let rampWidth = usable * 2 / 3
-        for x in 0..<rampWidth {
-            let colour = Self.colour(at: rampWidth > 1 ? Float(x) / Float(rampWidth - 1) : 1)
-            for y in stripTop..<stripBottom { image[margin + x, y] = colour }
-        }
-        let swatchStart = margin + rampWidth + margin
-        let swatchWidth = (image.width - margin - swatchStart) / Self.scaleColours.count
-        guard swatchWidth > 0 else { return }
-        for (index, colour) in Self.scaleColours.enumerated() {
-            let left = swatchStart + index * swatchWidth
-            for x in left..<(left + swatchWidth - (swatchWidth > 2 ? 1 : 0)) {
-                for y in stripTop..<stripBottom { image[x, y] = colour }
-            }
         }
     }
 }

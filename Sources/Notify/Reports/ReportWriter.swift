@@ -14,19 +14,25 @@ public struct ReportFiles: Sendable {
     public var tissueMaskPNG: Data?
     /// The attention heatmap (``HeatmapRenderer``), already encoded as PNG; nil when there is none.
     public var heatmapPNG: Data?
+    /// The QC mask (``QualityMaskRenderer``), already encoded as PNG; nil when QC is off or there are no tiles.
+    public var qcMaskPNG: Data?
     /// The tiles for `tiles.geojson` (empty for a failed or tissue-less slide).
     public var tiles: [TileRecord]
     /// `case_results_merge.csv`; nil derives it from the report's result (header only without one).
     public var caseResults: CaseResultsCSV?
+    /// `report.html`'s content; nil makes a page of the report alone (no images).
+    public var page: ReportPage?
 
     /// Collects the files of a report.
     public init(
-        report: SlideReport, tissueMaskPNG: Data? = nil, heatmapPNG: Data? = nil, tiles: [TileRecord] = [],
-        caseResults: CaseResultsCSV? = nil
+        report: SlideReport, tissueMaskPNG: Data? = nil, heatmapPNG: Data? = nil, qcMaskPNG: Data? = nil,
+        tiles: [TileRecord] = [], caseResults: CaseResultsCSV? = nil, page: ReportPage? = nil
     ) {
+        self.page = page
         self.report = report
         self.tissueMaskPNG = tissueMaskPNG
         self.heatmapPNG = heatmapPNG
+        self.qcMaskPNG = qcMaskPNG
         self.tiles = tiles
         self.caseResults = caseResults
     }
@@ -43,9 +49,9 @@ public struct ReportFiles: Sendable {
 /// 2. The output directory and the slide folder are created if missing (parents `fsync`ed after a `mkdir`).
 /// 3. Temporary files left by an earlier crash (`.csmil-tmp.*`) are removed.
 /// 4. An existing `report.json` is unlinked and the folder `fsync`ed: from here on the report is absent.
-/// 5. `case_results_merge.csv`, `tissue_mask.png`, `attention_heatmap.png` and `tiles.geojson` are each written
-///    to a temporary file in the folder, `fsync`ed and `rename`d into place (an image not given is removed, so
-///    no stale sibling stays).
+/// 5. `case_results_merge.csv`, `tissue_mask.png`, `attention_heatmap.png`, `qc_mask.png`, `tiles.geojson` and
+///    `report.html` are each written to a temporary file in the folder, `fsync`ed and `rename`d into place (an
+///    image not given is removed, so no stale sibling stays).
 /// 6. The folder is `fsync`ed, making those renames durable before the next step.
 /// 7. `report.json` is written the same way and renamed into place last; the folder is `fsync`ed again.
 ///
@@ -61,6 +67,10 @@ public struct ReportWriter: Sendable {
     public static let heatmapFileName = "attention_heatmap.png"
     /// `tiles.geojson`.
     public static let tilesFileName = "tiles.geojson"
+    /// `qc_mask.png`.
+    public static let qcMaskFileName = "qc_mask.png"
+    /// `report.html`.
+    public static let pageFileName = "report.html"
 
     /// The folder that holds one folder per slide (`[output] directory`).
     public var outputDirectory: String
@@ -121,7 +131,8 @@ public struct ReportWriter: Sendable {
             ?? CaseResultsCSV(
                 caseName: CaseResultsCSV.caseName(forSlideName: files.report.slide.name),
                 headProbabilities: files.report.result?.headProbabilities ?? [],
-                threshold: files.report.result?.threshold ?? 0.5, identity: files.report.identity)
+                threshold: files.report.result?.threshold ?? 0.5, qc: files.report.qc?.status,
+                identity: files.report.identity)
 
         try Self.makeDirectories(outputDirectory)
         try Self.makeDirectory(folder)
@@ -132,7 +143,10 @@ public struct ReportWriter: Sendable {
         try commit(Self.caseResultsFileName, in: folder) { (file) throws(ReportError) in
             try file.write(caseResults.text)
         }
-        for (name, png) in [(Self.tissueMaskFileName, files.tissueMaskPNG), (Self.heatmapFileName, files.heatmapPNG)] {
+        for (name, png) in [
+            (Self.tissueMaskFileName, files.tissueMaskPNG), (Self.heatmapFileName, files.heatmapPNG),
+            (Self.qcMaskFileName, files.qcMaskPNG),
+        ] {
             if let png {
                 try commit(name, in: folder) { (file) throws(ReportError) in try file.write([UInt8](png)) }
             } else {
@@ -144,6 +158,8 @@ public struct ReportWriter: Sendable {
                 try file.write(piece)
             }
         }
+        let page = files.page ?? ReportPage(report: files.report)
+        try commit(Self.pageFileName, in: folder) { (file) throws(ReportError) in try file.write(page.html) }
         try AtomicFile.syncDirectory(folder)
 
         try commit(Self.reportFileName, in: folder) { (file) throws(ReportError) in

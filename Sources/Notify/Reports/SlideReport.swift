@@ -273,6 +273,50 @@ public struct SlideReport: Codable, Sendable, Equatable {
         }
     }
 
+    /// Extra: the slide's quality control (issue 16); absent when `[qc] enabled = false`.
+    public struct QualityControl: Codable, Sendable, Equatable {
+        /// `pass`, or `review` when ``reasons`` is not empty: every output says so before the score.
+        public var status: String
+        /// Why the slide needs review: `pen`, `blur`, `fold` (too much excluded), `too_few_tiles`, `resolution`.
+        public var reasons: [String]
+        /// Per check (`pen`, `blur`, `fold`), the share of the slide's tissue tiles it flagged (0…1).
+        public var fractions: [String: Double]
+        /// Tiles left out of clustering and bags (flagged by a check in `[qc] exclude`).
+        public var excluded: Int
+        /// Tiles scored: the tissue tiles minus the excluded ones.
+        public var usable: Int
+        /// The checks whose tiles are excluded (`[qc] exclude`).
+        public var exclude: [String]
+        /// The slide's median tile focus, the blur check's reference (mean squared Laplacian of 8-bit luma).
+        public var focusReference: Double?
+        /// The slide's median tissue optical density (summed over R, G, B), the fold check's reference.
+        public var densityReference: Double?
+
+        /// Makes a QC record.
+        public init(
+            status: String, reasons: [String], fractions: [String: Double], excluded: Int, usable: Int,
+            exclude: [String], focusReference: Double? = nil, densityReference: Double? = nil
+        ) {
+            self.status = status
+            self.reasons = reasons
+            self.fractions = fractions
+            self.excluded = excluded
+            self.usable = usable
+            self.exclude = exclude
+            self.focusReference = focusReference
+            self.densityReference = densityReference
+        }
+
+        /// Whether the slide needs review.
+        public var needsReview: Bool { status == "review" }
+
+        enum CodingKeys: String, CodingKey {
+            case status, reasons, fractions, excluded, usable, exclude
+            case focusReference = "focus_reference"
+            case densityReference = "density_reference"
+        }
+    }
+
     /// Always `csmil.report/1` for reports this type writes.
     public var schema: String
     /// Stable for this slide version; equals the webhook's `webhook-id`.
@@ -302,12 +346,15 @@ public struct SlideReport: Codable, Sendable, Equatable {
     public var versions: Versions?
     /// Extra: names of the model spec's "Our choice" deviations from the reference used for this slide.
     public var deviations: [String]?
+    /// Extra: quality control (issue 16); nil when QC is off.
+    public var qc: QualityControl?
 
     /// Makes a report; `schema` is always ``currentSchema``.
     public init(
         eventID: String, status: Status, slide: Slide, model: Model, result: Result? = nil, tiles: Tiles,
         timing: Timing, error: Failure? = nil, tissue: Tissue? = nil, resolution: Resolution? = nil,
-        versions: Versions? = nil, deviations: [String]? = nil, identity: SlideIdentity? = nil
+        versions: Versions? = nil, deviations: [String]? = nil, qc: QualityControl? = nil,
+        identity: SlideIdentity? = nil
     ) {
         self.schema = Self.currentSchema
         self.identity = identity
@@ -323,10 +370,11 @@ public struct SlideReport: Codable, Sendable, Equatable {
         self.resolution = resolution
         self.versions = versions
         self.deviations = deviations
+        self.qc = qc
     }
 
     enum CodingKeys: String, CodingKey {
-        case schema, status, slide, model, result, tiles, timing, error, tissue, resolution, versions, deviations
+        case schema, status, slide, model, result, tiles, timing, error, tissue, resolution, versions, deviations, qc
         case identity
         case eventID = "event_id"
     }
@@ -348,6 +396,7 @@ public struct SlideReport: Codable, Sendable, Equatable {
         try container.encodeIfPresent(resolution, forKey: .resolution)
         try container.encodeIfPresent(versions, forKey: .versions)
         try container.encodeIfPresent(deviations, forKey: .deviations)
+        try container.encodeIfPresent(qc, forKey: .qc)
     }
 
     /// Problems that make the report contradict the spec (an `error` on a scored slide, a score without

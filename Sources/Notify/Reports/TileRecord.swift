@@ -24,6 +24,10 @@ public struct TileRecord: Codable, Sendable, Equatable {
     public var scaleWeights: [Float]
     /// The softmax of ``scaleWeights``.
     public var scaleAttention: [Float]
+    /// The QC checks that flagged the tile (`pen`, `blur`, `fold`); empty when clean.
+    public var qc: [String] = []
+    /// Whether QC left the tile out of clustering and bags (it then has no attention and no scale weights).
+    public var excluded = false
 
     /// Makes a record; `scaleAttention` defaults to the softmax of `scaleWeights`.
     public init(
@@ -57,7 +61,7 @@ public struct TileRecord: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case x, y, width, height, column, row, attention
+        case x, y, width, height, column, row, attention, qc, excluded
         case scaleWeights = "scale_weights"
         case scaleAttention = "scale_attention"
     }

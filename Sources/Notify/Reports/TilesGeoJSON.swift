@@ -6,9 +6,12 @@ import Foundation
 /// Each feature's geometry is the tile's square as a closed `Polygon` in level-0 pixel coordinates (five points,
 /// the last equal to the first). Its properties hold the daemon spec's `attention` (number, or `null` when the
 /// tile was never drawn), `scale_weights` and `scale_attention` (20x, 10x, 5x), the tile's grid `column` and
-/// `row`, and QuPath's own keys: `objectType: "tile"` (QuPath's tile objects), a `classification` named after the
-/// dominant scale (`20x`, `10x` or `5x`, coloured as in the heatmap) and `measurements`, a name → number map
-/// (QuPath 0.4 and later) holding `attention` when there is one and `scale_weight_*`/`scale_attention_*`.
+/// `row`, `qc` (the QC checks that flagged the tile, `[]` when clean), `excluded: true` for a tile QC left out of
+/// scoring (its attention and scale weights are `null`), and QuPath's own keys: `objectType: "tile"` (QuPath's
+/// tile objects), a `classification` named after the dominant scale (`20x`, `10x` or `5x`, coloured as in the
+/// heatmap), or `QC pen`, `QC blur`, … for an excluded tile (coloured as in `qc_mask.png`), and `measurements`,
+/// a name → number map (QuPath 0.4 and later) holding `attention` when there is one and
+/// `scale_weight_*`/`scale_attention_*`.
 ///
 /// When the slide has an identity (`[identity] pattern`), the collection carries it as a foreign member
 /// (RFC 7946 §6.1), `"identity": {"accession": …}`, once rather than in each of the features.
@@ -51,12 +54,18 @@ public enum TilesGeoJSON {
         let ring = "[[\(left),\(top)],[\(right),\(top)],[\(right),\(bottom)],[\(left),\(bottom)],[\(left),\(top)]]"
         var text = "{\"type\":\"Feature\",\"geometry\":{\"type\":\"Polygon\",\"coordinates\":[\(ring)]},"
         text += "\"properties\":{\"objectType\":\"tile\""
-        if let scale = tile.dominantScale, scale < TileRecord.scaleNames.count {
+        if let check = tile.qc.first, tile.excluded {
+            let colour = QualityMaskRenderer.colour(of: check)
+            text += ",\"classification\":{\"name\":\"QC \(tile.qc.joined(separator: "+"))\","
+            text += "\"color\":[\(colour.red),\(colour.green),\(colour.blue)]}"
+        } else if let scale = tile.dominantScale, scale < TileRecord.scaleNames.count {
             let colour = HeatmapRenderer.scaleColours[scale]
             text += ",\"classification\":{\"name\":\"\(TileRecord.scaleNames[scale])\","
             text += "\"color\":[\(colour.red),\(colour.green),\(colour.blue)]}"
         }
         text += ",\"column\":\(tile.column),\"row\":\(tile.row)"
+        text += ",\"qc\":[" + tile.qc.map { "\"\($0)\"" }.joined(separator: ",") + "]"
+        if tile.excluded { text += ",\"excluded\":true" }
         text += ",\"attention\":" + number(tile.attention)
         text += ",\"scale_weights\":[" + tile.scaleWeights.map { number($0) }.joined(separator: ",") + "]"
         text += ",\"scale_attention\":[" + tile.scaleAttention.map { number($0) }.joined(separator: ",") + "]"

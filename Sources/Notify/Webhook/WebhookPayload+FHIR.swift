@@ -178,6 +178,12 @@ extension WebhookPayload {
         if let label = report.result?.label {
             resource["conclusionCode"] = [["text": label]]
         }
+        if let qc = report.qc, var extensions = resource["extension"] as? [[String: Any]] {
+            // Quality control (issue 16): the status, and each reason, as csmil extensions; docs/fhir.md.
+            extensions.append(["url": "urn:csmil:qc-status", "valueString": qc.status])
+            for reason in qc.reasons { extensions.append(["url": "urn:csmil:qc-reason", "valueString": reason]) }
+            resource["extension"] = extensions
+        }
         return resource
     }
 
@@ -328,6 +334,12 @@ extension WebhookPayload {
     }
 
     static func fhirConclusion(report: SlideReport) -> String {
+        // A slide QC sent to review says so before anything else.
+        guard let qc = report.qc, qc.needsReview else { return fhirResultConclusion(report: report) }
+        return "QC REVIEW (\(qc.reasons.joined(separator: ", "))): " + fhirResultConclusion(report: report)
+    }
+
+    static func fhirResultConclusion(report: SlideReport) -> String {
         let accession = report.identity?.accession.map { " (accession \($0))" } ?? ""
         switch report.status {
         case .scored:

@@ -81,23 +81,31 @@ public struct JobResult: Sendable, Equatable, Codable {
     /// The report's error, when `status` is `failed`.
     public var errorCode: String?
     public var errorMessage: String?
+    /// The report's `qc.status` (`pass` or `review`); nil when QC was off.
+    public var qcStatus: String?
+    /// The report's `qc.reasons`.
+    public var qcReasons: [String]
 
     /// Makes a result.
     public init(
         status: String, probability: Double? = nil, label: String? = nil, errorCode: String? = nil,
-        errorMessage: String? = nil
+        errorMessage: String? = nil, qcStatus: String? = nil, qcReasons: [String] = []
     ) {
         self.status = status
         self.probability = probability
         self.label = label
         self.errorCode = errorCode
         self.errorMessage = errorMessage
+        self.qcStatus = qcStatus
+        self.qcReasons = qcReasons
     }
 
     enum CodingKeys: String, CodingKey {
         case status, probability, label
         case errorCode = "error_code"
         case errorMessage = "error_message"
+        case qcStatus = "qc_status"
+        case qcReasons = "qc_reasons"
     }
 }
 

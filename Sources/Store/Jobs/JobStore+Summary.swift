@@ -53,7 +53,7 @@ extension JobStore {
             let results = try database.query(
                 """
                 SELECT id, path, state, result_status, probability, label, event_id, report_directory,
-                       result_error_code, result_error_message, finished_at
+                       result_error_code, result_error_message, finished_at, qc_status, qc_reasons
                 FROM jobs WHERE state IN (\(JobLifecycle.sql(JobState.finished)))
                 ORDER BY finished_at DESC, id DESC
                 LIMIT $1
@@ -64,7 +64,18 @@ extension JobStore {
                     state: JobState(rawValue: $0.string(2)) ?? .reported, status: $0.string(3),
                     probability: $0.optionalDouble(4), label: $0.optionalString(5), eventID: $0.string(6),
                     reportDirectory: $0.optionalString(7), errorCode: $0.optionalString(8),
-                    errorMessage: $0.optionalString(9), finishedAt: $0.double(10))
+                    errorMessage: $0.optionalString(9), finishedAt: $0.double(10), qcStatus: $0.optionalString(11),
+                    qcReasons: Self.reasons($0.optionalString(12)))
+            }
+
+            var qc = JobSummary.QualityCounts()
+            for (status, count) in try database.query(
+                """
+                SELECT qc_status, COUNT(*) FROM jobs
+                WHERE state IN (\(JobLifecycle.sql(JobState.finished))) AND qc_status IS NOT NULL GROUP BY qc_status
+                """, row: { ($0.string(0), $0.int(1)) })
+            {
+                if status == "pass" { qc.pass = count } else if status == "review" { qc.review = count }
             }
 
             let failures = try database.query(
@@ -84,9 +95,9 @@ extension JobStore {
             }
 
             return JobSummary(
-                generatedAt: now, counts: counts, queue: queue, processing: processing, discovered: discovered,
-                recent: results, failures: failures, outbox: try Outbox(database: database).summary(now: now),
-                hosts: try hosts(now: now))
+                generatedAt: now, counts: counts, qc: qc, queue: queue, processing: processing,
+                discovered: discovered, recent: results, failures: failures,
+                outbox: try Outbox(database: database).summary(now: now), hosts: try hosts(now: now))
         }
     }
 

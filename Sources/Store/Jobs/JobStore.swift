@@ -344,15 +344,16 @@ public final class JobStore {
                 """
                 UPDATE jobs
                 SET state = 'reported', event_id = $1, report_directory = $2, result_status = $3, probability = $4,
-                    label = $5, result_error_code = $6, result_error_message = $7, last_error_code = NULL,
-                    last_error_message = NULL, lease_until = NULL, lease_holder = NULL, lease_token = NULL,
-                    next_attempt_at = NULL, finished_at = $8, updated_at = $8
-                WHERE id = $9
+                    label = $5, result_error_code = $6, result_error_message = $7, qc_status = $8, qc_reasons = $9,
+                    last_error_code = NULL, last_error_message = NULL, lease_until = NULL, lease_holder = NULL,
+                    lease_token = NULL, next_attempt_at = NULL, finished_at = $10, updated_at = $10
+                WHERE id = $11
                 """,
                 [
                     .text(eventID), .text(reportDirectory), .text(result.status),
                     .optional(result.probability.map { .real($0) }), .optional(result.label.map { .text($0) }),
                     .optional(result.errorCode.map { .text($0) }), .optional(result.errorMessage.map { .text($0) }),
+                    .optional(result.qcStatus.map { .text($0) }), .text(result.qcReasons.joined(separator: ",")),
                     .real(now), .integer(jobID),
                 ])
             try endAttempt(jobID: jobID, outcome: .reported, now: now)
@@ -443,8 +444,9 @@ public final class JobStore {
                 SET state = 'discovered', fingerprint = NULL, attempts = 0, next_attempt_at = NULL,
                     lease_until = NULL, lease_holder = NULL, lease_token = NULL, event_id = NULL,
                     report_directory = NULL, result_status = NULL, probability = NULL, label = NULL,
-                    result_error_code = NULL, result_error_message = NULL, last_error_code = NULL,
-                    last_error_message = NULL, started_at = NULL, finished_at = NULL, updated_at = $1
+                    result_error_code = NULL, result_error_message = NULL, qc_status = NULL, qc_reasons = NULL,
+                    last_error_code = NULL, last_error_message = NULL, started_at = NULL, finished_at = NULL,
+                    updated_at = $1
                 WHERE id = $2
                 """, [.real(now), .integer(jobID)])
         }
@@ -607,8 +609,13 @@ public final class JobStore {
             "id", "path", "fingerprint", "size", "modified", "state", "attempts", "event_id", "created_at",
             "next_attempt_at", "lease_until", "report_directory", "result_status", "probability", "label",
             "result_error_code", "result_error_message", "last_error_code", "last_error_message", "finished_at",
-            "lease_holder", "lease_token",
+            "lease_holder", "lease_token", "qc_status", "qc_reasons",
         ].map { alias + $0 }.joined(separator: ", ")
+    }
+
+    /// `qc_reasons` as a list ("pen,blur" → ["pen", "blur"]).
+    static func reasons(_ text: String?) -> [String] {
+        (text ?? "").split(separator: ",").map(String.init)
     }
 
     static func job(_ row: any DatabaseRow) -> Job {
@@ -620,7 +627,8 @@ public final class JobStore {
             result: row.optionalString(12).map {
                 JobResult(
                     status: $0, probability: row.optionalDouble(13), label: row.optionalString(14),
-                    errorCode: row.optionalString(15), errorMessage: row.optionalString(16))
+                    errorCode: row.optionalString(15), errorMessage: row.optionalString(16),
+                    qcStatus: row.optionalString(22), qcReasons: Self.reasons(row.optionalString(23)))
             },
             lastErrorCode: row.optionalString(17), lastErrorMessage: row.optionalString(18),
             finishedAt: row.optionalDouble(19), leaseHolder: row.optionalString(20), leaseToken: row.optionalString(21))

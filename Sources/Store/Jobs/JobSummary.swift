@@ -102,6 +102,9 @@ public struct JobSummary: Sendable, Equatable, Codable {
         public var errorCode: String?
         public var errorMessage: String?
         public var finishedAt: Double
+        /// `pass` or `review` (nil with QC off) and why.
+        public var qcStatus: String? = nil
+        public var qcReasons: [String] = []
 
         enum CodingKeys: String, CodingKey {
             case id, name, path, state, status, probability, label
@@ -110,6 +113,21 @@ public struct JobSummary: Sendable, Equatable, Codable {
             case errorCode = "error_code"
             case errorMessage = "error_message"
             case finishedAt = "finished_at"
+            case qcStatus = "qc_status"
+            case qcReasons = "qc_reasons"
+        }
+    }
+
+    /// Reported slides by QC status (issue 16).
+    public struct QualityCounts: Sendable, Equatable, Codable {
+        /// Slides QC passed.
+        public var pass = 0
+        /// Slides QC sent to review (each still has its score, on its usable tiles).
+        public var review = 0
+
+        public init(pass: Int = 0, review: Int = 0) {
+            self.pass = pass
+            self.review = review
         }
     }
 
@@ -134,6 +152,8 @@ public struct JobSummary: Sendable, Equatable, Codable {
     /// When the summary was made.
     public var generatedAt: Double
     public var counts: Counts
+    /// Reported and delivered slides by QC status.
+    public var qc = QualityCounts()
     /// Settled jobs in the order they will be claimed (the first `limit`).
     public var queue: [Queued]
     public var processing: [Processing]
@@ -149,7 +169,7 @@ public struct JobSummary: Sendable, Equatable, Codable {
     public var hosts: [HostRecord]
 
     enum CodingKeys: String, CodingKey {
-        case counts, queue, processing, discovered, recent, failures, outbox, hosts
+        case counts, queue, processing, discovered, recent, failures, outbox, qc, hosts
         case generatedAt = "generated_at"
     }
 }

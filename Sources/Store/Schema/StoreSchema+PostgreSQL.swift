@@ -91,7 +91,13 @@ extension StoreSchema {
     // 3: nothing: step 2 made the outbox with destinations already.
     static let postgresqlDestinations = ""
 
-    // 4: several hosts (as SQLite's step 4).
+    // 4: quality control: the report's qc.status and its reasons (as SQLite's step 4).
+    static let postgresqlQuality = """
+        ALTER TABLE jobs ADD COLUMN qc_status text;
+        ALTER TABLE jobs ADD COLUMN qc_reasons text;
+        """
+
+    // 5: several hosts (as SQLite's step 5).
     static let postgresqlHosts = """
         ALTER TABLE jobs ADD COLUMN lease_holder text;
         ALTER TABLE jobs ADD COLUMN lease_token text;

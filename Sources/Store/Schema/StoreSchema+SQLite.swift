@@ -180,7 +180,17 @@ extension StoreSchema {
             """)
     }
 
-    // 4: several hosts: who holds a job's lease (and its token), the attempts with their host and outcome, the hosts
+    // 4: quality control (issue 16): the report's qc.status ('pass' | 'review'; NULL with QC off) and its reasons,
+    // comma-separated.
+    static let sqliteQuality: SQLiteDatabase.Migration = { database in
+        try database.execute(
+            """
+            ALTER TABLE jobs ADD COLUMN qc_status TEXT;
+            ALTER TABLE jobs ADD COLUMN qc_reasons TEXT;
+            """)
+    }
+
+    // 5: several hosts: who holds a job's lease (and its token), the attempts with their host and outcome, the hosts
     // themselves; outbox rows are leased by the host sending them.
     static let sqliteHosts: SQLiteDatabase.Migration = { database in
         try database.execute(

@@ -21,7 +21,9 @@ public enum StoreSchema {
         Step(sqlite: sqliteOutbox, postgresql: postgresqlOutbox),
         // 3: outbox rows name a destination (`webhook`, `hl7`) instead of a URL.
         Step(sqlite: sqliteDestinations, postgresql: postgresqlDestinations),
-        // 4: several hosts: leases with holder and token, attempts, hosts, outbox rows leased by their sender.
+        // 4: quality control (issue 16): the report's QC status and reasons on the job.
+        Step(sqlite: sqliteQuality, postgresql: postgresqlQuality),
+        // 5: several hosts: leases with holder and token, attempts, hosts, outbox rows leased by their sender.
         Step(sqlite: sqliteHosts, postgresql: postgresqlHosts),
     ]
 
@@ -73,7 +75,7 @@ public enum StoreSchema {
                 ("result_status", .text), ("probability", .real), ("label", .text), ("result_error_code", .text),
                 ("result_error_message", .text), ("last_error_code", .text), ("last_error_message", .text),
                 ("created_at", .real), ("updated_at", .real), ("started_at", .real), ("finished_at", .real),
-                ("delivered_at", .real),
+                ("delivered_at", .real), ("qc_status", .text), ("qc_reasons", .text),
             ]
         ),
         (
