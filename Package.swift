@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // Thin system-library targets: a module map, a shim.h with typed wrappers, pkg-config names.
@@ -44,10 +45,26 @@ let package = Package(
             dependencies: [.product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        // The one adapter for blocking C work (a dedicated thread, also a TaskExecutor), its wake-up (a self-pipe),
+        // the async code's wake-up, and the bounded queue between two threads.
+        .target(
+            name: "Threads",
+            dependencies: [.product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: strict
+        ),
+        // The one 8-bit RGB image type and its PNG codec (libpng): tissue masks, heatmaps, tiles, truth masks.
+        .target(
+            name: "Images",
+            dependencies: ["Errors", "CPNG"],
+            swiftSettings: strict
+        ),
         // Watch folder, slide reading, tissue, tiles.
         .target(
             name: "Ingest",
-            dependencies: ["Errors", "COpenSlide", "CPNG", "CTIFF", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Errors", "Threads", "Images", "COpenSlide", "CTIFF", .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
             swiftSettings: numeric
         ),
         // Tensors, backbones, checkpoints, clustering, CS-MIL heads, training.
@@ -67,7 +84,8 @@ let package = Package(
         .target(
             name: "Notify",
             dependencies: [
-                "Errors", "Store", "CCurl",
+                "Errors", "Threads", "Images", "Store", "CCurl",
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -78,7 +96,7 @@ let package = Package(
         // LIS is ready (`csmil webhook-sink`).
         .target(
             name: "SyntheticSlides",
-            dependencies: ["Errors", "Ingest", "CTIFF"],
+            dependencies: ["Errors", "Images", "Ingest", "Inference", "CTIFF"],
             swiftSettings: numeric
         ),
         .target(
@@ -96,7 +114,8 @@ let package = Package(
         .executableTarget(
             name: "Daemon",
             dependencies: [
-                "Errors", "Ingest", "Inference", "Notify", "Store", "SyntheticSlides", "Sinks", "CSystemd",
+                "Errors", "Threads", "Images", "Ingest", "Inference", "Notify", "Store", "SyntheticSlides", "Sinks",
+                "CSystemd", .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -111,6 +130,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "ThreadsTests",
+            dependencies: ["Threads"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "InferenceTests",
             dependencies: ["Errors", "Inference"],
             exclude: ["Fixtures"],
@@ -118,13 +142,20 @@ let package = Package(
         ),
         .testTarget(
             name: "IngestTests",
-            dependencies: ["Errors", "Ingest", "SyntheticSlides", "COpenSlide"],
+            dependencies: ["Errors", "Threads", "Images", "Ingest", "SyntheticSlides", "COpenSlide"],
             exclude: ["Fixtures"],
+            swiftSettings: strict
+        ),
+        // The independent judges of the HL7 and FHIR output (Python programs in tools/ on PyPI packages), run by
+        // the Notify and Daemon tests.
+        .target(
+            name: "TestJudges",
+            path: "Tests/TestJudges",
             swiftSettings: strict
         ),
         .testTarget(
             name: "NotifyTests",
-            dependencies: ["Errors", "Notify", "Sinks", "Store"],
+            dependencies: ["Errors", "Images", "Notify", "Sinks", "Store", "TestJudges"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -135,8 +166,8 @@ let package = Package(
         .testTarget(
             name: "DaemonTests",
             dependencies: [
-                "Daemon", "Errors", "Inference", "Ingest", "Notify", "SyntheticSlides", "Sinks", "Store",
-                "StoreTesting",
+                "Daemon", "Errors", "Threads", "Images", "Inference", "Ingest", "Notify", "Store", "StoreTesting",
+                "SyntheticSlides", "Sinks", "TestJudges",
             ],
             swiftSettings: strict
         ),

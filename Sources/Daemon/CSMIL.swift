@@ -3,8 +3,6 @@ import ArgumentParser
 /// The `csmil` command: the daemon and its tools.
 @main
 struct CSMIL: AsyncParsableCommand {
-    static let version = "0.1.0"
-
     static let configuration = CommandConfiguration(
         commandName: "csmil",
         abstract: "Score whole-slide images with a CS-MIL model and deliver the results to the LIS.",
@@ -13,12 +11,13 @@ struct CSMIL: AsyncParsableCommand {
             cross-scale multi-instance learning model, writes a report and sends it to the laboratory \
             information system through a signed webhook. `csmil watch` is what the systemd unit runs.
             """,
-        version: version,
+        version: Product.version,
         subcommands: [
             WatchCommand.self, ScoreCommand.self, EmbedCommand.self, SynthCommand.self, EmbedSlidesCommand.self,
             TrainCommand.self, SeededBackbonesCommand.self,
             StatusCommand.self, DoctorCommand.self, WebhookSinkCommand.self, HL7SinkCommand.self, OutboxCommand.self,
             StoreCommand.self,
+            RequeueCommand.self,
             BenchCommand.self,
         ]
     )

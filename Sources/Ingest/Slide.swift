@@ -1,4 +1,5 @@
 import COpenSlide
+import Images
 
 #if canImport(Glibc)
 import Glibc
@@ -18,7 +19,7 @@ import Darwin
 /// methods from threads you own (a thread pool for blocking work), never from Swift's cooperative
 /// executor.
 ///
-/// **Sendable.** `@unchecked Sendable` without a lock: all Swift state is immutable, and OpenSlide
+/// `@unchecked Sendable` without a lock: all Swift state is immutable, and OpenSlide
 /// documents every function except `openslide_close` as thread-safe on one handle, so several
 /// threads may read regions of the same slide at once. `openslide_close` runs only in `deinit`,
 /// when no other reference (and so no other thread) can still use the handle.
@@ -195,7 +196,7 @@ public final class Slide: @unchecked Sendable {
     public static let maximumAssociatedImagePixels = 16 << 20
 
     /// Reads an associated image (`openslide_read_associated_image`) as RGB, transparent pixels white.
-    public func associatedImage(name: String) throws(SlideError) -> PNGImage {
+    public func associatedImage(name: String) throws(SlideError) -> RGBImage {
         guard associatedImageNames.contains(name) else {
             throw SlideError(
                 code: .invalidRequest, file: path, message: "has no associated image \"\(name)\"",
@@ -232,7 +233,7 @@ public final class Slide: @unchecked Sendable {
                 Self.convertPremultipliedARGB(source, to: destination)
             }
         }
-        return PNGImage(width: Int(width), height: Int(height), pixels: rgb)
+        return RGBImage(width: Int(width), height: Int(height), pixels: rgb)
     }
 
     /// Turns OpenSlide's premultiplied ARGB (one native-endian `UInt32` per pixel) into RGB bytes:

@@ -1,10 +1,12 @@
 import Foundation
+import Images
 
 /// A reusable batch of tile triplets (model spec §2): for each tile the 256² tile, its 512² 10x context and its
 /// 1024² 5x context, all interleaved u8 RGB at 20x. Allocated once (about 4.1 MB per tile), then filled again and
 /// again by ``TileStream/fill(_:)``, so streaming a slide allocates nothing per tile.
 ///
-/// A batch is handed between threads through a ``BoundedQueue``; only one thread touches it at a time.
+/// `@unchecked Sendable`: a batch is handed between threads through a ``BoundedQueue``; only the thread that took it
+/// touches it.
 public final class TileTripletBatch: @unchecked Sendable {
     /// The side of each view in 20x pixels: the tile, the 10x context and the 5x context.
     public static let sides = [256, 512, 1024]
@@ -65,8 +67,10 @@ public final class TileTripletBatch: @unchecked Sendable {
 /// Views are centred on the tile (the spec's "Our choice": the 512² region from (−128, −128), the 1024² region from
 /// (−384, −384) relative to the tile's origin); pixels outside the slide are white.
 ///
-/// Blocks on OpenSlide: run it on a thread of your own. `@unchecked Sendable` so that it can be handed to a reader
-/// thread: one stream is used by one thread at a time, never concurrently.
+/// Blocks on OpenSlide: run it on a thread of your own.
+///
+/// `@unchecked Sendable`: it is handed to the reader thread and used by that one thread at a time, never
+/// concurrently.
 public final class TileStream: @unchecked Sendable {
     /// Rows of 20x pixels kept in the band.
     public static let bandRows = 1024
@@ -230,7 +234,9 @@ public final class TileStream: @unchecked Sendable {
                     try slide.readRegion(
                         x: left * 2, y: top * 2, level: 0, width: columns * 2, height: rows * 2, into: buffer,
                         scratch: &scratch)
-                    Self.blockMean(buffer, columns: columns, rows: rows, into: bandTop + done * 3, rowBytes: rowBytes)
+                    BoxMean.rgb(
+                        buffer.baseAddress!, columns: columns * 2, rows: rows * 2, sourceRowBytes: columns * 2 * 3,
+                        factor: 2, into: bandTop + done * 3, destinationRowBytes: rowBytes)
                 }
             } else {
                 try piece.withUnsafeMutableBufferPointer { (buffer) throws(SlideError) in
@@ -305,29 +311,6 @@ public final class TileStream: @unchecked Sendable {
                 source += 1
             }
             return weights
-        }
-    }
-
-    /// Averages `2·columns × 2·rows` level-0 pixels into `columns × rows` 20x pixels, rounding halves up.
-    static func blockMean(
-        _ source: UnsafeMutableBufferPointer<UInt8>, columns: Int, rows: Int,
-        into destination: UnsafeMutablePointer<UInt8>,
-        rowBytes: Int
-    ) {
-        let sourceRow = columns * 2 * 3
-        let base = source.baseAddress!
-        for row in 0..<rows {
-            let upper = base + row * 2 * sourceRow
-            let lower = upper + sourceRow
-            let out = destination + row * rowBytes
-            for column in 0..<columns {
-                for channel in 0..<3 {
-                    let index = column * 6 + channel
-                    let sum =
-                        Int(upper[index]) + Int(upper[index + 3]) + Int(lower[index]) + Int(lower[index + 3]) + 2
-                    out[column * 3 + channel] = UInt8(truncatingIfNeeded: sum >> 2)
-                }
-            }
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Images
 
 /// Where a slide has tissue, at low resolution (model spec §3, "Our choice").
 ///
@@ -221,28 +222,19 @@ public struct TissueMask: Sendable, Equatable {
     ) {
         let blocksX = (columns + block - 1) / block
         let blocksY = (rows + block - 1) / block
+        var means = [UInt8](repeating: 0, count: blocksX * blocksY * 3)
+        piece.withUnsafeBufferPointer { source in
+            means.withUnsafeMutableBufferPointer { output in
+                BoxMean.rgb(
+                    source.baseAddress!, columns: columns, rows: rows, sourceRowBytes: columns * 3, factor: block,
+                    into: output.baseAddress!, destinationRowBytes: blocksX * 3)
+            }
+        }
         for by in 0..<blocksY {
-            let y0 = by * block
-            let y1 = min(y0 + block, rows)
             for bx in 0..<blocksX {
-                let x0 = bx * block
-                let x1 = min(x0 + block, columns)
-                var red = 0
-                var green = 0
-                var blue = 0
-                for y in y0..<y1 {
-                    var index = (y * columns + x0) * 3
-                    for _ in x0..<x1 {
-                        red += Int(piece[index])
-                        green += Int(piece[index + 1])
-                        blue += Int(piece[index + 2])
-                        index += 3
-                    }
-                }
-                let count = (y1 - y0) * (x1 - x0)
+                let mean = (by * blocksX + bx) * 3
                 saturation[(originY + by) * maskWidth + originX + bx] = Self.saturation(
-                    red: UInt8((red + count / 2) / count), green: UInt8((green + count / 2) / count),
-                    blue: UInt8((blue + count / 2) / count))
+                    red: means[mean], green: means[mean + 1], blue: means[mean + 2])
             }
         }
     }
@@ -281,13 +273,13 @@ public struct TissueMask: Sendable, Equatable {
     }
 
     /// The mask as an image for the report: tissue white, background black.
-    public func png() -> PNGImage {
+    public func png() -> RGBImage {
         var rgb = [UInt8](repeating: 0, count: width * height * 3)
         for (index, value) in pixels.enumerated() where value != 0 {
             rgb[3 * index] = 255
             rgb[3 * index + 1] = 255
             rgb[3 * index + 2] = 255
         }
-        return PNGImage(width: width, height: height, pixels: rgb)
+        return RGBImage(width: width, height: height, pixels: rgb)
     }
 }

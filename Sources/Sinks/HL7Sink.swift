@@ -13,6 +13,8 @@ import Darwin
 /// Each framed message is parsed, recorded, reported to `onMessage` with a one-line summary (message type, MSH-10,
 /// accession, probability) and answered with an ACK: `AE` for the first ``nackFirst`` messages, then `AA` — or `AR`
 /// for every message when ``reject`` is set. Something that is not an HL7 message is answered `AR`.
+///
+/// `@unchecked Sendable`: every `var` is read and written only while `lock` is held.
 public final class HL7Sink: @unchecked Sendable {
     /// A message as received and answered.
     public struct Message: Sendable {
@@ -38,13 +40,9 @@ public final class HL7Sink: @unchecked Sendable {
     public let reject: Bool
     private let onMessage: @Sendable (Message) -> Void
 
-    private let lock = NSCondition()
-    private var listener: Int32 = -1
-    private var boundPort: UInt16
-    private var connections: Set<Int32> = []
+    private let server: TCPServer
+    private let lock = NSLock()
     private var received: [Message] = []
-    private var stopped = false
-    private var threadsRunning = 0
 
     /// A sink; nothing listens before ``start()``. `port` 0 picks a free port.
     public init(
@@ -52,7 +50,7 @@ public final class HL7Sink: @unchecked Sendable {
         onMessage: @escaping @Sendable (Message) -> Void = { _ in }
     ) {
         self.host = host
-        boundPort = port
+        server = TCPServer(host: host, port: port, threadName: "csmil-hl7-sink")
         self.nackFirst = nackFirst
         self.reject = reject
         self.onMessage = onMessage
@@ -61,7 +59,7 @@ public final class HL7Sink: @unchecked Sendable {
     deinit { stop() }
 
     /// The TCP port listened on.
-    public var port: UInt16 { locked { boundPort } }
+    public var port: UInt16 { server.port }
 
     /// `mllp://host:port` for clients.
     public var url: String { "mllp://\(host):\(port)" }
@@ -70,109 +68,22 @@ public final class HL7Sink: @unchecked Sendable {
     public var messages: [Message] { locked { received } }
 
     /// Binds, listens and starts accepting connections on a thread of its own.
-    public func start() throws(HL7Error) {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(boundPort).bigEndian
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
-            throw HL7Error(
-                code: .sinkListen, subject: host, message: "is not an IPv4 address",
-                fix: "pass --host with an address such as 127.0.0.1")
-        }
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw Self.failure("create a socket", errno, host: host) }
-        var one: Int32 = 1
-        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard bound == 0, listen(descriptor, 64) == 0 else {
-            let number = errno
-            close(descriptor)
-            throw Self.failure("listen on \(host):\(boundPort)", number, host: host)
-        }
-        var actual = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &actual) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
-        }
-        locked {
-            listener = descriptor
-            boundPort = UInt16(bigEndian: actual.sin_port)
-            threadsRunning += 1
-        }
-        let thread = Thread { [self] in acceptLoop(descriptor) }
-        thread.name = "csmil-hl7-sink"
-        thread.start()
+    public func start() throws(SinkError) {
+        try server.start(code: .hl7Listen) { [self] connection in serve(connection) }
     }
 
     /// Stops listening, closes every connection and waits for the sink's threads to end.
-    public func stop() {
-        lock.lock()
-        stopped = true
-        if listener >= 0 { shutdown(listener, Int32(SHUT_RDWR)) }
-        for connection in connections { shutdown(connection, Int32(SHUT_RDWR)) }
-        lock.broadcast()
-        while threadsRunning > 0 { lock.wait() }
-        if listener >= 0 {
-            close(listener)
-            listener = -1
-        }
-        lock.unlock()
-    }
-
-    private func acceptLoop(_ descriptor: Int32) {
-        defer { threadFinished() }
-        while true {
-            let connection = accept(descriptor, nil, nil)
-            if connection < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            let admitted = locked {
-                guard !stopped else { return false }
-                connections.insert(connection)
-                threadsRunning += 1
-                return true
-            }
-            guard admitted else {
-                close(connection)
-                return
-            }
-            let thread = Thread { [self] in serve(connection) }
-            thread.name = "csmil-hl7-sink-connection"
-            thread.start()
-        }
-    }
-
-    private func threadFinished() {
-        locked {
-            threadsRunning -= 1
-            lock.broadcast()
-        }
-    }
+    public func stop() { server.stop() }
 
     /// Answers messages on one connection until the client closes it or the sink stops.
     private func serve(_ connection: Int32) {
-        defer {
-            locked { _ = connections.remove(connection) }
-            close(connection)
-            threadFinished()
-        }
         var buffer: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16 << 10)
         while true {
             while let payload = MLLPClient.takeFrame(from: &buffer) {
                 let answer = handle(payload)
-                guard sendAll(connection, MLLPClient.frame(answer)) else { return }
+                guard TCPServer.sendAll(connection, MLLPClient.frame(answer)) else { return }
             }
-            guard buffer.count < 64 << 20 else { return }
-            let count = chunk.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { return }
-            buffer.append(contentsOf: chunk[..<count])
+            guard buffer.count < 64 << 20, TCPServer.receive(connection, into: &buffer) else { return }
         }
     }
 
@@ -249,27 +160,6 @@ public final class HL7Sink: @unchecked Sendable {
     private static func quoted(_ text: String) -> String {
         text.contains(where: { $0 == " " || $0 == "\"" })
             ? "\"" + text.replacingOccurrences(of: "\"", with: "\\\"") + "\"" : text
-    }
-
-    private func sendAll(_ connection: Int32, _ bytes: [UInt8]) -> Bool {
-        var sent = 0
-        while sent < bytes.count {
-            let count = bytes[sent...].withUnsafeBytes {
-                send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
-            }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { return false }
-            sent += count
-        }
-        return true
-    }
-
-    private static func failure(_ operation: String, _ number: Int32, host: String) -> HL7Error {
-        HL7Error(
-            code: .sinkListen, subject: host,
-            message: "could not \(operation): \(String(cString: strerror(number)))",
-            fix: number == EADDRINUSE
-                ? "another program uses that port; pass a different --port" : "check --host and --port")
     }
 
     private func locked<Result>(_ body: () throws -> Result) rethrows -> Result {

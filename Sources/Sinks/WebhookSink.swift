@@ -16,6 +16,8 @@ import Darwin
 /// `webhook-timestamp` within ±``tolerance`` seconds), recorded, reported to ``onEvent`` with a one-line summary,
 /// and answered: 401 when the check fails, else 500 for the first ``failFirst`` requests, else ``status`` (200).
 /// A custom ``Responder`` can replace that choice (tests: Retry-After, never answering).
+///
+/// `@unchecked Sendable`: every `var` is read and written only while `lock` is held.
 public final class WebhookSink: @unchecked Sendable {
     /// A request as received.
     public struct Request: Sendable, Equatable {
@@ -76,14 +78,10 @@ public final class WebhookSink: @unchecked Sendable {
     private let responder: Responder?
     private let onEvent: @Sendable (Event) -> Void
 
-    private let lock = NSCondition()
-    private var listener: Int32 = -1
-    private var boundPort: UInt16
-    private var connections: Set<Int32> = []
+    private let server: TCPServer
+    private let lock = NSLock()
     private var requestCount = 0
     private var received: [Event] = []
-    private var stopped = false
-    private var threadsRunning = 0
 
     /// A sink; nothing listens before ``start()``. `port` 0 picks a free port (read ``port`` after starting).
     public init(
@@ -91,7 +89,7 @@ public final class WebhookSink: @unchecked Sendable {
         tolerance: Double = 300, responder: Responder? = nil, onEvent: @escaping @Sendable (Event) -> Void = { _ in }
     ) {
         self.host = host
-        self.boundPort = port
+        server = TCPServer(host: host, port: port, threadName: "csmil-webhook-sink")
         self.secret = secret
         self.failFirst = failFirst
         self.status = status
@@ -103,7 +101,7 @@ public final class WebhookSink: @unchecked Sendable {
     deinit { stop() }
 
     /// The TCP port listened on.
-    public var port: UInt16 { locked { boundPort } }
+    public var port: UInt16 { server.port }
 
     /// `http://host:port/` for clients.
     public var url: String { "http://\(host):\(port)/" }
@@ -112,98 +110,15 @@ public final class WebhookSink: @unchecked Sendable {
     public var events: [Event] { locked { received } }
 
     /// Binds, listens and starts accepting connections on a thread of its own.
-    public func start() throws(WebhookSinkError) {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(boundPort).bigEndian
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
-            throw WebhookSinkError(
-                subject: host, message: "is not an IPv4 address", fix: "pass --host with an address such as 127.0.0.1")
-        }
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw .system("create a socket", errno, address: "\(host):\(boundPort)") }
-        var one: Int32 = 1
-        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard bound == 0, listen(descriptor, 64) == 0 else {
-            let number = errno
-            close(descriptor)
-            throw .system("listen", number, address: "\(host):\(boundPort)")
-        }
-        var actual = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &actual) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
-        }
-        locked {
-            listener = descriptor
-            boundPort = UInt16(bigEndian: actual.sin_port)
-            threadsRunning += 1
-        }
-        let thread = Thread { [self] in acceptLoop(descriptor) }
-        thread.name = "csmil-webhook-sink"
-        thread.start()
+    public func start() throws(SinkError) {
+        try server.start(code: .webhookListen) { [self] connection in serve(connection) }
     }
 
     /// Stops listening, closes every connection and waits for the sink's threads to end.
-    public func stop() {
-        lock.lock()
-        stopped = true
-        if listener >= 0 {
-            shutdown(listener, Int32(SHUT_RDWR))
-        }
-        for connection in connections { shutdown(connection, Int32(SHUT_RDWR)) }
-        lock.broadcast()
-        while threadsRunning > 0 { lock.wait() }
-        if listener >= 0 {
-            close(listener)
-            listener = -1
-        }
-        lock.unlock()
-    }
-
-    private func acceptLoop(_ descriptor: Int32) {
-        defer { threadFinished() }
-        while true {
-            let connection = accept(descriptor, nil, nil)
-            if connection < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            let admitted = locked {
-                guard !stopped else { return false }
-                connections.insert(connection)
-                threadsRunning += 1
-                return true
-            }
-            guard admitted else {
-                close(connection)
-                return
-            }
-            let thread = Thread { [self] in serve(connection) }
-            thread.name = "csmil-webhook-sink-connection"
-            thread.start()
-        }
-    }
-
-    private func threadFinished() {
-        locked {
-            threadsRunning -= 1
-            lock.broadcast()
-        }
-    }
+    public func stop() { server.stop() }
 
     /// Serves requests on one connection until the client closes it or the sink stops.
     private func serve(_ connection: Int32) {
-        defer {
-            locked { _ = connections.remove(connection) }
-            close(connection)
-            threadFinished()
-        }
         var buffer: [UInt8] = []
         while true {
             guard let (head, bodyStart) = readHead(connection, &buffer) else { return }
@@ -222,7 +137,7 @@ public final class WebhookSink: @unchecked Sendable {
             }
             buffer.removeFirst(bodyStart)
             while buffer.count < length {
-                guard receive(connection, &buffer) else { return }
+                guard TCPServer.receive(connection, into: &buffer) else { return }
             }
             let body = Array(buffer.prefix(length))
             buffer.removeFirst(length)
@@ -336,25 +251,14 @@ public final class WebhookSink: @unchecked Sendable {
                 }
                 searchFrom = buffer.count - 3
             }
-            guard buffer.count < 64 << 10, receive(connection, &buffer) else { return nil }
-        }
-    }
-
-    private func receive(_ connection: Int32, _ buffer: inout [UInt8]) -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 16 << 10)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { return false }
-            buffer.append(contentsOf: chunk[..<count])
-            return true
+            guard buffer.count < 64 << 10, TCPServer.receive(connection, into: &buffer) else { return nil }
         }
     }
 
     /// Holds a connection without answering until the peer closes it or the sink stops.
     private func waitForClose(_ connection: Int32) {
         var scratch = [UInt8](repeating: 0, count: 4096)
-        while !locked({ stopped }) {
+        while !server.isStopped {
             var descriptor = pollfd(fd: connection, events: Int16(POLLIN), revents: 0)
             let ready = poll(&descriptor, 1, 100)
             if ready > 0 {
@@ -372,17 +276,7 @@ public final class WebhookSink: @unchecked Sendable {
         head += "Content-Type: text/plain\r\n"
         for header in headers { head += "\(header.name): \(header.value)\r\n" }
         if close { head += "Connection: close\r\n" }
-        let bytes = Array((head + "\r\n" + body).utf8)
-        var sent = 0
-        while sent < bytes.count {
-            let count = bytes[sent...].withUnsafeBytes {
-                send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
-            }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { return false }
-            sent += count
-        }
-        return true
+        return TCPServer.sendAll(connection, Array((head + "\r\n" + body).utf8))
     }
 
     private static func reason(_ status: Int) -> String {
@@ -427,32 +321,4 @@ public final class WebhookSink: @unchecked Sendable {
         defer { lock.unlock() }
         return try body()
     }
-}
-
-/// The sink could not listen.
-public struct WebhookSinkError: CSMILError, Sendable, Equatable {
-    public enum Code: String, ErrorCode {
-        /// The address is not usable or the port cannot be bound.
-        case listen = "webhook_sink.listen"
-    }
-
-    public var code = Code.listen
-    /// The address, "HOST:PORT".
-    public var subject: String
-    public var message: String
-    public var fix: String
-
-    public init(subject: String, message: String, fix: String) {
-        self.subject = subject
-        self.message = message
-        self.fix = fix
-    }
-
-    static func system(_ operation: String, _ number: Int32, address: String) -> WebhookSinkError {
-        WebhookSinkError(
-            subject: address, message: "could not \(operation): \(String(cString: strerror(number)))",
-            fix: number == EADDRINUSE
-                ? "another program uses that port; pass a different --port" : "check --host and --port")
-    }
-
 }

@@ -1,19 +1,18 @@
+import Inference
+
 /// The random numbers behind a synthetic slide: a seeded generator for its geometry and a
 /// stateless hash for per-pixel and per-cell texture, so any strip of the slide can be painted
 /// on its own and every run with the same seed paints the same bytes.
 struct SyntheticRandom: RandomNumberGenerator {
-    private var state: UInt64
+    private var generator: SplitMix64
 
     /// A SplitMix64 generator started from `seed` and a `stream` that separates independent uses.
     init(seed: UInt64, stream: UInt64 = 0) {
-        state = seed ^ (stream &* 0xD1B5_4A32_D192_ED03)
+        generator = SplitMix64(state: seed ^ (stream &* 0xD1B5_4A32_D192_ED03))
     }
 
     /// The next 64 random bits (SplitMix64).
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        return Self.mix(state)
-    }
+    mutating func next() -> UInt64 { generator.next() }
 
     /// A uniform `Double` in `range`.
     mutating func uniform(_ range: ClosedRange<Double>) -> Double {
@@ -22,12 +21,7 @@ struct SyntheticRandom: RandomNumberGenerator {
 
     /// SplitMix64's finaliser: a bijective mix of 64 bits.
     @inline(__always)
-    static func mix(_ value: UInt64) -> UInt64 {
-        var z = value
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    static func mix(_ value: UInt64) -> UInt64 { SplitMix64.mix(value) }
 
     /// 64 random bits for integer coordinates `(x, y)` in a named `stream` of a slide's `seed`.
     @inline(__always)

@@ -1,4 +1,5 @@
 import Foundation
+import Images
 import Ingest
 
 extension SyntheticSlide {
@@ -239,7 +240,7 @@ extension SyntheticSlide {
     }
 }
 
-/// A pointer handed to worker threads that write disjoint rows of it.
+/// `@unchecked Sendable`: a pointer handed to worker threads that write disjoint rows of it.
 private struct SendablePointer: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<UInt8>
 }

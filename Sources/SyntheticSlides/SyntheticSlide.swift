@@ -1,5 +1,6 @@
 import Errors
 import Foundation
+import Images
 import Ingest
 
 /// A synthetic whole-slide image: tissue-like texture inside a known, seeded geometry, with the
@@ -149,7 +150,7 @@ public struct SyntheticSlide: Sendable {
 
     /// The truth mask: one pixel per `maskDownsample` × `maskDownsample` block of level 0, white
     /// where the block's centre is tissue, black elsewhere.
-    public func truthMask() -> PNGImage {
+    public func truthMask() -> RGBImage {
         let mask = SyntheticMaskGrid(width: configuration.width, height: configuration.height, step: maskDownsample)
         let values = mask.rasterise(tissue)
         var pixels = [UInt8](repeating: 0, count: values.count * 3)
@@ -158,7 +159,7 @@ public struct SyntheticSlide: Sendable {
             pixels[3 * index + 1] = 255
             pixels[3 * index + 2] = 255
         }
-        return PNGImage(width: mask.columns, height: mask.rows, pixels: pixels)
+        return RGBImage(width: mask.columns, height: mask.rows, pixels: pixels)
     }
 
     /// Paints the level-0 region at `(x, y)` of `width` × `height` pixels as interleaved RGB,

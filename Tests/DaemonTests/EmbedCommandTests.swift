@@ -1,4 +1,5 @@
 import Foundation
+import Images
 import Inference
 import Ingest
 import Testing
@@ -46,7 +47,7 @@ struct EmbedCommandTests {
             for image in 0..<2 {
                 let slice = Array(pixels[(image * side * side * 3)..<((image + 1) * side * side * 3)])
                 let path = root.appendingPathComponent("tile-\(side)-\(image).png").path
-                try PNGImage(width: side, height: side, pixels: slice).write(to: path)
+                try RGBImage(width: side, height: side, pixels: slice).write(to: path)
                 paths.append(path)
             }
         }
@@ -74,7 +75,7 @@ struct EmbedCommandTests {
         let backbone = root.appendingPathComponent("b.safetensors")
         try Self.writeBackbone(to: backbone)
         let odd = root.appendingPathComponent("odd.png").path
-        try PNGImage(width: 300, height: 300, pixels: .init(repeating: 200, count: 300 * 300 * 3)).write(to: odd)
+        try RGBImage(width: 300, height: 300, pixels: .init(repeating: 200, count: 300 * 300 * 3)).write(to: odd)
         let out = root.appendingPathComponent("f.npy")
         let result = try TestSupport.csmil(
             "embed", "--backbone", backbone.path, "--arch", "resnet18", "--out", out.path, odd)
@@ -90,7 +91,7 @@ struct EmbedCommandTests {
         let root = try TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: root) }
         let png = root.appendingPathComponent("t.png").path
-        try PNGImage(width: 256, height: 256, pixels: .init(repeating: 9, count: 256 * 256 * 3)).write(to: png)
+        try RGBImage(width: 256, height: 256, pixels: .init(repeating: 9, count: 256 * 256 * 3)).write(to: png)
         let missing = try TestSupport.csmil("embed", "--backbone", "/nonexistent/b.pth", "--out", "/tmp/x.npy", png)
         #expect(missing.status != 0)
         #expect(missing.stderr.contains("/nonexistent/b.pth"))

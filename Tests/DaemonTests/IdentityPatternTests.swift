@@ -40,6 +40,32 @@ struct IdentityPatternTests {
         #expect(pattern.identity(forSlideName: "U\u{308}12 Mu\u{308}ller.svs").accession?.count == 3)
     }
 
+    @Test(
+        "edge cases: searched anywhere (first match wins), empty or absent groups left out, an optional accession, (?i), \\d versus [0-9]"
+    )
+    func edgeCases() throws {
+        let documented = try IdentityPattern(Self.documented)
+        // Unanchored: found inside the name; of two accessions the first one is taken.
+        #expect(
+            documented.identity(forSlideName: "case 7 S26-01234-A1-1 (recut of S26-09999).svs")
+                == SlideIdentity(accession: "S26-01234", block: "A1", slide: "1"))
+        // A group that matched the empty string is left out: no accession at all.
+        #expect(try IdentityPattern("(?<accession>[0-9]*)").identity(forSlideName: "scan.svs").isEmpty)
+        // An optional accession group that did not take part: the other groups stay, the accession is absent (with
+        // [identity] required the slide fails as slide.no_accession).
+        let optional = try IdentityPattern(#"(?<accession>S[0-9]{2}-[0-9]+)?_(?<block>[A-Z][0-9]+)"#)
+        let blockOnly = optional.identity(forSlideName: "_B2.svs")
+        #expect(blockOnly.accession == nil && blockOnly.block == "B2" && !blockOnly.isEmpty)
+        // (?i): matched case-insensitively, the value kept as written in the name.
+        #expect(
+            try IdentityPattern(#"(?i)(?<accession>s[0-9]{2}-[0-9]+)"#).identity(forSlideName: "S26-01234.svs")
+                .accession == "S26-01234")
+        // \d is any Unicode decimal digit (fullwidth ０-９ too); [0-9] only ASCII digits.
+        let fullwidth = "S26-\u{FF10}\u{FF11}\u{FF12}.svs"
+        #expect(try IdentityPattern(#"(?<accession>S\d{2}-\d+)"#).identity(forSlideName: fullwidth).accession != nil)
+        #expect(documented.identity(forSlideName: fullwidth).isEmpty)
+    }
+
     @Test("a pattern that does not compile, lacks an accession group or names an unknown group is refused")
     func refused() {
         #expect(throws: IdentityPatternError.self) { try IdentityPattern("(?<accession>S[0-9") }
@@ -47,6 +73,33 @@ struct IdentityPatternTests {
         #expect(throws: IdentityPatternError.self) { try IdentityPattern("(?<acession>S[0-9]+)") }
         #expect(
             IdentityPattern.namedGroups(in: #"(?<=x)(?<accession>a)\(?<no>b)(?P<block>c)"#) == ["accession", "block"])
+    }
+
+    @Test("csmil doctor: the pattern's groups, a pattern it cannot use, [hl7] without a pattern, unreadable TLS files")
+    func doctorLines() {
+        let documented = Configuration.Identity(pattern: Self.documented, required: true)
+        #expect(
+            Doctor.identity(documented) == [
+                .ok(
+                    "[identity] pattern", "groups accession, block, slide (required: a name without an accession fails)"
+                )
+            ])
+        let missingGroup = Doctor.identity(Configuration.Identity(pattern: "(?<block>[A-Z][0-9]+)"))
+        #expect(missingGroup.count == 1 && missingGroup[0].severity == .problem)
+        #expect(missingGroup[0].fix?.contains("(?<accession>") == true, "\(missingGroup)")
+        #expect(Doctor.identity(Configuration.Identity(required: true)).map(\.severity) == [.problem])
+        #expect(Doctor.identity(Configuration.Identity()).map(\.severity) == [.ok])
+
+        #expect(Doctor.hl7(Configuration.HL7(), identity: documented).map(\.severity) == [.ok])
+        var hl7 = Configuration.HL7(url: "mllps://lis.example.org:6661")
+        hl7.caFile = "/nonexistent/csmil-test-ca.pem"
+        let findings = Doctor.hl7(hl7, identity: Configuration.Identity())
+        #expect(findings.map(\.severity) == [.ok, .problem, .warning], "\(findings)")
+        #expect(findings[0].detail.hasPrefix("mllps://lis.example.org:6661 (TLS; ORU^R01 v2.5.1, result status P)"))
+        #expect(findings[1].subject == "[hl7] ca_file" && findings[1].detail.contains("/nonexistent/csmil-test-ca.pem"))
+        #expect(findings[2].detail.contains("OBR-3"))
+        let http = Doctor.hl7(Configuration.HL7(url: "https://lis.example.org"), identity: documented)
+        #expect(http.map(\.severity) == [.problem] && http[0].subject == "[hl7] url", "\(http)")
     }
 
     @Test("[identity] and [hl7] in the configuration: defaults, and each bad value named with its key")

@@ -133,7 +133,7 @@ struct OutboxCommandTests {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        let deadline = Date().addingTimeInterval(20)
+        let deadline = Date().addingTimeInterval(120)
         while sink.events.isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         #expect(sink.events.count == 1)
         kill(process.processIdentifier, SIGKILL)
@@ -190,7 +190,7 @@ struct OutboxCommandTests {
             return nil
         }
         var first = send(WebhookSigner(secret: Self.secret))
-        let deadline = Date().addingTimeInterval(20)
+        let deadline = Date().addingTimeInterval(120)
         while first == nil && Date() < deadline {  // the sink is still starting
             Thread.sleep(forTimeInterval: 0.1)
             first = send(WebhookSigner(secret: Self.secret))

@@ -1,4 +1,5 @@
 import Foundation
+import Images
 import Ingest
 import Testing
 
@@ -69,7 +70,7 @@ struct ReportPageBrowserTests {
     /// Pixels in the thumbnail's box of a screenshot that are green-dominant (the viridis heatmap blended over
     /// pink tissue); H&E tissue, glass and the QC colours have none.
     static func heatmapPixels(_ path: String?, in stage: [String: Double]) throws -> Int {
-        let image = try PNGImage(contentsOfFile: try #require(path))
+        let image = try RGBImage(contentsOfFile: try #require(path))
         let left = Int(stage["x"] ?? 0)
         let top = Int(stage["y"] ?? 0)
         let right = min(image.width, left + Int(stage["width"] ?? 0))

@@ -1,4 +1,5 @@
 import Foundation
+import Images
 import Ingest
 import Notify
 import Sinks
@@ -168,7 +169,7 @@ struct ScoreCommandTests {
         let root = installation.root
         let good = try Self.synth(root, "good.svs", "--width", "1024", "--height", "768", "--tissue-fraction", "0.5")
         let png = root.appendingPathComponent("picture.svs").path
-        try PNGImage(width: 4, height: 4, pixels: [UInt8](repeating: 200, count: 48)).write(to: png)
+        try RGBImage(width: 4, height: 4, pixels: [UInt8](repeating: 200, count: 48)).write(to: png)
         let empty = root.appendingPathComponent("empty.svs").path
         try Data().write(to: URL(fileURLWithPath: empty))
         let truncated = root.appendingPathComponent("truncated.svs").path
@@ -246,5 +247,17 @@ struct ScoreCommandTests {
         let events = sink.events.filter { $0.verdict == .verified }
         #expect(events.count == 1)
         #expect(events.first?.request.headers["webhook-id"] == line["event_id"] as? String)
+
+        // The same content under another name, the same model: the same id, not sent again, and it says so.
+        let copy = installation.root.appendingPathComponent("notify-copy.svs").path
+        try FileManager.default.copyItem(atPath: slide, toPath: copy)
+        let again = try TestSupport.csmil("score", "--config", installation.config.path, "--notify", copy)
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(try Self.lines(again.stdout).first?["event_id"] as? String == line["event_id"] as? String)
+        #expect(
+            again.stderr.contains("not sent to webhook: event \(line["event_id"] as? String ?? "?")"), "\(again.stderr)"
+        )
+        #expect(again.stderr.contains("already in the outbox (delivered)"), "\(again.stderr)")
+        #expect(sink.events.filter { $0.verdict == .verified }.count == 1)
     }
 }

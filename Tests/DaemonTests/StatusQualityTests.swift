@@ -21,7 +21,7 @@ struct StatusQualityTests {
             result.qcStatus = qc
             result.qcReasons = reasons
             try store.complete(
-                jobID: job.id, eventID: SlidePipeline.eventID(fingerprint: "sha256:" + name),
+                jobID: job.id, eventID: SlidePipeline.eventID(fingerprint: "sha256:" + name, resultKey: ""),
                 reportDirectory: "/reports/" + name, result: result, outbox: [], now: 1100)
             #expect(try store.job(id: job.id)?.result == result)
         }

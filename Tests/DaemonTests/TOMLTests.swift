@@ -395,177 +395,141 @@ func arraysOfTables() throws {
 
 // MARK: - Errors: structure and redefinition
 
-@Test("a missing value after '=' reports the position after the '='")
-func missingValue() {
-    expectError("name = \"x\"\nport = 8080\nretries = \n", line: 3, column: 11, "expected a value after '='")
-    expectError("k =", line: 1, column: 4, "expected a value after '='")
-}
+/// Documents whose structure is wrong: missing values, duplicate keys and tables, tables extended the wrong
+/// way, malformed headers, statements that do not end at their line.
+let structureErrors: [ParseError] = [
+    ParseError(
+        text: "name = \"x\"\nport = 8080\nretries = \n", line: 3, column: 11, message: "expected a value after '='"),
+    ParseError(text: "k =", line: 1, column: 4, message: "expected a value after '='"),
+    ParseError(
+        text: "[watch]\ndirectory = \"/a\"\nsettle_seconds = 30\n\n\n\ndirectory = \"/b\"", line: 7, column: 1,
+        message: "duplicate key 'directory' (first defined on line 2)"),
+    ParseError(text: "a.b = 1\na.b = 2", line: 2, column: 1, message: "duplicate key 'a.b' (first defined on line 1)"),
+    ParseError(
+        text: "t = { x = 1, x = 2 }", line: 1, column: 14, message: "duplicate key 'x' (first defined on line 1)"),
+    ParseError(
+        text: "[a]\nx = 1\n[b]\n[a]\n", line: 4, column: 1, message: "duplicate table [a] (first defined on line 1)"),
+    ParseError(text: "[a.b]\n[a]\n[a]", line: 3, column: 1, message: "duplicate table [a] (first defined on line 2)"),
+    ParseError(
+        text: "[fruit]\napple.color = \"red\"\n[fruit.apple]\n", line: 3, column: 1,
+        message: "table [fruit.apple] was already defined by dotted keys on line 2"),
+    ParseError(
+        text: "[a.b]\nx = 1\n[a]\nb.y = 2\n", line: 4, column: 1,
+        message: "cannot add keys to table 'b' (defined on line 1) with dotted keys outside its own section"),
+    ParseError(
+        text: "[product]\ntype.name = \"x\"\n[other]\n[product.type.more]\n[product]", line: 5, column: 1,
+        message: "duplicate table [product] (first defined on line 1)"),
+    ParseError(
+        text: "point = { x = 1 }\npoint.y = 2\n", line: 2, column: 1,
+        message: "cannot extend inline table 'point' (defined on line 1)"),
+    ParseError(
+        text: "point = { x = 1 }\n[point]\n", line: 2, column: 1,
+        message: "cannot redefine inline table 'point' (defined on line 1)"),
+    ParseError(
+        text: "point = { x = 1 }\n[point.z]\n", line: 2, column: 1,
+        message: "cannot extend inline table 'point' (defined on line 1)"),
+    ParseError(
+        text: "hosts = [\"a\"]\n[[hosts]]\n", line: 2, column: 1,
+        message: "cannot append to static array 'hosts' (defined on line 1) with [[hosts]]"),
+    ParseError(
+        text: "[[jobs]]\n[jobs]\n", line: 2, column: 1,
+        message: "cannot define [jobs]: 'jobs' is already an array of tables (line 1)"),
+    ParseError(
+        text: "[job]\n[[job]]\n", line: 2, column: 1,
+        message: "cannot define [[job]]: 'job' is already a table (line 1)"),
+    ParseError(text: "x = 1\n[x]", line: 2, column: 1, message: "key 'x' is an integer (line 1), not a table"),
+    ParseError(text: "a = [1]\n[a.b]", line: 2, column: 1, message: "key 'a' is an array (line 1), not a table"),
+    ParseError(text: "[a\n", line: 1, column: 3, message: "expected ']' to close the table header"),
+    ParseError(text: "[[a]\n", line: 1, column: 4, message: "expected ']]' to close the array-of-tables header"),
+    ParseError(text: "[]", line: 1, column: 2, message: "expected a key, found ']'"),
+    ParseError(text: "a = 1 b = 2", line: 1, column: 7, message: "expected a newline after the value, found 'b'"),
+    ParseError(text: "key value", line: 1, column: 5, message: "expected '=' after key 'key', found 'v'"),
+    ParseError(text: "\"\"\"k\"\"\" = 1", line: 1, column: 1, message: "a multi-line string cannot be used as a key"),
+]
 
-@Test("a duplicate key names the key and the line it was first defined on")
-func duplicateKey() {
-    let doc = """
-        [watch]
-        directory = "/a"
-        settle_seconds = 30
-
-
-
-        directory = "/b"
-        """
-    expectError(doc, line: 7, column: 1, "duplicate key 'directory' (first defined on line 2)")
-    expectError("a.b = 1\na.b = 2", line: 2, column: 1, "duplicate key 'a.b' (first defined on line 1)")
-    expectError("t = { x = 1, x = 2 }", line: 1, column: 14, "duplicate key 'x' (first defined on line 1)")
-}
-
-@Test("defining the same table twice is an error")
-func duplicateTable() {
-    expectError("[a]\nx = 1\n[b]\n[a]\n", line: 4, column: 1, "duplicate table [a] (first defined on line 1)")
-    expectError("[a.b]\n[a]\n[a]", line: 3, column: 1, "duplicate table [a] (first defined on line 2)")
-}
-
-@Test("a header cannot define a table already created by dotted keys")
-func headerAfterDottedKeys() {
-    expectError(
-        "[fruit]\napple.color = \"red\"\n[fruit.apple]\n", line: 3, column: 1,
-        "table [fruit.apple] was already defined by dotted keys on line 2")
-}
-
-@Test("dotted keys cannot extend a table defined by a header in another block")
-func dottedKeysIntoOtherBlock() {
-    expectError(
-        "[a.b]\nx = 1\n[a]\nb.y = 2\n", line: 4, column: 1,
-        "cannot add keys to table 'b' (defined on line 1) with dotted keys outside its own section")
-    expectError(
-        "[product]\ntype.name = \"x\"\n[other]\n[product.type.more]\n[product]", line: 5, column: 1,
-        "duplicate table [product] (first defined on line 1)")
-}
-
-@Test("inline tables cannot be extended by dotted keys or headers")
-func inlineTablesAreImmutable() {
-    expectError(
-        "point = { x = 1 }\npoint.y = 2\n", line: 2, column: 1,
-        "cannot extend inline table 'point' (defined on line 1)")
-    expectError(
-        "point = { x = 1 }\n[point]\n", line: 2, column: 1,
-        "cannot redefine inline table 'point' (defined on line 1)")
-    expectError(
-        "point = { x = 1 }\n[point.z]\n", line: 2, column: 1,
-        "cannot extend inline table 'point' (defined on line 1)")
-}
-
-@Test("a static array cannot be appended to with [[…]]")
-func staticArrayIsNotAnArrayOfTables() {
-    expectError(
-        "hosts = [\"a\"]\n[[hosts]]\n", line: 2, column: 1,
-        "cannot append to static array 'hosts' (defined on line 1) with [[hosts]]")
-}
-
-@Test("tables and arrays of tables cannot be confused")
-func tableVersusArrayOfTables() {
-    expectError(
-        "[[jobs]]\n[jobs]\n", line: 2, column: 1,
-        "cannot define [jobs]: 'jobs' is already an array of tables (line 1)")
-    expectError("[job]\n[[job]]\n", line: 2, column: 1, "cannot define [[job]]: 'job' is already a table (line 1)")
-}
-
-@Test("a header cannot pass through a key that holds a plain value")
-func headerThroughValue() {
-    expectError("x = 1\n[x]", line: 2, column: 1, "key 'x' is an integer (line 1), not a table")
-    expectError("a = [1]\n[a.b]", line: 2, column: 1, "key 'a' is an array (line 1), not a table")
-}
-
-@Test("malformed headers say which bracket was expected")
-func malformedHeaders() {
-    expectError("[a\n", line: 1, column: 3, "expected ']' to close the table header")
-    expectError("[[a]\n", line: 1, column: 4, "expected ']]' to close the array-of-tables header")
-    expectError("[]", line: 1, column: 2, "expected a key, found ']'")
-}
-
-@Test("a statement must end at the end of its line")
-func trailingGarbage() {
-    expectError("a = 1 b = 2", line: 1, column: 7, "expected a newline after the value, found 'b'")
-    expectError("key value", line: 1, column: 5, "expected '=' after key 'key', found 'v'")
-}
-
-@Test("multi-line strings cannot be keys")
-func multilineKey() {
-    expectError("\"\"\"k\"\"\" = 1", line: 1, column: 1, "a multi-line string cannot be used as a key")
+@Test("a structural error names the line, the column and what is wrong", arguments: structureErrors)
+func badStructure(_ error: ParseError) {
+    expectError(error.text, line: error.line, column: error.column, error.message)
 }
 
 // MARK: - Errors: values
 
-@Test("invalid escapes and escapes of non-scalar code points are rejected")
-func badEscapes() {
-    expectError(#"s = "bad \q escape""#, line: 1, column: 10, #"invalid escape sequence '\q'"#)
-    expectError(#"s = "\uD800""#, line: 1, column: 6, #"'\uD800' is not a valid Unicode scalar value"#)
-    expectError(#"s = "\U00110000""#, line: 1, column: 6, #"'\U00110000' is not a valid Unicode scalar value"#)
-    expectError(#"s = "\u12""#, line: 1, column: 6, #"expected 4 hexadecimal digits after '\u'"#)
-    expectError("s = \"\"\"a \\ b\"\"\"", line: 1, column: 10, #"invalid escape sequence '\'"#)
+/// A document that does not parse, and the error it must give.
+struct ParseError: Sendable, CustomTestStringConvertible {
+    var text: String
+    var line: Int
+    var column: Int
+    var message: String
+    var testDescription: String { message }
 }
 
-@Test("control characters other than tab are rejected in strings and comments")
-func controlCharacters() {
-    expectError(
-        "s = \"tab\tok bell\u{07}\"", line: 1, column: 17,
-        "control character U+0007 must be escaped in a string")
-    expectError("s = 'del\u{7F}'", line: 1, column: 9, "control character U+007F must be escaped in a string")
-    expectError("a = 1 # bell\u{07}", line: 1, column: 13, "control character U+0007 is not allowed in a comment")
-    expectError("a = 1\rb = 2", line: 1, column: 6, "a carriage return must be followed by a line feed")
-}
+/// Bad values of every kind: escapes, control characters, unterminated strings and arrays, integers, floats,
+/// dates and times, inline tables, and columns counted in Unicode scalars.
+let valueErrors: [ParseError] = [
+    ParseError(text: #"s = "bad \q escape""#, line: 1, column: 10, message: #"invalid escape sequence '\q'"#),
+    ParseError(text: #"s = "\uD800""#, line: 1, column: 6, message: #"'\uD800' is not a valid Unicode scalar value"#),
+    ParseError(
+        text: #"s = "\U00110000""#, line: 1, column: 6, message: #"'\U00110000' is not a valid Unicode scalar value"#),
+    ParseError(text: #"s = "\u12""#, line: 1, column: 6, message: #"expected 4 hexadecimal digits after '\u'"#),
+    ParseError(text: "s = \"\"\"a \\ b\"\"\"", line: 1, column: 10, message: #"invalid escape sequence '\'"#),
+    ParseError(
+        text: "s = \"tab\tok bell\u{07}\"", line: 1, column: 17,
+        message: "control character U+0007 must be escaped in a string"),
+    ParseError(
+        text: "s = 'del\u{7F}'", line: 1, column: 9, message: "control character U+007F must be escaped in a string"),
+    ParseError(
+        text: "a = 1 # bell\u{07}", line: 1, column: 13, message: "control character U+0007 is not allowed in a comment"
+    ),
+    ParseError(text: "a = 1\rb = 2", line: 1, column: 6, message: "a carriage return must be followed by a line feed"),
+    ParseError(
+        text: "s = \"open\nx = 1", line: 1, column: 10,
+        message: "expected '\"' to close the string before the end of the line"),
+    ParseError(text: "s = '''never closed\n", line: 2, column: 1, message: "expected \"'''\" to close the string"),
+    ParseError(
+        text: "a = [1, 2\n", line: 2, column: 1,
+        message: "expected ',' or ']' after an array element, found end of input"),
+    ParseError(text: "a = [1 2]", line: 1, column: 8, message: "expected ',' or ']' after an array element, found '2'"),
+    ParseError(
+        text: "big = 9223372036854775808", line: 1, column: 7,
+        message: "integer '9223372036854775808' does not fit in 64 bits"),
+    ParseError(
+        text: "h = 0x8000000000000000", line: 1, column: 5,
+        message: "integer '0x8000000000000000' does not fit in 64 bits"),
+    ParseError(text: "n = 012", line: 1, column: 5, message: "leading zeros are not allowed in '012'"),
+    ParseError(text: "n = 1__000", line: 1, column: 6, message: "an underscore in a number must be between two digits"),
+    ParseError(text: "n = 1_", line: 1, column: 6, message: "an underscore in a number must be between two digits"),
+    ParseError(
+        text: "n = -0x1F", line: 1, column: 5, message: "a sign is not allowed on hexadecimal, octal or binary integers"
+    ),
+    ParseError(text: "n = 0b102", line: 1, column: 9, message: "unexpected '2' in number"),
+    ParseError(text: "f = 1.", line: 1, column: 7, message: "expected a digit after the decimal point"),
+    ParseError(text: "f = .5", line: 1, column: 5, message: "expected a value, found '.'"),
+    ParseError(text: "f = 1e", line: 1, column: 7, message: "expected a digit in the exponent"),
+    ParseError(text: "f = 1.5.2", line: 1, column: 8, message: "unexpected '.' in number"),
+    ParseError(text: "d = 2024-13-01", line: 1, column: 10, message: "month must be between 01 and 12"),
+    ParseError(text: "d = 2023-02-29", line: 1, column: 13, message: "day must be between 01 and 28 for month 2"),
+    ParseError(text: "d = 2024-04-31", line: 1, column: 13, message: "day must be between 01 and 30 for month 4"),
+    ParseError(text: "t = 24:00:00", line: 1, column: 5, message: "hour must be between 00 and 23"),
+    ParseError(text: "t = 12:60:00", line: 1, column: 8, message: "minute must be between 00 and 59"),
+    ParseError(text: "t = 07:32", line: 1, column: 10, message: "expected ':' after the minute, found end of input"),
+    ParseError(
+        text: "d = 1979-05-27T07:32:00+25:00", line: 1, column: 25, message: "offset hour must be between 00 and 23"),
+    ParseError(
+        text: "d = 1979-05-27T", line: 1, column: 16, message: "expected 2 digits for the hour, found end of input"),
+    ParseError(
+        text: "p = { a = 1,\n b = 2 }", line: 1, column: 13, message: "newlines are not allowed in an inline table"),
+    ParseError(
+        text: "p = { a = 1, }", line: 1, column: 14, message: "trailing comma is not allowed in an inline table"),
+    ParseError(
+        text: "p = { a = 1 b = 2 }", line: 1, column: 13, message: "expected ',' or '}' in inline table, found 'b'"),
+    ParseError(text: "name = \"é😀\" x", line: 1, column: 13, message: "expected a newline after the value, found 'x'"),
+]
 
-@Test("unterminated strings and arrays are reported")
-func unterminated() {
-    expectError(
-        "s = \"open\nx = 1", line: 1, column: 10,
-        "expected '\"' to close the string before the end of the line")
-    expectError("s = '''never closed\n", line: 2, column: 1, "expected \"'''\" to close the string")
-    expectError("a = [1, 2\n", line: 2, column: 1, "expected ',' or ']' after an array element, found end of input")
-    expectError("a = [1 2]", line: 1, column: 8, "expected ',' or ']' after an array element, found '2'")
-}
-
-@Test("integers reject overflow, leading zeros, stray underscores and signed prefixes")
-func badIntegers() {
-    expectError(
-        "big = 9223372036854775808", line: 1, column: 7,
-        "integer '9223372036854775808' does not fit in 64 bits")
-    expectError("h = 0x8000000000000000", line: 1, column: 5, "integer '0x8000000000000000' does not fit in 64 bits")
-    expectError("n = 012", line: 1, column: 5, "leading zeros are not allowed in '012'")
-    expectError("n = 1__000", line: 1, column: 6, "an underscore in a number must be between two digits")
-    expectError("n = 1_", line: 1, column: 6, "an underscore in a number must be between two digits")
-    expectError("n = -0x1F", line: 1, column: 5, "a sign is not allowed on hexadecimal, octal or binary integers")
-    expectError("n = 0b102", line: 1, column: 9, "unexpected '2' in number")
-}
-
-@Test("floats need digits on both sides of the point and in the exponent")
-func badFloats() {
-    expectError("f = 1.", line: 1, column: 7, "expected a digit after the decimal point")
-    expectError("f = .5", line: 1, column: 5, "expected a value, found '.'")
-    expectError("f = 1e", line: 1, column: 7, "expected a digit in the exponent")
-    expectError("f = 1.5.2", line: 1, column: 8, "unexpected '.' in number")
-}
-
-@Test("dates and times are validated for shape and range")
-func badDateTimes() {
-    expectError("d = 2024-13-01", line: 1, column: 10, "month must be between 01 and 12")
-    expectError("d = 2023-02-29", line: 1, column: 13, "day must be between 01 and 28 for month 2")
-    expectError("d = 2024-04-31", line: 1, column: 13, "day must be between 01 and 30 for month 4")
-    expectError("t = 24:00:00", line: 1, column: 5, "hour must be between 00 and 23")
-    expectError("t = 12:60:00", line: 1, column: 8, "minute must be between 00 and 59")
-    expectError("t = 07:32", line: 1, column: 10, "expected ':' after the minute, found end of input")
-    expectError("d = 1979-05-27T07:32:00+25:00", line: 1, column: 25, "offset hour must be between 00 and 23")
-    expectError("d = 1979-05-27T", line: 1, column: 16, "expected 2 digits for the hour, found end of input")
-}
-
-@Test("inline tables must stay on one line and have no trailing comma")
-func badInlineTables() {
-    expectError("p = { a = 1,\n b = 2 }", line: 1, column: 13, "newlines are not allowed in an inline table")
-    expectError("p = { a = 1, }", line: 1, column: 14, "trailing comma is not allowed in an inline table")
-    expectError("p = { a = 1 b = 2 }", line: 1, column: 13, "expected ',' or '}' in inline table, found 'b'")
-}
-
-@Test("error columns count Unicode scalars, not bytes")
-func columnsCountCharacters() {
-    expectError("name = \"é😀\" x", line: 1, column: 13, "expected a newline after the value, found 'x'")
+@Test(
+    "a bad value is reported with its line, its column (in Unicode scalars) and what was expected",
+    arguments: valueErrors)
+func badValue(_ error: ParseError) {
+    expectError(error.text, line: error.line, column: error.column, error.message)
 }
 
 @Test("deeply nested arrays are rejected instead of exhausting the stack")

@@ -1,5 +1,6 @@
 import Foundation
 import Inference
+import Notify
 import Testing
 
 @testable import Daemon
@@ -92,5 +93,17 @@ struct TrainCommandTests {
         #expect(result.status != 0)
         #expect(result.stderr.contains("s3.npy"))
         #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("model/model.toml").path))
+    }
+
+    @Test("the labels CSV is read as the CSV writer quotes it: a slide name with a comma is one field")
+    func quotedLabels() throws {
+        let root = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let path = root.appendingPathComponent("labels.csv")
+        try ("slide,label,fold\n" + CSV.quoted("case 7, HE") + ",positive,0\n\"plain\",0,1\n")
+            .write(to: path, atomically: true, encoding: .utf8)
+        let rows = try TrainingLabels.read(path: path.path)
+        #expect(rows.map(\.slide) == ["case 7, HE", "plain"])
+        #expect(rows.map(\.label) == [true, false] && rows.map(\.fold) == [0, 1])
     }
 }

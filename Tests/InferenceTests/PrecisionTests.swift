@@ -16,7 +16,8 @@ struct PrecisionTests {
     func fidelity(architecture: Architecture) throws {
         guard Self.native else {
             let error = #expect(throws: PrecisionError.self) { try Precision.bf16.prepare(architecture: architecture) }
-            #expect(error?.code == "pipeline.precision_unsupported")
+            #expect(error?.code == .unsupported)
+            #expect(error?.subject == "[pipeline] precision = \"bf16\"")
             #expect(error?.message.contains("AVX512_BF16") == true)
             return
         }

@@ -1,5 +1,6 @@
 import COpenSlide
 import Foundation
+import Images
 import Testing
 
 @testable import Ingest
@@ -197,7 +198,7 @@ struct SyntheticSlideTests {
         let path = scratch.path("slide.svs")
         let slide = try SyntheticSlide(.init(width: 4096, height: 4096, seed: 5, tissueFraction: requested))
         let written = try slide.write(to: path)
-        let mask = try PNGImage(contentsOfFile: written.truthMask)
+        let mask = try RGBImage(contentsOfFile: written.truthMask)
         #expect(mask.width == 256 && mask.height == 256)
         let tissue = stride(from: 0, to: mask.pixels.count, by: 3).filter { mask.pixels[$0] == 255 }.count
         let fraction = Double(tissue) / Double(mask.width * mask.height)

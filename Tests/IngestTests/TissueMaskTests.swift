@@ -1,3 +1,4 @@
+import Images
 import Testing
 
 @testable import Ingest
@@ -6,7 +7,7 @@ import Testing
 struct TissueMaskTests {
     /// IoU of a mask against the level-0 truth PNG, comparing every second level-0 pixel (in each
     /// direction) with the mask pixel covering it.
-    private func intersectionOverUnion(_ mask: TissueMask, truth: PNGImage) -> Double {
+    private func intersectionOverUnion(_ mask: TissueMask, truth: RGBImage) -> Double {
         var intersection = 0
         var union = 0
         for y in stride(from: 0, to: truth.height, by: 2) {
@@ -30,7 +31,7 @@ struct TissueMaskTests {
         #expect(mask.width == 192 && mask.height == 128)
         #expect(mask.micronsPerPixel == 8)
         #expect(mask.level0PixelsPerPixel == 16)
-        let truth = try PNGImage(contentsOfFile: SlideFixtures.path("ellipses-20x-truth.png"))
+        let truth = try RGBImage(contentsOfFile: SlideFixtures.path("ellipses-20x-truth.png"))
         let iou = intersectionOverUnion(mask, truth: truth)
         print("ellipse slide tissue IoU (level 2, 8 µm/px): \(iou)")
         #expect(iou >= 0.95)
@@ -49,7 +50,7 @@ struct TissueMaskTests {
         #expect(fromLevelZero.width == fromPyramid.width && fromLevelZero.height == fromPyramid.height)
         let differing = zip(fromLevelZero.pixels, fromPyramid.pixels).filter { $0 != $1 }.count
         #expect(Double(differing) / Double(fromPyramid.pixels.count) < 0.005)
-        let truth = try PNGImage(contentsOfFile: SlideFixtures.path("ellipses-20x-truth.png"))
+        let truth = try RGBImage(contentsOfFile: SlideFixtures.path("ellipses-20x-truth.png"))
         let iou = intersectionOverUnion(fromLevelZero, truth: truth)
         print("ellipse slide tissue IoU (level 0 in pieces): \(iou)")
         #expect(iou >= 0.95)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Threads
 
 @testable import Ingest
 
@@ -19,26 +20,31 @@ struct WatchFolderTests {
         harness.start()
         let path = harness.path("slow.svs")
         let bytes = WatchSlides.svs
-        // The pauses matter, so this thread sleeps (a task sleep could oversleep while the other
-        // tests keep the shared threads busy).
         #expect(FileManager.default.createFile(atPath: path, contents: nil))
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        await harness.look()
         let chunks = 4
         let chunkSize = (bytes.count + chunks - 1) / chunks
         for start in stride(from: 0, to: bytes.count, by: chunkSize) {
             try handle.write(contentsOf: bytes[start..<min(start + chunkSize, bytes.count)])
-            if start + chunkSize < bytes.count { holdThread(0.8) }
+            await harness.look()
+            if start + chunkSize < bytes.count {
+                await harness.advance(0.8 * settle)  // the writer's pause, on the watcher's clock
+                #expect(harness.recorder.all.isEmpty, "nothing while the writer pauses")
+            }
         }
         try handle.close()
-        let lastWrite = WatchFolder.monotonicSeconds()
-        #expect(try await harness.wait(timeout: 3 * settle + 2) { !harness.recorder.settled.isEmpty })
-        try await pause(0.5)
+        let lastWrite = harness.clock.now()
+        await harness.look()
+        await harness.settle()
         let settled = harness.recorder.settled
         #expect(settled.map(\.path) == [path])
         #expect(settled.first?.size == Int64(bytes.count))
         #expect(settled.first?.files == [path])
         #expect(harness.recorder.rejected.isEmpty, "never probed half-written")
-        if let time = harness.recorder.settledTime(path) { #expect(time - lastWrite >= settle - 0.05) }
+        if let time = harness.recorder.settledTime(path) { #expect(time - lastWrite >= settle - 1e-9) }
+        await harness.settle()
+        #expect(harness.recorder.all.count == 1, "settled once")
     }
 
     @Test(
@@ -49,28 +55,31 @@ struct WatchFolderTests {
         defer { harness.finish() }
         harness.start()
         let partial = try harness.write("in-place.svs.partial", WatchSlides.svs)
+        await harness.look()
         #expect(rename(partial, harness.path("in-place.svs")) == 0)
         let prepared = harness.outside + "/moved.tif"
         try WatchSlides.tiff.write(to: URL(fileURLWithPath: prepared))
         #expect(rename(prepared, harness.path("moved.tif")) == 0)
-        #expect(try await harness.wait(timeout: 5) { harness.recorder.settled.count == 2 })
-        try await pause(0.3)
+        await harness.look()
+        await harness.settle()
         #expect(Set(harness.recorder.settled.map(\.path)) == [harness.path("in-place.svs"), harness.path("moved.tif")])
+        await harness.settle()
         #expect(harness.recorder.all.count == 2)
     }
 
     @Test("a file deleted before it settles produces nothing", arguments: modes)
     func deletedBeforeSettled(polling: WatchSettings.Polling) async throws {
-        let harness = try WatchHarness(settle: 1.2, polling: polling)
+        let settle = 1.2
+        let harness = try WatchHarness(settle: settle, polling: polling)
         defer { harness.finish() }
         harness.start()
-        let bytes = WatchSlides.svs
-        // Written, then deleted 0.3 s later: the timing matters, so this thread sleeps (a task
-        // sleep could oversleep while the other tests keep the shared threads busy).
-        let path = try harness.write("short-lived.svs", bytes)
-        holdThread(0.3)
+        let path = try harness.write("short-lived.svs", WatchSlides.svs)
+        await harness.look()
+        #expect(harness.watcher.status.pending == 1)
+        await harness.advance(0.3)
         #expect(unlink(path) == 0)
-        try await pause(2.0)
+        await harness.look()
+        await harness.advance(2 * settle)
         #expect(harness.recorder.all.isEmpty)
         #expect(harness.watcher.status.pending == 0)
     }
@@ -86,8 +95,11 @@ struct WatchFolderTests {
             expected.insert(try harness.write(relative, WatchSlides.svs))
             expected.insert(try harness.write("case\(index)/b/top\(index).tif", WatchSlides.tiff))
         }
-        #expect(try await harness.wait(timeout: 6) { harness.recorder.settled.count >= expected.count })
+        await harness.look()
+        await harness.look()
+        await harness.settle()
         #expect(Set(harness.recorder.settled.map(\.path)) == expected)
+        await harness.settle()
         #expect(harness.recorder.settled.count == expected.count)
         if polling == .inotify { #expect(harness.watcher.status.watchedFolders == 1 + 3 * 3) }
     }
@@ -115,8 +127,8 @@ struct WatchFolderTests {
         // The probe accepts every file (this test is about finding them, not about OpenSlide), but
         // holds the watch thread inside the probe of `gate.svs` while the 5,000 files are written,
         // so that nothing drains the kernel's queue meanwhile and it overflows for certain.
-        let gate = DispatchSemaphore(value: 0)
-        let probing = DispatchSemaphore(value: 0)
+        let gate = Wakeup()
+        let probing = Wakeup()
         let probe: WatchFolder.Probe = { path in
             if path.hasSuffix("/gate.svs") {
                 probing.signal()
@@ -133,7 +145,11 @@ struct WatchFolderTests {
         try FileManager.default.createDirectory(atPath: harness.path("batch"), withIntermediateDirectories: true)
         harness.start()
         try harness.write("gate.svs", Data(repeating: 1, count: 16))
-        #expect(probing.wait(timeout: .now() + 5) == .success)
+        await harness.look()
+        // The gate's probe starts in the round at the settle time and blocks there: no round can end meanwhile.
+        harness.clock.advance(by: harness.settings.settleSeconds)
+        _ = harness.watcher.requestRound()
+        try await DedicatedThread.run(name: "test-probing") { probing.wait() }
         let count = 5000
         let payload = Data(repeating: 7, count: 64)
         for index in 0..<count {
@@ -145,11 +161,14 @@ struct WatchFolderTests {
             harness.watcher.injectQueueOverflow()
         }
         gate.signal()
-        #expect(try await harness.wait(timeout: 30) { harness.recorder.settled.count >= count + 1 })
-        try await pause(0.3)
+        await harness.look()
+        await harness.look()
+        await harness.settle()
         let paths = harness.recorder.settled.map(\.path)
         #expect(paths.count == count + 1, "each delivered once")
         #expect(Set(paths).count == count + 1)
+        await harness.settle()
+        #expect(harness.recorder.settled.count == count + 1)
         if polling == .inotify {
             let status = harness.watcher.status
             #expect(status.overflows >= 1, "max_queued_events lowered: \(lowered)")
@@ -173,30 +192,35 @@ struct WatchFolderTests {
         try harness.write("slideA/Data0001.dat", Data(repeating: 2, count: 1000))
         try harness.write("slideA/Index.dat", Data(repeating: 3, count: 100))
         try harness.write("slideA/Slidedat.ini", Data("[GENERAL]\n".utf8))
-        try await pause(1.3)
+        await harness.look()
+        await harness.advance(2.6 * harness.settings.settleSeconds)
         #expect(harness.recorder.all.isEmpty, "data files are not slides of their own")
 
         let index = try harness.write("slideA.mrxs", Data("mirax index".utf8))
-        // The folder is still being written after the index arrived: the set waits for it. (The
-        // pauses matter, so this thread sleeps.)
+        await harness.look()
+        // The folder is still being written after the index arrived: the set waits for it.
         let data = harness.path("slideA/Data0002.dat")
         #expect(FileManager.default.createFile(atPath: data, contents: nil))
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: data))
         for _ in 0..<3 {
-            holdThread(0.3)
+            await harness.advance(0.2)
             try handle.write(contentsOf: Data(repeating: 9, count: 500))
+            await harness.look()
+            #expect(harness.recorder.all.isEmpty)
         }
         try handle.close()
-        let lastWrite = WatchFolder.monotonicSeconds()
-        #expect(try await harness.wait(timeout: 5) { !harness.recorder.settled.isEmpty })
-        try await pause(0.3)
+        let lastWrite = harness.clock.now()
+        await harness.look()
+        await harness.settle()
         let settled = harness.recorder.settled
         #expect(settled.map(\.path) == [index])
         #expect(settled.first?.files.count == 6)
         let expectedBytes: Int64 = 11 + 1000 + 1000 + 1500 + 100 + 10
         #expect(settled.first?.totalBytes == expectedBytes)
-        if let time = harness.recorder.settledTime(index) { #expect(time - lastWrite >= 0.45) }
+        if let time = harness.recorder.settledTime(index) { #expect(time - lastWrite >= 0.5 - 1e-9) }
         #expect(harness.recorder.rejected.isEmpty)
+        await harness.settle()
+        #expect(harness.recorder.all.count == 1)
     }
 
     @Test(
@@ -206,19 +230,24 @@ struct WatchFolderTests {
         defer { harness.finish() }
         harness.start()
         let path = try harness.write("notes.txt", Data("scanner log, not a slide\n".utf8))
-        #expect(try await harness.wait(timeout: 4) { !harness.recorder.rejected.isEmpty })
+        await harness.look()
+        await harness.settle()
+        #expect(harness.recorder.rejected.count == 1)
         harness.watcher.rescan()
-        try await pause(1.2)
+        await harness.round()
+        await harness.settle()
         let rejected = harness.recorder.rejected
-        #expect(rejected.count == 1)
+        #expect(rejected.count == 1, "a rescan does not reject an unchanged file again")
         #expect(rejected.first?.path == path)
         #expect(rejected.first?.code == SlideError.Code.notASlide.rawValue)
         #expect(rejected.first?.reason.contains(path) == true)
         #expect(harness.recorder.settled.isEmpty)
 
         try writeFile(path, Data("scanner log, not a slide\nmore\n".utf8))
-        #expect(try await harness.wait(timeout: 4) { harness.recorder.rejected.count == 2 })
-        try await pause(0.8)
+        await harness.look()
+        await harness.settle()
+        #expect(harness.recorder.rejected.count == 2)
+        await harness.settle()
         #expect(harness.recorder.rejected.count == 2)
     }
 
@@ -235,10 +264,11 @@ struct WatchFolderTests {
         var scrambled = WatchSlides.tiff
         scrambled.replaceSubrange(0..<8, with: Data("GARBAGE!".utf8))
         let garbage = try harness.write("scrambled.tif", scrambled)
-        #expect(try await harness.wait(timeout: 6) { harness.recorder.all.count >= 5 })
-        try await pause(0.3)
+        await harness.look()
+        await harness.settle()
         #expect(Set(harness.recorder.settled.map(\.path)) == Set(good))
         #expect(Set(harness.recorder.rejected.map(\.path)) == [truncated, garbage])
+        await harness.settle()
         #expect(harness.recorder.all.count == 5)
         let status = harness.watcher.status
         #expect(status.settled == 3 && status.rejected == 2 && status.pending == 0)
@@ -252,12 +282,17 @@ struct WatchFolderTests {
         defer { harness.finish() }
         harness.start()
         try harness.write("case/a/first.svs", WatchSlides.svs)
-        #expect(try await harness.wait(timeout: 4) { harness.recorder.settled.count == 1 })
+        await harness.look()
+        await harness.settle()
+        #expect(harness.recorder.settled.count == 1)
         #expect(rename(harness.path("case"), harness.path("renamed")) == 0)
-        #expect(try await harness.wait(timeout: 4) { harness.recorder.settled.count == 2 })
+        await harness.look()
+        await harness.settle()
+        #expect(harness.recorder.settled.count == 2)
         let second = try harness.write("renamed/a/second.tif", WatchSlides.tiff)
-        #expect(try await harness.wait(timeout: 4) { harness.recorder.settled.count == 3 })
-        try await pause(0.3)
+        await harness.look()
+        await harness.settle()
+        await harness.settle()
         #expect(
             harness.recorder.settled.map(\.path) == [
                 harness.path("case/a/first.svs"), harness.path("renamed/a/first.svs"), second,
@@ -272,7 +307,9 @@ struct WatchFolderTests {
         defer { harness.finish() }
         let path = try harness.write("before/start.svs", WatchSlides.svs)
         harness.start()
-        #expect(try await harness.wait(timeout: 4) { harness.recorder.settled.map(\.path) == [path] })
+        await harness.look()
+        await harness.settle()
+        #expect(harness.recorder.settled.map(\.path) == [path])
     }
 
     @Test("the watched folder deleted and made again: reported, then watched again with its new files")
@@ -280,13 +317,18 @@ struct WatchFolderTests {
         let harness = try WatchHarness(settle: 0.3)
         defer { harness.finish() }
         harness.start()
-        #expect(try await harness.wait(timeout: 4) { harness.watcher.status.rescans >= 1 })
+        await harness.look()
+        #expect(harness.watcher.status.rescans >= 1)
         try FileManager.default.removeItem(atPath: harness.root)
-        #expect(try await harness.wait(timeout: 4) { !harness.watcher.status.folderAvailable })
+        await harness.look()
+        #expect(!harness.watcher.status.folderAvailable)
         #expect(
             harness.recorder.all.first.map { if case .folderUnavailable = $0.event { true } else { false } } == true)
         let path = try harness.write("after/return.svs", WatchSlides.svs)
-        #expect(try await harness.wait(timeout: 6) { harness.recorder.settled.map(\.path) == [path] })
+        await harness.advance(WatchLoop.folderRetrySeconds)
+        await harness.look()
+        await harness.settle()
+        #expect(harness.recorder.settled.map(\.path) == [path])
         #expect(harness.watcher.status.folderAvailable)
         #expect(harness.recorder.all.contains { $0.event == .folderRestored(path: harness.root) })
     }
@@ -313,14 +355,13 @@ struct WatchFolderTests {
         #expect(polled.watcher.status.watchedFolders == 0)
     }
 
-    @Test("stop() ends run() promptly, even while a slide is waiting to settle")
+    @Test("stop() ends run(), even while a slide is waiting to settle", .timeLimit(.minutes(1)))
     func stops() async throws {
         let harness = try WatchHarness(settle: 30)
         harness.start()
         try harness.write("waiting.svs", WatchSlides.svs)
-        try await pause(0.2)
-        let start = Date()
-        harness.finish()
-        #expect(Date().timeIntervalSince(start) < 2)
+        await harness.look()
+        #expect(harness.watcher.status.pending == 1)
+        harness.finish()  // returns once the watch thread has ended
     }
 }

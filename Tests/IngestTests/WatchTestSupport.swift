@@ -3,6 +3,7 @@ import Logging
 import Synchronization
 import SyntheticSlides
 import Testing
+import Threads
 
 @testable import Ingest
 
@@ -28,12 +29,25 @@ enum WatchSlides {
     }
 }
 
-/// The events a watcher delivered, with the monotonic time of each.
+/// A clock the test moves by hand: the watcher's idea of time passes only when the test says so, so the
+/// settle logic sees exactly the pauses the test means, however loaded the machine is.
+final class ManualClock: Sendable {
+    private let seconds = Mutex(1000.0)
+
+    func now() -> Double { seconds.withLock { $0 } }
+
+    func advance(by interval: Double) { seconds.withLock { $0 += interval } }
+}
+
+/// The events a watcher delivered, with the watcher's clock time of each.
 final class WatchRecorder: Sendable {
     private let events = Mutex<[(event: WatchEvent, at: Double)]>([])
+    private let clock: @Sendable () -> Double
+
+    init(clock: @escaping @Sendable () -> Double) { self.clock = clock }
 
     func record(_ event: WatchEvent) {
-        let now = WatchFolder.monotonicSeconds()
+        let now = clock()
         events.withLock { $0.append((event, now)) }
     }
 
@@ -53,7 +67,10 @@ final class WatchRecorder: Sendable {
     }
 }
 
-/// A temporary watched folder with a ``WatchFolder`` on a thread of its own, recording every event.
+/// A temporary watched folder with a ``WatchFolder`` on a dedicated thread, on a ``ManualClock``, recording every
+/// event. Time passes for the watcher only through ``advance(_:)``; ``round()`` waits until the watcher has done a
+/// round of work that began after the call, so what the test did before (a write, a rename, a clock step) has been
+/// seen. That is how the tests prove that nothing (more) happened: by a round that must come after it.
 /// `finish()` stops the watcher, waits for its thread and removes the folders.
 final class WatchHarness: Sendable {
     /// The watched folder.
@@ -61,10 +78,11 @@ final class WatchHarness: Sendable {
     /// A folder on the same file system that is not watched, where files are prepared before being moved in.
     let outside: String
     let watcher: WatchFolder
-    let recorder = WatchRecorder()
+    let clock = ManualClock()
+    let recorder: WatchRecorder
+    let settings: WatchSettings
     private let base: URL
-    private let finished = DispatchSemaphore(value: 0)
-    private let started = Mutex(false)
+    private let thread = Mutex<DedicatedThread?>(nil)
 
     /// Makes the folders and the watcher (made inside `around`, for tests that change a kernel
     /// limit just for that moment). The watcher runs once ``start()`` is called.
@@ -79,17 +97,22 @@ final class WatchHarness: Sendable {
         outside = base.appendingPathComponent("outside").path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
-        let settings = WatchSettings(
+        settings = WatchSettings(
             directory: root, settleSeconds: settle, polling: polling, ignore: ignore, rescanSeconds: rescanSeconds,
             pollSeconds: pollSeconds)
         var logger = Logger(label: "csmil.watch.test")
         logger.logLevel = .critical
-        let recorder = recorder
+        let clock = clock
+        let recorder = WatchRecorder(clock: { clock.now() })
+        self.recorder = recorder
+        let settings = settings
         var made: WatchFolder?
         var failure: (any Error)?
         around {
             do {
-                made = try WatchFolder(settings: settings, logger: logger, probe: probe) { recorder.record($0) }
+                made = try WatchFolder(settings: settings, logger: logger, probe: probe, clock: { clock.now() }) {
+                    recorder.record($0)
+                }
             } catch {
                 failure = error
             }
@@ -98,25 +121,40 @@ final class WatchHarness: Sendable {
         watcher = try #require(made)
     }
 
-    /// Runs the watcher on a new thread.
+    /// Runs the watcher on a dedicated thread.
     func start() {
         let watcher = watcher
-        let finished = finished
-        started.withLock { $0 = true }
-        let thread = Thread {
-            watcher.run()
-            finished.signal()
-        }
-        thread.name = "csmil-watch-test"
-        thread.start()
+        let thread = DedicatedThread(name: "csmil-watch-test")
+        thread.execute { watcher.run() }
+        thread.finish()
+        self.thread.withLock { $0 = thread }
     }
 
     /// Stops the watcher, waits for its thread, removes the folders.
     func finish() {
         watcher.stop()
-        if started.withLock({ $0 }) { _ = finished.wait(timeout: .now() + 10) }
+        thread.withLock { $0 }?.join()
         try? FileManager.default.removeItem(at: base)
     }
+
+    /// Waits until the watcher has done a whole round of work that began after this call.
+    func round() async {
+        let ticket = watcher.requestRound()
+        while watcher.status.roundsServed < ticket { try? await Task.sleep(for: .milliseconds(2)) }
+    }
+
+    /// Moves the watcher's clock on by `seconds` and waits for a round at the new time.
+    func advance(_ seconds: Double) async {
+        clock.advance(by: seconds)
+        await round()
+    }
+
+    /// A look at the folder: in polling mode the next scan (the clock moves on by one poll interval), with inotify
+    /// the events so far.
+    func look() async { await advance(settings.polling == .poll ? settings.pollSeconds : 0) }
+
+    /// Lets a quiet file settle: the clock moves on by the settle time.
+    func settle() async { await advance(settings.settleSeconds) }
 
     /// A path in the watched folder.
     func path(_ relative: String) -> String { root + "/" + relative }
@@ -130,18 +168,6 @@ final class WatchHarness: Sendable {
         try writeFile(path, data)
         return path
     }
-
-    /// Waits up to `timeout` seconds for `condition`, checking every 20 ms; returns whether it held.
-    /// Sleeps without blocking a thread, so the other watch tests run meanwhile.
-    @discardableResult
-    func wait(timeout: Double, until condition: () -> Bool) async throws -> Bool {
-        let end = Date().addingTimeInterval(timeout)
-        while Date() < end {
-            if condition() { return true }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return condition()
-    }
 }
 
 /// Writes `data` to `path` in place, as a scanner does: `open(O_CREAT | O_TRUNC)`, `write`, `close`
@@ -152,15 +178,4 @@ func writeFile(_ path: String, _ data: Data) throws {
     defer { close(descriptor) }
     let written = data.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
     guard written == data.count else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
-}
-
-/// Sleeps blocking the calling thread, for pauses whose length matters (a writer's pauses): a task
-/// sleep can oversleep while the other tests keep the shared threads busy.
-func holdThread(_ seconds: Double) {
-    usleep(UInt32(seconds * 1_000_000))
-}
-
-/// Sleeps without blocking a thread.
-func pause(_ seconds: Double) async throws {
-    try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
 }

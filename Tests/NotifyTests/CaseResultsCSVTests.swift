@@ -31,4 +31,16 @@ struct CaseResultsCSVTests {
         #expect(csv.text.contains("\n\"x, \"\"y\"\"\",0.0,0.1,1.0\n"))
         #expect(CaseResultsCSV(caseName: "none", headProbabilities: []).text == "case_name,label,prob,acc\n")
     }
+
+    @Test("what the writer quotes, the reader reads back: commas, quotes and line breaks in a field")
+    func readsWhatItWrites() {
+        let fields = ["a, b.svs", "say \"hi\"", "two\nlines", " plain ", ""]
+        let text = "slide,label\r\n" + fields.map(CSV.quoted).joined(separator: ",") + "\n\n1,2"
+        let records = CSV.records(text)
+        #expect(
+            records.map(\.fields) == [
+                ["slide", "label"], ["a, b.svs", "say \"hi\"", "two\nlines", "plain", ""], ["1", "2"],
+            ])
+        #expect(records.map(\.line) == [1, 2, 5])
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TestJudges
 import Testing
 
 @testable import Notify
@@ -11,7 +12,8 @@ struct FHIRValidationTests {
 
     static func reports() -> [SlideReport] {
         var scored = Fixtures.scored()
-        scored.identity = SlideIdentity(accession: "S26-01234", block: "A1", slide: "1", patient: "MRN-7")
+        scored.identity = SlideIdentity(
+            accession: "S26-01234", specimen: "A", block: "A1", slide: "1", patient: "MRN-7")
         scored.result?.scaleAttention = [0.6, 0.3, 0.1]
         var noTissue = Fixtures.noTissue()
         noTissue.identity = SlideIdentity(accession: "S26-01235")
@@ -57,6 +59,26 @@ struct FHIRValidationTests {
         #expect(identifiers.contains { $0["value"] as? String == "S26-01234" })
         let request = try #require(diagnostic["request"] as? [String: Any])
         #expect(request["ifNoneExist"] as? String == "identifier=urn:csmil:event-id|evt_0123")
+        // Every conditional create names an identifier its own resource carries: a resend finds what the first
+        // send created (a server runs `ifNoneExist` as a search on the type).
+        for entry in entries {
+            let request = try #require(entry["request"] as? [String: Any])
+            let condition = try #require(request["ifNoneExist"] as? String)
+            let created = try #require(entry["resource"] as? [String: Any])
+            let carried = (created["identifier"] as? [[String: Any]] ?? []).map {
+                "identifier=\($0["system"] as? String ?? "")|\($0["value"] as? String ?? "")"
+            }
+            #expect(carried.contains(condition), "\(request["url"] ?? ""): \(condition) not in \(carried)")
+        }
+        let specimen = try #require(
+            entries.compactMap { $0["resource"] as? [String: Any] }.first {
+                $0["resourceType"] as? String == "Specimen"
+            })
+        #expect(
+            (specimen["accessionIdentifier"] as? [String: Any])?["value"] as? String == "S26-01234"
+                && (specimen["identifier"] as? [[String: Any]])?.contains {
+                    $0["system"] as? String == "urn:csmil:specimen" && $0["value"] as? String == "A"
+                } == true)
         let results = (resource["result"] as? [[String: Any]] ?? []).compactMap { $0["reference"] as? String }
         #expect(results.count == 3 && results.allSatisfy(urls.contains))
         // Built twice, the same bytes (the same UUIDs).

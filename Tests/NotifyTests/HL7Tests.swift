@@ -46,6 +46,8 @@ struct HL7Tests {
         #expect(parsed.value("MSH", 4) == "PATH|LAB")
         #expect(parsed.value("MSH", 7) == "20250301093000+0000")
         #expect(parsed.value("PID", 3) == "P^7" && parsed.value("PID", 3, 5) == "MR")
+        // PID-5 (R in the base standard): valued with the name type U only, csmil knows no names.
+        #expect(parsed.value("PID", 5) == "" && parsed.value("PID", 5, 7) == "U")
         #expect(parsed.value("ORC", 3) == "S26-01234" && parsed.value("OBR", 3) == "S26-01234")
         #expect(parsed.value("OBR", 4) == "cs-mil-demo" && parsed.value("OBR", 25) == "P")
         let rows = parsed.segments("OBX")

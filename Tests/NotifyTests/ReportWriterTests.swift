@@ -1,4 +1,5 @@
 import Foundation
+import Images
 import Synchronization
 import Testing
 
@@ -62,37 +63,43 @@ struct ReportWriterTests {
             ])
     }
 
-    @Test("rewriting a report removes the old report.json before the first new sibling lands")
-    func rewriteHidesOldReport() throws {
+    @Test("rewriting a report replaces the folder whole: the old one is untouched until the new one takes its place")
+    func rewriteReplacesWhole() throws {
         let output = try Fixtures.temporaryFolder()
         let folder = try ReportWriter(outputDirectory: output).write(files())
-        let seenReport = Mutex<[Bool]>([])
+        let oldNames = try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
+        let seen = Mutex<[[String]]>([])
         var writer = ReportWriter(outputDirectory: output)
-        writer.onCommit = { name in
-            let exists = FileManager.default.fileExists(atPath: folder + "/report.json")
-            seenReport.withLock { $0.append(name == "report.json" || exists) }
+        writer.onCommit = { _ in
+            seen.withLock { $0.append((try? FileManager.default.contentsOfDirectory(atPath: folder).sorted()) ?? []) }
         }
         var failed = Fixtures.failed()
         failed.slide = Fixtures.slide()
         try writer.write(ReportFiles(report: failed))
-        #expect(seenReport.withLock { $0 } == [false, false, false, true])
+        // While each new file landed (in the staging folder), the report folder still held the old report whole.
+        #expect(seen.withLock { $0 } == [oldNames, oldNames, oldNames, oldNames])
         let names = try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
         #expect(names == ["case_results_merge.csv", "report.html", "report.json", "tiles.geojson"])
         let csv = try #require(FileManager.default.contents(atPath: folder + "/case_results_merge.csv"))
         #expect(String(decoding: csv, as: UTF8.self) == "case_name,label,prob,acc\n")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: output) == [(folder as NSString).lastPathComponent])
     }
 
-    @Test("temporary files left by a crash are removed")
+    @Test("staging folders left by a process that died are removed; one of a live process is not")
     func leftoversRemoved() throws {
         let output = try Fixtures.temporaryFolder()
         let writer = ReportWriter(outputDirectory: output)
-        let folder = writer.folderPath(for: Fixtures.scored())
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        #expect(
-            FileManager.default.createFile(atPath: folder + "/.csmil-tmp.report.json.1.2", contents: Data("{".utf8)))
+        let name = (writer.folderPath(for: Fixtures.scored()) as NSString).lastPathComponent
+        // pid 2^22 + 1 is above Linux's pid_max ceiling: no such process.
+        let dead = output + "/.csmil-tmp." + name + ".4194305.17"
+        let live = output + "/.csmil-tmp." + name + ".1.18"  // pid 1 is alive
+        for folder in [dead, live] {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            #expect(FileManager.default.createFile(atPath: folder + "/report.json", contents: Data("{".utf8)))
+        }
         try writer.write(files())
-        let names = try FileManager.default.contentsOfDirectory(atPath: folder)
-        #expect(!names.contains { $0.hasPrefix(".") })
+        #expect(!FileManager.default.fileExists(atPath: dead))
+        #expect(FileManager.default.fileExists(atPath: live))
     }
 
     @Test("a folder that cannot be created gives a ReportError naming the path and a fix")

@@ -1,4 +1,5 @@
 import Foundation
+import TestJudges
 import Testing
 
 @testable import Notify
@@ -82,41 +83,14 @@ struct WebhookSignatureTests {
     }
 }
 
-/// Runs tools/verify_webhook_signature.py (Python's hmac, independent of swift-crypto).
+/// Runs tools/verify_webhook_signature.py (Python's hmac, independent of swift-crypto) through ``Judges``.
 enum PythonVerifier {
-    static let script: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            let candidate = url.appendingPathComponent("tools/verify_webhook_signature.py")
-            if FileManager.default.fileExists(atPath: candidate.path) { return candidate.path }
-        }
-        return "tools/verify_webhook_signature.py"
-    }()
-
     static func run(
         folder: String, secret: WebhookSecret, id: String, timestamp: String, signature: String, body: [UInt8]
     ) throws -> (status: Int32, output: String) {
         let secretPath = folder + "/python.secret"
-        let bodyPath = folder + "/python.body"
         try Data(secret.encoded.joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: secretPath))
-        try Data(body).write(to: URL(fileURLWithPath: bodyPath))
-        let python = try #require(
-            ["/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3"].first {
-                FileManager.default.isExecutableFile(atPath: $0)
-            }, "python3 is required for the independent signature check (scripts/setup installs it)")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [
-            script, "--secret-file", secretPath, "--id", id, "--timestamp", timestamp, "--signature", signature,
-            bodyPath,
-        ]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        return try Judges.verifyWebhookSignature(
+            secretFile: secretPath, id: id, timestamp: timestamp, signature: signature, body: body)
     }
 }

@@ -37,7 +37,9 @@ struct JobLifecycleTests {
         #expect(reached == Set(JobState.allCases))
     }
 
-    @Test("what may not happen: no report without a claim, no delivery before the report, nothing leaves delivered")
+    @Test(
+        "what may not happen: no report without a claim, no delivery before the report, only a requeue leaves delivered"
+    )
     func refused() {
         let refused: [(JobTransition, JobState?)] = [
             (.complete, .settled), (.complete, .discovered), (.complete, .failed), (.complete, nil),
@@ -49,9 +51,12 @@ struct JobLifecycleTests {
         for (transition, state) in refused {
             #expect(!JobLifecycle.allows(transition, from: state), "\(transition) from \(state?.rawValue ?? "none")")
         }
-        for transition in JobTransition.allCases {
+        for transition in JobTransition.allCases where transition != .requeue {
             #expect(JobLifecycle.next(transition, from: .delivered) == nil, "\(transition) leaves delivered")
         }
+        // Only an operator's `csmil requeue` does, and never a slide being scored.
+        #expect(JobLifecycle.next(.requeue, from: .delivered) == .settled)
+        #expect(!JobLifecycle.allows(.requeue, from: .processing) && !JobLifecycle.allows(.requeue, from: .settled))
     }
 
     @Test("a claim counts an attempt, a release gives it back, a takeover counts one more")

@@ -477,6 +477,61 @@ struct JobStoreTests {
     }
 
     @Test(
+        "requeue: a delivered job goes back to the queue with its lease and result cleared, found by name; the same event id is delivered at once; a record without content is forgotten",
+        arguments: StoreBackend.allCases)
+    func requeue(backend: StoreBackend) throws {
+        let folder = try backend.makeFixture()
+        let store = try folder.open()
+        let path = folder.slide("case_1.svs")
+        let job = try Self.queue(store, path, "sha256:aa", now: 10)
+        let claimed = try #require(try store.claimNext(now: 11, leaseSeconds: 60, holder: "scanner-1"))
+        let eventID = Self.eventID(fingerprint: "sha256:aa")
+        try store.complete(
+            jobID: claimed.id, eventID: eventID, reportDirectory: "/reports/a", result: Self.scored,
+            outbox: [Self.message(eventID)], now: 12)
+        let outbox = Outbox(database: store.database)
+        try outbox.record(
+            OutboxAttempt(.delivered, status: 200), for: try #require(try outbox.row(eventID: eventID)), now: 13)
+        #expect(try store.job(id: job.id)?.state == .delivered)
+
+        // Found by its file name, path, fingerprint and event id; LIKE's wildcards in a name match nothing.
+        #expect(try store.jobs(named: "case_1.svs").map(\.id) == [job.id])
+        #expect(try store.jobs(named: path).map(\.id) == [job.id])
+        #expect(try store.jobs(named: "sha256:aa").map(\.id) == [job.id])
+        #expect(try store.jobs(named: eventID).map(\.id) == [job.id])
+        #expect(try store.jobs(named: "case%.svs").isEmpty)
+        #expect(try store.jobs(named: "case_1_svs").isEmpty)
+
+        guard case .queued(let queued) = try store.requeue(jobID: job.id, now: 20) else {
+            Issue.record("expected queued")
+            return
+        }
+        #expect(queued.state == .settled && queued.attempts == 0 && queued.nextAttemptAt == 20)
+        #expect(queued.eventID == nil && queued.reportDirectory == nil && queued.result == nil)
+        #expect(queued.leaseUntil == nil && queued.leaseHolder == nil && queued.leaseToken == nil)
+        #expect(queued.fingerprint == "sha256:aa" && queued.path == path)
+
+        // Scored again with the same model: the outbox knows the id, so the job is delivered at once, not resent.
+        let again = try #require(try store.claimNext(now: 21, leaseSeconds: 60, holder: "scanner-2"))
+        #expect(again.id == job.id && again.leaseHolder == "scanner-2")
+        #expect(throws: JobStoreError.self) { try store.requeue(jobID: job.id, now: 22) }
+        try store.complete(
+            jobID: again.id, eventID: eventID, reportDirectory: "/reports/a2", result: Self.scored,
+            outbox: [Self.message(eventID)], now: 23)
+        #expect(try store.job(id: job.id)?.state == .delivered)
+        #expect(try outbox.rows(eventID: eventID).count == 1)
+
+        // Not a slide: a failed record without content; requeued, it is forgotten (the watcher reads it again).
+        let text = folder.slide("notes.txt")
+        try store.recordRejected(path: text, size: 5, modified: 1, code: "slide.unsupported", message: "no", now: 30)
+        let failed = try store.failedJobs()
+        #expect(failed.map(\.path) == [text])
+        #expect(try store.requeue(jobID: try #require(failed.first).id, now: 31) == .forgotten(path: text))
+        #expect(try store.failedJobs().isEmpty)
+        #expect(try store.jobs(named: "notes.txt").isEmpty)
+    }
+
+    @Test(
         "a job becomes delivered in the transaction that records its event's delivery, and only then",
         arguments: StoreBackend.allCases)
     func deliveredWithTheOutboxRow(backend: StoreBackend) throws {

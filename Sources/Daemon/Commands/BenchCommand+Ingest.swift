@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Ingest
+import Threads
 
 extension BenchCommand {
     /// `csmil bench ingest`: reading and tiling throughput of one slide, without embedding.
@@ -39,7 +40,7 @@ extension BenchCommand {
         func run() async throws {
             _ = global.bootstrapLogging()
             let (slide, seconds, batch, assumeMPP) = (self.slide, self.seconds, self.batch, self.resolution.assumeMPP)
-            let line = try await ScoreCommand.onOwnThread {
+            let line = try await DedicatedThread.run(name: "csmil-bench") {
                 try Self.measure(slide: slide, seconds: seconds, batch: batch, assumeMPP: assumeMPP).json()
             }
             print(line)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Ingest
 import SyntheticSlides
+import Threads
 
 extension BenchCommand {
     /// `csmil bench qc`: QC's tile-level recall and precision on synthetic slides with painted artifacts.
@@ -81,7 +82,7 @@ extension BenchCommand {
                 self.slides, self.size, self.seed, self.magnification, self.keep
             )
             let anomalies = try anomalyList
-            let line = try await ScoreCommand.onOwnThread {
+            let line = try await DedicatedThread.run(name: "csmil-bench") {
                 try Self.measure(
                     slides: slides, size: size, seed: seed, magnification: magnification, anomalies: anomalies,
                     settings: settings, keep: keep

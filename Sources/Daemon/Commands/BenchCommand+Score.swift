@@ -3,6 +3,7 @@ import Foundation
 import Inference
 import Logging
 import Notify
+import Threads
 
 extension BenchCommand {
     /// `csmil bench score`: whole-slide scoring throughput and memory through the real pipeline.
@@ -64,7 +65,7 @@ extension BenchCommand {
                 slide: slide, model: model, seeded: seeded, embedSeconds: embedSeconds, precision: precision,
                 threads: threads, batch: batch ?? TripletEmbedder.defaultBatchSize(threads: threads),
                 assumeMPP: resolution.assumeMPP)
-            let (line, failed) = try await ScoreCommand.onOwnThread {
+            let (line, failed) = try await DedicatedThread.run(name: "csmil-bench") {
                 try Self.measure(settings, logger: logger)
             }
             print(line)

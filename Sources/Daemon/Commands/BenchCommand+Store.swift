@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Store
+import Threads
 
 extension BenchCommand {
     /// `csmil bench store`: what the job store adds to each slide, on SQLite and (given) on PostgreSQL.
@@ -51,7 +52,7 @@ extension BenchCommand {
             }
             let (slides, heartbeats) = (self.slides, self.heartbeats)
             for location in locations {
-                let line = try await ScoreCommand.onOwnThread {
+                let line = try await DedicatedThread.run(name: "csmil-bench") {
                     try Self.measure(location, slides: slides, heartbeats: heartbeats)
                 }
                 print(line)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Inference
+import Threads
 
 /// `csmil bench`: throughput benchmarks, printed as one JSON line each.
 struct BenchCommand: AsyncParsableCommand {
@@ -71,7 +72,7 @@ struct BenchCommand: AsyncParsableCommand {
             let settings = Settings(
                 arch: arch, precision: precision, threads: threads, batch: batch ?? 12 * threads, seconds: seconds,
                 piece: piece, schedule: schedule, kernels: kernels)
-            let result = try await ScoreCommand.onOwnThread { try Self.measure(settings).json() }
+            let result = try await DedicatedThread.run(name: "csmil-bench") { try Self.measure(settings).json() }
             print(result)
         }
 

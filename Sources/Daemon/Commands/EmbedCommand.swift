@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Images
 import Inference
 import Ingest
 
@@ -26,6 +27,9 @@ struct EmbedCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Images embedded together.")
     var batch: Int = 16
 
+    @Option(name: .long, help: "The backbone's number format: fp32 or bf16 (oneDNN; CPUs with AVX512_BF16 or AMX).")
+    var precision: Precision = .fp32
+
     @Argument(help: "PNG images, embedded in argument order.")
     var images: [String]
 
@@ -39,9 +43,9 @@ struct EmbedCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = global.bootstrapLogging()
         let weights = try Checkpoint.loadBackbone(path: backbone)
-        // The pipeline's fp32 backbone: the same kernels, so the same features.
-        try Precision.fp32.prepare(architecture: arch)
-        let network = try Backbone(architecture: arch, weights: weights, precision: .fp32, file: backbone)
+        // The pipeline's backbone at this precision: the same kernels, so the same features.
+        try precision.prepare(architecture: arch, subject: "--precision")
+        let network = try Backbone(architecture: arch, weights: weights, precision: precision, file: backbone)
         let embedder = Embedder(backbone: network)
         let batchSize = min(batch, images.count)
         // Written beside the target and renamed at the end, so a failure never leaves a short .npy.
@@ -52,8 +56,8 @@ struct EmbedCommand: AsyncParsableCommand {
         var start = 0
         while start < images.count {
             let paths = Array(images[start..<min(start + batchSize, images.count)])
-            let decoded = try paths.map { path throws -> PNGImage in
-                let image = try PNGImage(contentsOfFile: path)
+            let decoded = try paths.map { path throws -> RGBImage in
+                let image = try RGBImage(contentsOfFile: path)
                 guard image.width == image.height, Preprocessing.inputSides.contains(image.width) else {
                     throw CommandError(
                         code: .input, subject: path, message: "is \(image.width)×\(image.height) pixels",

@@ -4,6 +4,7 @@ import Foundation
 import Inference
 import Ingest
 import Logging
+import Threads
 
 /// `csmil embed-slides`: the cached per-slide features `csmil train` reads.
 struct EmbedSlidesCommand: AsyncParsableCommand {
@@ -20,17 +21,8 @@ struct EmbedSlidesCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "The backbone architecture: resnet18, resnet34 or resnet50.")
-    var arch: Architecture = .resnet50
-
-    @Option(name: .customLong("backbone-20x"), help: "The 20x backbone checkpoint (.pth or .safetensors).")
-    var backbone20x: String
-
-    @Option(name: .customLong("backbone-10x"), help: "The 10x backbone checkpoint.")
-    var backbone10x: String
-
-    @Option(name: .customLong("backbone-5x"), help: "The 5x backbone checkpoint.")
-    var backbone5x: String
+    /// The backbones (train: the features' architecture, and the files model.toml will name).
+    @OptionGroup var backbones: BackboneOptions
 
     @Option(name: .long, help: "The features folder to write into (created if missing).")
     var out: String
@@ -68,22 +60,23 @@ struct EmbedSlidesCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = global.bootstrapLogging()
         let command = self
-        let failed = try await ScoreCommand.onOwnThread { try command.embedAll(logger: logger) }
+        let failed = try await DedicatedThread.run(name: "csmil-embed-slides") { try command.embedAll(logger: logger) }
         if failed { throw ExitCode(1) }
     }
 
     /// Embeds every slide; a slide that fails is reported and the others go on. Returns whether any failed.
     private func embedAll(logger: Logger) throws -> Bool {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        try precision.prepare(architecture: arch, subject: "--precision")
-        var backbones: [Backbone] = []
-        for file in [backbone20x, backbone10x, backbone5x] {
-            backbones.append(
+        try precision.prepare(architecture: backbones.arch, subject: "--precision")
+        var networks: [Backbone] = []
+        for file in self.backbones.files {
+            networks.append(
                 try Backbone(
-                    architecture: arch, weights: try Checkpoint.loadBackbone(path: file), precision: precision,
+                    architecture: backbones.arch, weights: try Checkpoint.loadBackbone(path: file),
+                    precision: precision,
                     file: file))
         }
-        let embedder = TripletEmbedder(backbones: backbones, batchSize: batch)
+        let embedder = TripletEmbedder(backbones: networks, batchSize: batch)
         let tiles = TileTripletBatch(capacity: batch)
         var anyFailed = false
         for (number, path) in slides.enumerated() {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Inference
 import Ingest
 import Logging
 
@@ -45,4 +46,22 @@ enum LogLevel: String, CaseIterable, ExpressibleByArgument {
     case trace, debug, info, notice, warning, error, critical
 
     var level: Logger.Level { Logger.Level(rawValue: rawValue)! }
+}
+
+/// `--arch` and `--backbone-20x/10x/5x`, shared by the commands that name a model's three backbones.
+struct BackboneOptions: ParsableArguments {
+    @Option(name: .long, help: "The backbone architecture: resnet18, resnet34 or resnet50.")
+    var arch: Architecture = .resnet50
+
+    @Option(name: .customLong("backbone-20x"), help: "The 20x backbone checkpoint (.pth or .safetensors).")
+    var backbone20x: String
+
+    @Option(name: .customLong("backbone-10x"), help: "The 10x backbone checkpoint.")
+    var backbone10x: String
+
+    @Option(name: .customLong("backbone-5x"), help: "The 5x backbone checkpoint.")
+    var backbone5x: String
+
+    /// The three files, 20x first.
+    var files: [String] { [backbone20x, backbone10x, backbone5x] }
 }

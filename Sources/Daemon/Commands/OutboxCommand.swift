@@ -4,13 +4,74 @@ import Logging
 import Notify
 import Store
 
-/// `csmil outbox`: the webhook outbox (dead letters and the backlog) in the job store.
+/// `csmil outbox`: the outbox in the job store (one row per event and destination): list it, replay dead rows,
+/// deliver the backlog.
 struct OutboxCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "outbox",
-        abstract: "Replay dead webhook events, or deliver the backlog without the daemon.",
-        subcommands: [Retry.self, Deliver.self]
+        abstract: "List the outbox, replay dead events, or deliver the backlog without the daemon.",
+        subcommands: [List.self, Retry.self, Deliver.self],
+        defaultSubcommand: List.self
     )
+
+    /// `csmil outbox list`: each destination's counts, then the newest rows, one line per event and destination.
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "list",
+            abstract: "List the newest outbox rows: one line per event and destination (webhook, hl7).",
+            discussion: """
+                First one line per destination (waiting, delivered, dead), then the newest rows, newest first: \
+                event id, destination, state, attempts, and for a row not delivered the last error and when it is \
+                tried next. The same database `csmil status` reads.
+                """
+        )
+
+        @Option(name: .long, help: "The configuration file (its [state] directory holds csmil.sqlite3).")
+        var config: String = Configuration.defaultPath
+
+        @Option(name: .long, help: "How many rows to list, newest first.")
+        var limit: Int = 20
+
+        @OptionGroup var global: GlobalOptions
+
+        func validate() throws {
+            guard limit > 0 else { throw ValidationError("--limit must be at least 1") }
+        }
+
+        func run() async throws {
+            let configuration = try Configuration.load(path: config)
+            let outbox = try OutboxCommand.open(configuration)
+            let now = Date().timeIntervalSince1970
+            var out = ""
+            for destination in try outbox.summary(now: now).destinations {
+                out +=
+                    "\(destination.name): \(destination.backlog) waiting, \(destination.delivered) delivered, "
+                    + "\(destination.deadCount) dead\n"
+            }
+            for row in try outbox.recentRows(limit: limit) { out += Self.line(row, now: now) + "\n" }
+            FileHandle.standardOutput.write(Data(out.utf8))
+        }
+
+        /// `evt_… hl7 pending (slide.scored), 2 attempts, next in 4s; last: no ACK from mllp://… in time`.
+        static func line(_ row: OutboxRow, now: Double) -> String {
+            let message = row.message
+            var line =
+                "\(message.eventID) \(message.destination) \(row.state.rawValue) (\(message.eventType)), "
+                + "\(row.attempts) attempt\(row.attempts == 1 ? "" : "s")"
+            switch row.state {
+            case .delivered:
+                break
+            case .pending:
+                line +=
+                    row.nextAttemptAt > now ? ", next in \(DaemonProgress.duration(row.nextAttemptAt - now))" : ", due"
+                if let error = row.lastError { line += "; last: \(error)" }
+            case .dead, .disabled:
+                if let error = row.lastError { line += "; \(error)" }
+                line += " — replay with csmil outbox retry \(message.eventID) --destination \(message.destination)"
+            }
+            return line
+        }
+    }
 
     /// `csmil outbox retry EVENT_ID | --all-dead`.
     struct Retry: AsyncParsableCommand {
@@ -96,7 +157,7 @@ struct OutboxCommand: AsyncParsableCommand {
         func run() async throws {
             let configuration = try Configuration.load(path: config)
             let logger = global.bootstrapLogging(configured: configuration.log.level)
-            guard Publishing(configuration).isOn else {
+            guard configuration.publishes else {
                 throw CommandError(
                     code: .usage, subject: configuration.sourcePath,
                     message: "[webhook] url and [hl7] url are empty, so there is nowhere to deliver to",
@@ -105,11 +166,10 @@ struct OutboxCommand: AsyncParsableCommand {
             let outbox = try OutboxCommand.open(configuration)
             let delivery = OutboxDelivery(
                 configuration: try configuration.deliveryConfiguration(idlePoll: 1), logger: logger)
-            try delivery.start()
-            defer { delivery.stop() }
-            while true {
-                try await Task.sleep(for: .milliseconds(200))
-                if untilEmpty, try outbox.nextDueTime(destinations: configuration.deliveryURLs) == nil { return }
+            let untilEmpty = self.untilEmpty
+            let urls = configuration.deliveryURLs
+            try await delivery.run {
+                try !untilEmpty || outbox.nextDueTime(destinations: urls) != nil
             }
         }
     }

@@ -6,6 +6,7 @@ import Logging
 import Notify
 import Store
 import Synchronization
+import Threads
 import UnixSignals
 
 /// `csmil score`: one-shot scoring of slides named on the command line.
@@ -60,7 +61,7 @@ struct ScoreCommand: AsyncParsableCommand {
                 code: .usage, subject: "csmil score", message: "no output folder",
                 fix: "pass --out DIR or --config with an [output] directory")
         }
-        let workDirectory = try Self.workDirectory(state: configuration?.state.directory)
+        let workDirectory = try SpillFiles.workDirectory(state: configuration?.state.directory)
         let slides = self.slides
         let assumeMPP = self.resolution.assumeMPP ?? configuration?.ingest.assumeMPP
         let settings = configuration?.pipeline ?? Configuration.Pipeline()
@@ -79,7 +80,7 @@ struct ScoreCommand: AsyncParsableCommand {
             }
         }
         defer { signalWatcher.cancel() }
-        let anyFailed = try await Self.onOwnThread { () throws -> Bool in
+        let anyFailed = try await DedicatedThread.run(name: "csmil-score") { () throws -> Bool in
             let manifest = try ModelManifest.load(directory: modelDirectory)
             try precision.prepare(architecture: manifest.architecture, subject: subject)
             var pipeline = SlidePipeline(
@@ -109,7 +110,16 @@ struct ScoreCommand: AsyncParsableCommand {
                 let line = SummaryLine(outcome)
                 anyFailed = anyFailed || line.failed
                 FileHandle.standardOutput.write(line.json() + Data("\n".utf8))
-                if let notifier, let folder = outcome.folder { try notifier.enqueue(outcome.report, folder: folder) }
+                if let notifier {
+                    if let folder = outcome.folder {
+                        try notifier.enqueue(outcome.report, folder: folder)
+                    } else {
+                        FileHandle.standardError.write(
+                            Data(
+                                ("csmil score --notify: \(slide.escapingControlCharacters): not sent: its report "
+                                    + "could not be written, so there is no event\n").utf8))
+                    }
+                }
             }
             return anyFailed
         }
@@ -138,7 +148,7 @@ struct ScoreCommand: AsyncParsableCommand {
     }
 
     /// SIGTERM or SIGINT, seen by the scoring thread between two steps of any long loop.
-    final class StopRequest: SlidePipeline.Observer, @unchecked Sendable {
+    final class StopRequest: SlidePipeline.Observer, Sendable {
         private let received = Atomic<Int32>(0)
 
         func request(_ signal: UnixSignal) { received.store(signal.rawValue, ordering: .sequentiallyConsistent) }
@@ -161,11 +171,12 @@ struct ScoreCommand: AsyncParsableCommand {
     /// what is still waiting for a retry stays queued for `csmil watch` or `csmil outbox deliver`.
     struct Notification {
         let configuration: Configuration
-        let delivery: OutboxDelivery.Configuration
+        /// The configured destinations: their `encode` makes the rows, the worker delivers them.
+        let destinations: [Destination]
         let logger: Logger
 
         init(configuration: Configuration?, logger: Logger) throws {
-            guard let configuration, Publishing(configuration).isOn else {
+            guard let configuration, configuration.publishes else {
                 throw CommandError(
                     code: .usage, subject: "csmil score --notify", message: "nowhere to deliver; nothing was done",
                     fix: "pass --config with a [webhook] url and secret_file, or an [hl7] url")
@@ -173,7 +184,7 @@ struct ScoreCommand: AsyncParsableCommand {
             try FileManager.default.createDirectory(
                 atPath: configuration.state.directory, withIntermediateDirectories: true)
             self.configuration = configuration
-            delivery = try configuration.deliveryConfiguration(idlePoll: 0.5)
+            destinations = try configuration.deliveryDestinations()
             self.logger = logger
         }
 
@@ -181,26 +192,33 @@ struct ScoreCommand: AsyncParsableCommand {
             let database = try configuration.storeLocation.open(applicationName: "csmil score")
             try Outbox.installSchema(in: database)
             let outbox = Outbox(database: database)
-            for message in try Publishing(configuration).messages(for: report, folder: folder) {
-                try outbox.enqueue(message)
+            for message in try destinations.messages(for: report, folder: folder) {
+                guard try !outbox.enqueue(message) else { continue }
+                // The outbox holds the id already: the same content scored with the same model and settings.
+                let state = try outbox.row(eventID: message.eventID, destination: message.destination)?.state
+                FileHandle.standardError.write(
+                    Data(
+                        ("csmil score --notify: \(report.slide.path.escapingControlCharacters): not sent to "
+                            + "\(message.destination): event \(message.eventID) is already in the outbox "
+                            + "(\(state?.rawValue ?? "queued")) — the same slide content scored with the same model "
+                            + "and settings has the same id and is delivered once; `csmil outbox retry "
+                            + "\(message.eventID)` sends a dead one again\n").utf8))
             }
         }
 
         func deliver() async throws {
-            let delivery = OutboxDelivery(configuration: self.delivery, logger: logger)
-            try delivery.start()
-            defer { delivery.stop() }
             let outbox = Outbox(database: try configuration.storeLocation.open(applicationName: "csmil score"))
             let urls = configuration.deliveryURLs
             let timeout = max(
                 configuration.webhook.url == nil ? 0 : configuration.webhook.timeoutSeconds,
                 configuration.hl7.url == nil ? 0 : configuration.hl7.ackTimeoutSeconds)
             let deadline = ContinuousClock.now + .seconds(2 * timeout)
-            while ContinuousClock.now < deadline {
-                if try outbox.nextDueTime(destinations: urls) == nil { return }
-                try await Task.sleep(for: .milliseconds(200))
+            let delivery = try configuration.deliveryConfiguration(idlePoll: 0.5, destinations: destinations)
+            try await OutboxDelivery(configuration: delivery, logger: logger).run {
+                try ContinuousClock.now < deadline && outbox.nextDueTime(destinations: urls) != nil
             }
             let waiting = try outbox.summary().backlog
+            guard waiting > 0 else { return }
             FileHandle.standardError.write(
                 Data(
                     ("csmil score --notify: \(waiting) event(s) not delivered yet stay queued in "
@@ -208,36 +226,6 @@ struct ScoreCommand: AsyncParsableCommand {
         }
     }
 
-    /// `<state>/work` when the configuration names a state folder, else a folder under the system's temporary
-    /// directory; created if missing.
-    static func workDirectory(state: String?) throws -> String {
-        let path =
-            state.map { $0 + "/work" }
-            ?? FileManager.default.temporaryDirectory.appendingPathComponent("csmil-work-\(getuid())").path
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        } catch {
-            throw DaemonError(
-                code: .stateUnwritable, subject: path,
-                message: "the work folder for feature spill files cannot be created (\(error.localizedDescription))",
-                fix: "check the [state] directory and its permissions")
-        }
-        return path
-    }
-
-    /// Runs blocking work (OpenSlide, BLAS) on a thread of its own, off Swift's cooperative pool.
-    static func onOwnThread<Result: Sendable>(
-        _ body: @escaping @Sendable () throws -> Result
-    ) async throws -> Result {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                continuation.resume(with: Swift.Result { try body() })
-            }
-            thread.name = "csmil-score"
-            thread.stackSize = 16 << 20
-            thread.start()
-        }
-    }
 }
 
 /// The one JSON line printed per slide.

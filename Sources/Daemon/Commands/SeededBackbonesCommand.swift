@@ -73,7 +73,7 @@ struct SeededBackbonesCommand: ParsableCommand {
                     message: "cannot be written (\(String(cString: strerror(errno))))",
                     fix: "check the folder")
             }
-            digests[name] = "sha256:" + SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+            digests[name] = "sha256:" + Hex.string(SHA256.hash(data: data))
             logger.info("backbone written", metadata: ["file": "\(path)", "bytes": "\(data.count)"])
         }
         let line = Line(

@@ -112,6 +112,9 @@ struct StatusCommand: AsyncParsableCommand {
         var out = "csmil: \(daemon.reason)\n"
         if let snapshot {
             out += "  watching \(shown(snapshot.watchFolder)) (\(snapshot.watchMode))\n"
+            if daemon.running, let waiting = snapshot.waiting {
+                out += "  " + shown(waiting) + "\n"
+            }
             if daemon.running {
                 // The snapshot is up to 2 s old: a slide the store no longer has processing has just finished.
                 let processing = Set(summary.processing.map(\.id))

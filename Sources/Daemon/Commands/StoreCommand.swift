@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Store
+import Threads
 
 /// `csmil store`: the job store itself.
 struct StoreCommand: AsyncParsableCommand {
@@ -72,7 +73,7 @@ struct StoreCommand: AsyncParsableCommand {
                     }
                 }
             }
-            let counts = try await ScoreCommand.onOwnThread { () throws -> String in
+            let counts = try await DedicatedThread.run(name: "csmil-migrate") { () throws -> String in
                 let from = try source.open(applicationName: "csmil store migrate")
                 let into = try target.open(applicationName: "csmil store migrate")
                 return try StoreCopy.copy(from: from, to: into).description

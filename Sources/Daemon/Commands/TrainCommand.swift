@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Inference
 import Logging
+import Notify
+import Threads
 
 /// `csmil train`: CS-MIL heads from cached slide features and labels (model spec §6).
 struct TrainCommand: AsyncParsableCommand {
@@ -26,17 +28,8 @@ struct TrainCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The model directory to write (heads/ and model.toml).")
     var out: String
 
-    @Option(name: .long, help: "The backbone architecture the features come from.")
-    var arch: Architecture = .resnet50
-
-    @Option(name: .customLong("backbone-20x"), help: "The 20x backbone checkpoint, as model.toml will name it.")
-    var backbone20x: String
-
-    @Option(name: .customLong("backbone-10x"), help: "The 10x backbone checkpoint.")
-    var backbone10x: String
-
-    @Option(name: .customLong("backbone-5x"), help: "The 5x backbone checkpoint.")
-    var backbone5x: String
+    /// The backbones (train: the features' architecture, and the files model.toml will name).
+    @OptionGroup var backbones: BackboneOptions
 
     @Option(name: .long, help: "The model's name in model.toml.")
     var name = "csmil-trained"
@@ -66,11 +59,11 @@ struct TrainCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = global.bootstrapLogging()
         let command = self
-        try await ScoreCommand.onOwnThread { try command.train(logger: logger) }
+        try await DedicatedThread.run(name: "csmil-train") { try command.train(logger: logger) }
     }
 
     private func train(logger: Logger) throws {
-        let d = arch.featureSize
+        let d = backbones.arch.featureSize
         let rows = try TrainingLabels.read(path: labels)
         var loaded: [(data: Data, tiles: Int)] = []
         var accumulator = FeatureNormalization.Accumulator(featureSize: d)
@@ -148,14 +141,14 @@ struct TrainCommand: AsyncParsableCommand {
             # Written by csmil train (\(summary.folds.count) folds, \(epochs) epochs, seed \(seed), \
             initialisation seed \(initialisationSeed)).
             name = \(tomlString(name))
-            architecture = "\(arch.rawValue)"
+            architecture = "\(backbones.arch.rawValue)"
             threshold = 0.5
             bags_per_head = 200
             clusters = 8
             seed = 1
-            backbone_20x = \(tomlString(backbone20x))
-            backbone_10x = \(tomlString(backbone10x))
-            backbone_5x = \(tomlString(backbone5x))
+            backbone_20x = \(tomlString(backbones.backbone20x))
+            backbone_10x = \(tomlString(backbones.backbone10x))
+            backbone_5x = \(tomlString(backbones.backbone5x))
             heads = [\(headPaths.map(tomlString).joined(separator: ", "))]
             \(normalizationLine)
             """
@@ -197,25 +190,26 @@ enum TrainingLabels {
             throw CommandError(
                 code: .input, subject: path, message: "the labels CSV cannot be read", fix: "check the path")
         }
-        let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty }
-        guard let header = lines.first else {
+        // The same reading of quotes as the writer's (CSV): a slide named "a, b.svs" is one field.
+        let records = CSV.records(text)
+        guard let header = records.first?.fields else {
             throw CommandError(
                 code: .input, subject: path, message: "the labels CSV is empty",
                 fix: "write a header slide,label,fold and one row per slide")
         }
-        let columns = header.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        let columns = header.map { $0.lowercased() }
         guard let slide = columns.firstIndex(of: "slide"), let label = columns.firstIndex(of: "label"),
             let fold = columns.firstIndex(of: "fold")
         else {
             throw CommandError(
-                code: .input, subject: path, message: "the header names the columns \(header)",
+                code: .input, subject: path,
+                message: "the header names the columns \(header.joined(separator: ","))",
                 fix: "name the columns slide, label and fold in the first line")
         }
         var rows: [Row] = []
-        for (number, line) in lines.enumerated().dropFirst() {
-            let fields = line.split(separator: ",", omittingEmptySubsequences: false)
-                .map { $0.trimmingCharacters(in: .whitespaces) }
+        for record in records.dropFirst() {
+            let fields = record.fields
+            let number = record.line - 1
             guard fields.count == columns.count else {
                 throw CommandError(
                     code: .input, subject: "\(path):\(number + 1)", message: "has \(fields.count) fields",
@@ -244,45 +238,13 @@ enum TrainingLabels {
 /// A cached feature file: a float32 .npy of shape [tiles, 3, D] or [tiles, 3·D].
 enum FeatureFile {
     /// The features' bytes and the number of tiles.
-    static func read(path: String, featureSize d: Int) throws(CommandError) -> (Data, Int) {
-        guard let file = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else {
+    static func read(path: String, featureSize d: Int) throws -> (Data, Int) {
+        let (shape, data) = try NumPyReader.readFloat32(path: path)
+        guard let tiles = shape.first, shape == [tiles, 3, d] || shape == [tiles, 3 * d] else {
             throw CommandError(
-                code: .input, subject: path, message: "the slide's features cannot be read", fix: "check the folder")
-        }
-        func refuse(_ problem: String) -> CommandError {
-            CommandError(
-                code: .input, subject: path, message: problem,
+                code: .input, subject: path, message: "its shape is \(shape)",
                 fix: "the features must be a float32 .npy of shape [tiles, 3, \(d)]")
         }
-        let bytes = [UInt8](file.prefix(12))
-        guard bytes.count >= 10, bytes[0] == 0x93, Array(bytes[1...5]) == Array("NUMPY".utf8) else {
-            throw refuse("not a .npy file")
-        }
-        let major = bytes[6]
-        let headerLength: Int
-        let headerStart: Int
-        if major == 1 {
-            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
-            headerStart = 10
-        } else {
-            guard bytes.count >= 12 else { throw refuse("truncated header") }
-            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
-            headerStart = 12
-        }
-        guard file.count >= headerStart + headerLength else { throw refuse("truncated header") }
-        let header = String(decoding: file[headerStart..<(headerStart + headerLength)], as: UTF8.self)
-        guard header.contains("'descr': '<f4'"), header.contains("'fortran_order': False"),
-            let open = header.range(of: "'shape': ("), let close = header[open.upperBound...].firstIndex(of: ")")
-        else { throw refuse("not a C-ordered little-endian float32 array") }
-        let shape = header[open.upperBound..<close].split(separator: ",").compactMap {
-            Int($0.trimmingCharacters(in: .whitespaces))
-        }
-        guard shape == [shape.first ?? 0, 3, d] || shape == [shape.first ?? 0, 3 * d], let tiles = shape.first else {
-            throw refuse("its shape is \(shape)")
-        }
-        let start = headerStart + headerLength
-        let size = tiles * 3 * d * 4
-        guard file.count == start + size else { throw refuse("it holds \(file.count - start) bytes of data") }
-        return (file.subdata(in: start..<(start + size)), tiles)
+        return (data, tiles)
     }
 }

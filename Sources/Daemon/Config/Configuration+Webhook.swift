@@ -12,13 +12,26 @@ extension Configuration {
     }
 }
 
+extension OutboxDelivery {
+    /// Runs the worker in the foreground (`csmil score --notify`, `csmil outbox deliver`) while `keepGoing`
+    /// says so, asked every 200 ms; then cancels it (a transfer in flight stays queued).
+    func run(while keepGoing: () throws -> Bool) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.run() }
+            while try keepGoing() { try await Task.sleep(for: .milliseconds(200)) }
+            group.cancelAll()
+            try await group.waitForAll()
+        }
+    }
+}
+
 extension Configuration.Webhook {
     /// How each POST is made.
     var clientOptions: WebhookClientOptions {
         WebhookClientOptions(
             connectTimeout: connectTimeoutSeconds, timeout: timeoutSeconds, allowHTTP: allowHTTP, caFile: caFile,
             clientCertificate: clientCertificate, clientKey: clientKey, proxy: proxy,
-            userAgent: "csmil/\(CSMIL.version)")
+            userAgent: "csmil/\(Product.version)")
     }
 
     /// When failed deliveries are retried.

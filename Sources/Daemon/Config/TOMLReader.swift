@@ -61,65 +61,43 @@ struct TOMLReader {
         return sub
     }
 
-    /// A string value; `fallback` when absent (nil fallback: the key is required).
-    mutating func string(_ table: TOMLTable, _ key: String, section: String?, default fallback: String?) -> String? {
+    /// The value of `key` as a `Value`; `fallback` when absent (nil fallback: the key is required). A value of
+    /// another type is a `wrong_type` problem naming the key and its line.
+    mutating func value<Value: TOMLReadable>(
+        _ table: TOMLTable, _ key: String, section: String?, default fallback: Value?
+    ) -> Value? {
         guard let node = present(table, key, section: section, hasDefault: fallback != nil) else { return fallback }
-        guard case .string(let value) = node.value else {
-            wrongType(Self.join(section, key), node, expected: "a string in double quotes")
+        guard let value = Value(node) else {
+            wrongType(Self.join(section, key), node, expected: Value.expected)
             return nil
         }
         return value
+    }
+
+    /// A string value.
+    mutating func string(_ table: TOMLTable, _ key: String, section: String?, default fallback: String?) -> String? {
+        value(table, key, section: section, default: fallback)
     }
 
     /// A number of seconds or hours: an integer or a float.
     mutating func number(_ table: TOMLTable, _ key: String, section: String?, default fallback: Double?) -> Double? {
-        guard let node = present(table, key, section: section, hasDefault: fallback != nil) else { return fallback }
-        switch node.value {
-        case .integer(let value): return Double(value)
-        case .float(let value) where value.isFinite: return value
-        default:
-            wrongType(Self.join(section, key), node, expected: "a finite number")
-            return nil
-        }
+        value(table, key, section: section, default: fallback)
     }
 
     /// An integer value.
     mutating func integer(_ table: TOMLTable, _ key: String, section: String?, default fallback: Int64?) -> Int64? {
-        guard let node = present(table, key, section: section, hasDefault: fallback != nil) else { return fallback }
-        guard case .integer(let value) = node.value else {
-            wrongType(Self.join(section, key), node, expected: "an integer")
-            return nil
-        }
-        return value
+        value(table, key, section: section, default: fallback)
     }
 
     /// A boolean value.
     mutating func boolean(_ table: TOMLTable, _ key: String, section: String?, default fallback: Bool?) -> Bool? {
-        guard let node = present(table, key, section: section, hasDefault: fallback != nil) else { return fallback }
-        guard case .boolean(let value) = node.value else {
-            wrongType(Self.join(section, key), node, expected: "true or false")
-            return nil
-        }
-        return value
+        value(table, key, section: section, default: fallback)
     }
 
     /// An array of strings.
     mutating func strings(_ table: TOMLTable, _ key: String, section: String?, default fallback: [String]?) -> [String]?
     {
-        guard let node = present(table, key, section: section, hasDefault: fallback != nil) else { return fallback }
-        guard case .array(let items) = node.value else {
-            wrongType(Self.join(section, key), node, expected: "an array of strings")
-            return nil
-        }
-        var values: [String] = []
-        for item in items {
-            guard case .string(let value) = item.value else {
-                wrongType(Self.join(section, key), item, expected: "an array of strings")
-                return nil
-            }
-            values.append(value)
-        }
-        return values
+        value(table, key, section: section, default: fallback)
     }
 
     /// One of a fixed set of string values.
@@ -183,4 +161,61 @@ struct TOMLReader {
         }
         return previous[b.count]
     }
+}
+
+/// A Swift type a TOML value can be read as, and how the error says what was expected.
+protocol TOMLReadable {
+    /// The value of `node`, or nil when it has another type.
+    init?(_ node: TOMLNode)
+    /// "a string in double quotes", "an integer", …
+    static var expected: String { get }
+}
+
+extension String: TOMLReadable {
+    init?(_ node: TOMLNode) {
+        guard case .string(let value) = node.value else { return nil }
+        self = value
+    }
+    static var expected: String { "a string in double quotes" }
+}
+
+extension Double: TOMLReadable {
+    /// An integer or a finite float.
+    init?(_ node: TOMLNode) {
+        switch node.value {
+        case .integer(let value): self = Double(value)
+        case .float(let value) where value.isFinite: self = value
+        default: return nil
+        }
+    }
+    static var expected: String { "a finite number" }
+}
+
+extension Int64: TOMLReadable {
+    init?(_ node: TOMLNode) {
+        guard case .integer(let value) = node.value else { return nil }
+        self = value
+    }
+    static var expected: String { "an integer" }
+}
+
+extension Bool: TOMLReadable {
+    init?(_ node: TOMLNode) {
+        guard case .boolean(let value) = node.value else { return nil }
+        self = value
+    }
+    static var expected: String { "true or false" }
+}
+
+extension Array: TOMLReadable where Element == String {
+    init?(_ node: TOMLNode) {
+        guard case .array(let items) = node.value else { return nil }
+        var values: [String] = []
+        for item in items {
+            guard let value = String(item) else { return nil }
+            values.append(value)
+        }
+        self = values
+    }
+    static var expected: String { "an array of strings" }
 }

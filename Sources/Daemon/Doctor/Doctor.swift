@@ -170,7 +170,7 @@ enum Doctor {
             }
             defer { try? handle.close() }
             do {
-                let (digest, size, head) = try sha256(of: handle)
+                let (digest, size, head) = try FileDigest.sha256(of: handle)
                 guard let format = WeightFileFormat(head: head) else {
                     findings.append(
                         .problem(
@@ -245,20 +245,6 @@ enum Doctor {
             return .problem(subject, error)
         }
         return .ok(subject, "\(path) (mode \(String(status.st_mode & 0o777, radix: 8)), well-formed)")
-    }
-
-    /// SHA-256 (hex) and size of a file read in 1 MiB chunks, with its first bytes.
-    static func sha256(of handle: FileHandle) throws -> (digest: String, size: UInt64, head: [UInt8]) {
-        var hasher = SHA256()
-        var size: UInt64 = 0
-        var head: [UInt8] = []
-        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
-            if head.isEmpty { head = Array(chunk.prefix(16)) }
-            hasher.update(data: chunk)
-            size += UInt64(chunk.count)
-        }
-        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
-        return (digest, size, head)
     }
 
     static func format(bytes: UInt64) -> String {

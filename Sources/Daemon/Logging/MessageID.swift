@@ -17,6 +17,10 @@ enum MessageID: String, CaseIterable {
     case slideChanged = "5c3a8e0f1d2b4c6e9a7f0b1c2d3e4f51"
     case slideInterrupted = "5c3a8e0f1d2b4c6e9a7f0b1c2d3e4f52"
     case reportNotWritten = "5c3a8e0f1d2b4c6e9a7f0b1c2d3e4f53"
+    /// A folder csmil writes to is full or refuses writes: the daemon waits (``ResourceGate``).
+    case resourceWait = "5c3a8e0f1d2b4c6e9a7f0b1c2d3e4f54"
+    /// The folder takes writes again.
+    case resourceRecovered = "5c3a8e0f1d2b4c6e9a7f0b1c2d3e4f55"
     case configurationReloaded = "5c3a8e0f1d2b4c6e9a7f0b1c2d3e4f60"
     case configurationRejected = "5c3a8e0f1d2b4c6e9a7f0b1c2d3e4f61"
 

@@ -8,6 +8,9 @@ import Notify
 /// Swift's `Regex` syntax (Perl/ICU-like): `(?<name>…)` groups, `\d`, `[A-Z]`, `{2}`, `?`, `(?i)` for case
 /// insensitivity. Matching is on Unicode characters, so a name stored decomposed (NFD, as macOS writes it) matches a
 /// pattern written composed.
+///
+/// `@unchecked Sendable`: `Regex<AnyRegexOutput>` is not Sendable, but it is immutable once compiled and matching
+/// does not change it.
 struct IdentityPattern: @unchecked Sendable {
     /// The pattern as configured.
     let source: String

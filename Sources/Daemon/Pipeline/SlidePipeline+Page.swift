@@ -1,4 +1,5 @@
 import Foundation
+import Images
 import Ingest
 import Notify
 
@@ -15,7 +16,7 @@ extension SlidePipeline {
     /// (logged); the rest of the page does not depend on the slide any more.
     func reportPage(
         report: SlideReport, slide: Slide, resolution: SlideResolution, grid: TileGrid, records: [TileRecord],
-        thumbnail: PNGImage
+        thumbnail: RGBImage
     ) throws -> ReportPage {
         let small = thumbnail.reduced(toAtMost: Self.pageThumbnailSide)
         var page = ReportPage(
@@ -23,7 +24,7 @@ extension SlidePipeline {
         func overlay(_ kind: ReportPage.OverlayKind) throws -> ReportPage.Image? {
             guard let (width, height, rgba) = ReportPage.overlayPixels(tiles: records, kind: kind) else { return nil }
             return .init(
-                png: try PNGImage.encodedRGBA(width: width, height: height, pixels: rgba), width: width, height: height)
+                png: try RGBImage.encodedRGBA(width: width, height: height, pixels: rgba), width: width, height: height)
         }
         page.attentionOverlay = try overlay(.attention)
         if report.qc != nil { page.qcOverlay = try overlay(.qc) }
@@ -80,7 +81,7 @@ extension SlidePipeline {
     /// A view reduced to 256 pixels as the backbones see it (model spec §2: the mean of each 2 × 2 block of the
     /// 512 context; the mean of the central 2 × 2 of each 4 × 4 block of the 1024 context), with the tile's square
     /// outlined on the contexts.
-    static func modelView(_ pixels: UnsafePointer<UInt8>, side: Int) -> PNGImage {
+    static func modelView(_ pixels: UnsafePointer<UInt8>, side: Int) -> RGBImage {
         let output = 256
         let factor = side / output
         let first = factor == 4 ? 1 : 0
@@ -116,6 +117,6 @@ extension SlidePipeline {
                 }
             }
         }
-        return PNGImage(width: output, height: output, pixels: reduced)
+        return RGBImage(width: output, height: output, pixels: reduced)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Images
 import Ingest
 import Notify
 
@@ -84,11 +85,11 @@ extension SlidePipeline {
 
     /// `qc_mask.png` over the thumbnail.
     static func qualityMaskPNG(
-        thumbnail: PNGImage, slideWidth: Int, slideHeight: Int, tiles: [TileRecord], qc: SlideReport.QualityControl
+        thumbnail: RGBImage, slideWidth: Int, slideHeight: Int, tiles: [TileRecord], qc: SlideReport.QualityControl
     ) throws -> Data {
         let image = QualityMaskRenderer().render(
-            thumbnail: RGBImage(width: thumbnail.width, height: thumbnail.height, pixels: thumbnail.pixels),
+            thumbnail: thumbnail,
             slideWidth: slideWidth, slideHeight: slideHeight, tiles: tiles, summary: qualitySummary(qc))
-        return try PNGImage(width: image.width, height: image.height, pixels: image.pixels).encoded()
+        return try image.encoded()
     }
 }

@@ -1,10 +1,13 @@
 import Crypto
 import Errors
 import Foundation
+import Images
 import Inference
 import Ingest
 import Logging
 import Notify
+import Synchronization
+import Threads
 
 #if canImport(Glibc)
 import Glibc
@@ -31,6 +34,11 @@ struct SlidePipeline: Sendable {
         var writeError: PipelineError?
         /// The observer asked to stop: nothing was written, the slide is to be scored again later.
         var cancelled = false
+        /// A folder csmil writes to is full or refuses writes: not a result of the slide. The daemon waits until the
+        /// folder takes writes, then writes `files` (when scoring got that far) or scores the slide again.
+        var resource: ResourceProblem? = nil
+        /// The report's files when only writing them failed (kept so that they can be written once there is room).
+        var files: ReportFiles? = nil
     }
 
     /// Told how a slide advances, and asked whether to stop (the daemon's shutdown). Called on the scoring thread.
@@ -80,7 +88,7 @@ struct SlidePipeline: Sendable {
                     fix: "check the model folder and that the user running csmil may read it")
             }
             defer { try? handle.close() }
-            files[file.path] = "sha256:" + (try Doctor.sha256(of: handle)).digest
+            files[file.path] = "sha256:" + (try FileDigest.sha256(of: handle)).digest
         }
         return SlideReport.Model(
             name: manifest.name, architecture: manifest.architecture.rawValue, files: files,
@@ -131,34 +139,62 @@ struct SlidePipeline: Sendable {
                     hasher.update(data: try member.read(upToCount: Int(piece)) ?? Data())
                 }
             }
-            return "sha256:" + hex(hasher.finalize())
+            return "sha256:" + Hex.string(hasher.finalize())
         } catch {
             throw unreadable("\(error.localizedDescription)")
         }
     }
 
-    /// The event id of a slide version (daemon spec "Reports"): `evt_` + 32 hex digits of SHA-256 of the fingerprint,
-    /// so re-scoring the same bytes gives the same id.
-    static func eventID(fingerprint: String) -> String {
-        "evt_" + String(hex(SHA256.hash(data: Data(fingerprint.utf8))).prefix(32))
+    /// The event id of a slide version scored with `resultKey` (``resultKey``: the model's files, precision and the
+    /// settings that change a result): `evt_` + 32 hex digits of SHA-256 of both. Scoring the same bytes again with
+    /// the same model and settings gives the same id (the outbox sends it once); another model is another event.
+    static func eventID(fingerprint: String, resultKey: String) -> String {
+        "evt_" + String(Hex.string(SHA256.hash(data: Data((fingerprint + "\n" + resultKey).utf8))).prefix(32))
     }
 
-    static func hex<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
-        bytes.map { String(format: "%02x", $0) }.joined()
+    /// This pipeline's event id for a slide's fingerprint.
+    func eventID(fingerprint: String) -> String { Self.eventID(fingerprint: fingerprint, resultKey: resultKey) }
+
+    /// Everything beside the slide's bytes that decides what its report says, one `key=value` per line: the model's
+    /// architecture, precision and each file's SHA-256 (by its path in `model.toml`), `[ingest] assume_mpp`,
+    /// `[identity] pattern` and `required`, the `[qc]` settings (excluded tiles change the score), and the
+    /// pipeline's deviations from the reference. Not in it: threads,
+    /// batch size, the kernels used (they change no result beyond rounding) and the model's name.
+    var resultKey: String {
+        var lines = [
+            "csmil-result-2", "architecture=\(modelReport.architecture)",
+            "precision=\(modelReport.precision ?? "fp32")",
+        ]
+        for (path, digest) in modelReport.files.sorted(by: { $0.key < $1.key }) {
+            lines.append("file:\(path)=\(digest)")
+        }
+        lines.append("assume_mpp=" + (assumeMPP.map { "\($0)" } ?? "none"))
+        lines.append("identity=" + (identityPattern?.source ?? "") + (identityRequired ? " (required)" : ""))
+        lines.append("deviations=" + Self.deviations.joined(separator: ","))
+        let q = quality
+        lines.append(
+            "qc=" + (q.enabled ? "on" : "off") + " exclude=" + q.exclude.map { "\($0)" }.sorted().joined(separator: ",")
+                + " \([q.reviewFraction, Double(q.minTiles), q.penFraction, q.blurRelative, q.blurFloor, q.blurFraction, q.foldDensity, q.foldFraction, q.maxMPP])"
+        )
+        return lines.joined(separator: "\n")
     }
 
     /// Scores the slide at `path` and writes its report folder; never throws. With an `observer` that asks to stop,
     /// returns a cancelled outcome and writes nothing.
-    func score(path: String, observer: (any Observer)? = nil) -> Outcome {
+    ///
+    /// `fingerprint`: the slide's content fingerprint when the caller already has it (the daemon's job, taken when
+    /// the slide settled; the worker checks it again after scoring); nil computes it.
+    func score(path: String, fingerprint: String? = nil, observer: (any Observer)? = nil) -> Outcome {
         let started = Date()
         let name = URL(fileURLWithPath: path).lastPathComponent
         var progress = Progress(
             slide: SlideReport.Slide(path: path, name: name, fingerprint: "unreadable:" + Self.pathDigest(path)),
             eventID: "", identity: identityPattern?.identity(forSlideName: name))
-        progress.eventID = Self.eventID(fingerprint: progress.slide.fingerprint)
+        progress.eventID = eventID(fingerprint: progress.slide.fingerprint)
         var files: ReportFiles
         do {
-            files = try run(path: path, progress: &progress, started: started, observer: observer)
+            files = try run(
+                path: path, fingerprint: fingerprint, progress: &progress, started: started, observer: observer)
         } catch let error where PipelineError.isCancellation(error) {
             logger.info(
                 "slide interrupted",
@@ -169,6 +205,22 @@ struct SlidePipeline: Sendable {
                     tiles: .init(count: progress.tileCount), timing: timing(started, progress.stages),
                     error: .init(error), identity: progress.identity),
                 folder: nil, cancelled: true)
+        } catch let error
+            where ResourceProblem.classify(
+                error, outputDirectory: writer.outputDirectory, stateDirectory: workDirectory) != nil
+        {
+            // The state folder has no room for the spill file (or refuses it): the slide did not fail.
+            logger.warning(
+                "slide not scored: a folder is full or refuses writes",
+                metadata: ["slide": "\(name)", "event_id": "\(progress.eventID)"].merging(.error(error)) { $1 })
+            return Outcome(
+                report: SlideReport(
+                    eventID: progress.eventID, status: .failed, slide: progress.slide, model: modelReport,
+                    tiles: .init(count: progress.tileCount), timing: timing(started, progress.stages),
+                    error: .init(error), identity: progress.identity),
+                folder: nil,
+                resource: ResourceProblem.classify(
+                    error, outputDirectory: writer.outputDirectory, stateDirectory: workDirectory))
         } catch {
             logger.error(
                 "slide failed",
@@ -180,13 +232,22 @@ struct SlidePipeline: Sendable {
                 identity: progress.identity)
             files = ReportFiles(report: report, tissueMaskPNG: progress.tissueMaskPNG)
         }
+        return write(files)
+    }
+
+    /// Writes a report folder; a failure is the outcome's `writeError` (and its `resource` problem, with the files
+    /// kept, when the output folder is full or refuses writes).
+    func write(_ files: ReportFiles) -> Outcome {
         do {
             let folder = try writer.write(files)
             recordInIndex(files.report, folder: folder)
             return Outcome(report: files.report, folder: folder)
         } catch {
-            logger.error("report not written", metadata: ["slide": "\(name)"].merging(.error(error)) { $1 })
-            return Outcome(report: files.report, folder: nil, writeError: .reportNotWritten(error))
+            let resource = ResourceProblem.classify(
+                error, outputDirectory: writer.outputDirectory, stateDirectory: workDirectory)
+            return Outcome(
+                report: files.report, folder: nil, writeError: .reportNotWritten(error), resource: resource,
+                files: resource == nil ? nil : files)
         }
     }
 
@@ -196,17 +257,11 @@ struct SlidePipeline: Sendable {
         let name = URL(fileURLWithPath: path).lastPathComponent
         let fingerprint = (try? Self.fingerprint(path: path)) ?? "unreadable:" + Self.pathDigest(path)
         let report = SlideReport(
-            eventID: Self.eventID(fingerprint: fingerprint), status: .failed,
+            eventID: eventID(fingerprint: fingerprint), status: .failed,
             slide: SlideReport.Slide(path: path, name: name, fingerprint: fingerprint), model: modelReport,
             tiles: .init(count: 0), timing: .init(seconds: 0), error: .init(error),
             versions: Self.versions, identity: identityPattern?.identity(forSlideName: name))
-        do {
-            let folder = try writer.write(ReportFiles(report: report))
-            recordInIndex(report, folder: folder)
-            return Outcome(report: report, folder: folder)
-        } catch {
-            return Outcome(report: report, folder: nil, writeError: .reportNotWritten(error))
-        }
+        return write(ReportFiles(report: report))
     }
 
     /// Puts a written report at the top of the output folder's `index.html`; a failure there is logged and leaves
@@ -235,7 +290,7 @@ struct SlidePipeline: Sendable {
     }
 
     private func run(
-        path: String, progress: inout Progress, started: Date, observer: (any Observer)?
+        path: String, fingerprint known: String?, progress: inout Progress, started: Date, observer: (any Observer)?
     ) throws -> ReportFiles {
         var clock = Date()
         let shouldStop = { observer?.shouldStop == true }
@@ -255,9 +310,9 @@ struct SlidePipeline: Sendable {
             logger.debug("slide stage", metadata: ["slide": "\(progress.slide.name)", "stage": "\(stage)"])
         }
         try enter("fingerprint", &progress)
-        let fingerprint = try Self.fingerprint(path: path)
+        let fingerprint = try known ?? Self.fingerprint(path: path)
         progress.slide.fingerprint = fingerprint
-        progress.eventID = Self.eventID(fingerprint: fingerprint)
+        progress.eventID = eventID(fingerprint: fingerprint)
         try lap("fingerprint", &progress, next: "open")
         if identityRequired, let pattern = identityPattern, progress.identity?.accession == nil {
             throw PipelineError(
@@ -314,8 +369,14 @@ struct SlidePipeline: Sendable {
         defer { unlink(spillPath) }
         observer?.tilesFound(grid.tiles.count)
         let measurements = quality.enabled ? SlideQualityMeasurements(tileCount: grid.tiles.count) : nil
-        try embed(
-            stream: stream, slidePath: path, spillPath: spillPath, observer: observer, measurements: measurements)
+        do {
+            try embed(
+                stream: stream, slidePath: path, spillPath: spillPath, observer: observer, measurements: measurements)
+        } catch var error as PipelineError where error.code == .spill {
+            // What the spill file needs, so that a full state folder is waited out until it has that much room.
+            error.neededBytes = UInt64(grid.tiles.count * 3 * model.featureSize * MemoryLayout<Float>.stride)
+            throw error
+        }
         try lap("embed", &progress, next: "qc")
 
         // QC's verdict; the excluded tiles' features leave the spill file (nothing moves when none is excluded).
@@ -351,7 +412,7 @@ struct SlidePipeline: Sendable {
             logger.info(
                 "no usable tissue", metadata: ["slide": "\(progress.slide.name)", "event_id": "\(progress.eventID)"])
             let records = grid.tiles.indices.map(baseRecord)
-            let thumbnail = try Self.thumbnail(of: slide)
+            let thumbnail = try slide.thumbnail()
             let report = SlideReport(
                 eventID: progress.eventID, status: .noTissue, slide: progress.slide, model: modelReport,
                 tiles: .init(count: grid.tiles.count, drawn: 0, size: TileGrid.tileSize),
@@ -389,11 +450,11 @@ struct SlidePipeline: Sendable {
             records[index].scaleWeights = score.scaleWeights[position]
             records[index].scaleAttention = score.scaleWeightsSoftmax[position]
         }
-        let thumbnail = try Self.thumbnail(of: slide)
+        let thumbnail = try slide.thumbnail()
         let heatmap = HeatmapRenderer().render(
-            thumbnail: RGBImage(width: thumbnail.width, height: thumbnail.height, pixels: thumbnail.pixels),
+            thumbnail: thumbnail,
             slideWidth: width, slideHeight: height, tiles: records)
-        let heatmapPNG = try PNGImage(width: heatmap.width, height: heatmap.height, pixels: heatmap.pixels).encoded()
+        let heatmapPNG = try heatmap.encoded()
         let qcMaskPNG = try qc.map {
             try Self.qualityMaskPNG(
                 thumbnail: thumbnail, slideWidth: width, slideHeight: height, tiles: records, qc: $0)
@@ -436,27 +497,23 @@ struct SlidePipeline: Sendable {
         let filled = BoundedQueue<TileTripletBatch>(capacity: queuedBatches)
         let pool = BoundedQueue<TileTripletBatch>(capacity: queuedBatches + 2)
         for _ in 0..<(queuedBatches + 2) { pool.put(TileTripletBatch(capacity: batchSize)) }
-        let readerError = ErrorBox()
-        let readerDone = DispatchSemaphore(value: 0)
-        let reader = Thread {
-            defer {
-                filled.close()
-                readerDone.signal()
-            }
+        let readerError = ReaderError()
+        let reader = DedicatedThread(name: "csmil-tile-reader")
+        reader.execute {
+            defer { filled.close() }
             while let batch = pool.take() {
                 do {
                     guard try stream.fill(batch) else { return }
                     // QC sees each tile's pixels here, once, as it streams by.
                     measurements?.measure(batch)
                 } catch {
-                    readerError.set(error)
+                    readerError.value.withLock { $0 = error }
                     return
                 }
                 guard filled.put(batch) else { return }
             }
         }
-        reader.name = "csmil-tile-reader"
-        reader.start()
+        reader.finish()
 
         let writer = SpillWriter(path: spillPath)
         let embedder = model.makeTripletEmbedder(batchSize: batchSize, threads: workers)
@@ -497,63 +554,14 @@ struct SlidePipeline: Sendable {
         // Unblock the reader whatever happened, then wait for it: it must not outlive the slide.
         pool.close()
         filled.close()
-        readerDone.wait()
-        if let error = readerError.error { throw error }
+        reader.join()
+        if let error = readerError.value.withLock({ $0 }) { throw error }
         if let writeError { throw writeError }
         guard stream.isFinished else {
             throw PipelineError(
                 code: .internal, subject: slidePath,
                 message: "\(stream.grid.tiles.count) tiles expected, not all read", fix: PipelineError.reportBug)
         }
-    }
-
-    /// The slide's coarsest level whose long side is at least `minimumSide` pixels (the finest when none is, the
-    /// coarsest when all are) as RGB, averaged down by a whole factor to at most `maximumSide` pixels a side, read
-    /// in strips so that a large level does not need its whole image in memory at once. The minimum keeps the
-    /// thumbnail of a small slide (whose coarsest level may be 256 pixels) large enough to read on the report page.
-    static func thumbnail(
-        of slide: Slide, minimumSide: Int = 1024, maximumSide: Int = 2048
-    ) throws(SlideError)
-        -> PNGImage
-    {
-        let level =
-            (0..<slide.levelCount).last { level in
-                let (width, height) = slide.dimensions(level: level)
-                return max(width, height) >= minimumSide
-            } ?? 0
-        let (levelWidth, levelHeight) = slide.dimensions(level: level)
-        let factor = max(1, (max(levelWidth, levelHeight) + maximumSide - 1) / maximumSide)
-        let width = max(levelWidth / factor, 1)
-        let height = max(levelHeight / factor, 1)
-        let downsample = slide.downsample(level: level)
-        var pixels = [UInt8](repeating: 255, count: width * height * 3)
-        let stripRows = max(1, 256 / factor)
-        var strip = [UInt8](repeating: 255, count: width * factor * stripRows * factor * 3)
-        var scratch: [UInt32] = []
-        var top = 0
-        while top < height {
-            let rows = min(stripRows, height - top)
-            try strip.withUnsafeMutableBufferPointer { (buffer) throws(SlideError) in
-                try slide.readRegion(
-                    x: 0, y: Int((Double(top * factor) * downsample).rounded()), level: level, width: width * factor,
-                    height: rows * factor, into: buffer, scratch: &scratch)
-            }
-            let area = factor * factor
-            for row in 0..<rows {
-                for column in 0..<width {
-                    for channel in 0..<3 {
-                        var sum = 0
-                        for dy in 0..<factor {
-                            let base = ((row * factor + dy) * width * factor + column * factor) * 3 + channel
-                            for dx in 0..<factor { sum += Int(strip[base + dx * 3]) }
-                        }
-                        pixels[((top + row) * width + column) * 3 + channel] = UInt8((sum + area / 2) / area)
-                    }
-                }
-            }
-            top += rows
-        }
-        return PNGImage(width: width, height: height, pixels: pixels)
     }
 
     /// The slide's per-scale attention summary: each drawn tile's scale attention (softmax of its scale weights),
@@ -574,16 +582,21 @@ struct SlidePipeline: Sendable {
     }
 
     static let versions = SlideReport.Versions(
-        csmil: CSMIL.version, openslide: OpenSlideLibrary.version, openblas: BLASRuntime.configuration)
+        csmil: Product.version, openslide: OpenSlideLibrary.version, openblas: BLASRuntime.configuration)
 
     private func timing(_ started: Date, _ stages: [String: Double]) -> SlideReport.Timing {
         SlideReport.Timing(seconds: Date().timeIntervalSince(started), stages: stages)
     }
 
     private static func pathDigest(_ path: String) -> String {
-        String(hex(SHA256.hash(data: Data(path.utf8))).prefix(16))
+        String(Hex.string(SHA256.hash(data: Data(path.utf8))).prefix(16))
     }
 
+}
+
+/// The tile reader's error, handed to the embedder's thread.
+private final class ReaderError: Sendable {
+    let value = Mutex<(any Error)?>(nil)
 }
 
 /// A failure of the pipeline itself (the spill file, a broken invariant), or the daemon's shutdown.
@@ -608,6 +621,11 @@ struct PipelineError: CSMILError, Sendable, Equatable {
     var subject: String
     var message: String
     var fix: String
+    /// The `errno` behind a spill file's failure, when there is one (a full or read-only state folder is a wait,
+    /// not a failure of the slide: ``ResourceProblem``).
+    var systemError: Int32? = nil
+    /// The bytes the spill file needs in all, when known.
+    var neededBytes: UInt64? = nil
 
     static let reportBug = "this is a bug in csmil; please report it with the slide"
 
@@ -623,92 +641,5 @@ struct PipelineError: CSMILError, Sendable, Equatable {
             return PipelineError(code: .reportNotWritten, subject: "report", message: "\(error)", fix: reportBug)
         }
         return PipelineError(code: .reportNotWritten, subject: error.subject, message: error.message, fix: error.fix)
-    }
-}
-
-/// The reader thread's error, handed to the embedder's thread.
-private final class ErrorBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: (any Error)?
-
-    func set(_ error: any Error) { lock.withLock { stored = error } }
-    var error: (any Error)? { lock.withLock { stored } }
-}
-
-/// Appends feature bytes to the spill file sequentially (`open`, `write`, `fsync` not needed: it is scratch).
-private final class SpillWriter {
-    let path: String
-    private var descriptor: Int32 = -1
-
-    init(path: String) { self.path = path }
-
-    deinit { if descriptor >= 0 { Glibc.close(descriptor) } }
-
-    func open() throws {
-        descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw failure("cannot be created") }
-    }
-
-    /// Writes `bytes` at byte `position` of the file (the tiles come strip by strip, not in grid order).
-    func write(_ bytes: UnsafeRawBufferPointer, at position: Int) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let written = pwrite(
-                descriptor, bytes.baseAddress! + offset, bytes.count - offset, off_t(position + offset))
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { throw failure("cannot be written") }
-            offset += written
-        }
-    }
-
-    func close() throws {
-        let result = Glibc.close(descriptor)
-        descriptor = -1
-        guard result == 0 else { throw failure("cannot be closed") }
-    }
-
-    private func failure(_ what: String) -> PipelineError {
-        PipelineError(
-            code: .spill, subject: path,
-            message: "the feature spill file \(what) (\(String(cString: strerror(errno))))",
-            fix: "check that the state/work folder exists, is writable and has room")
-    }
-}
-
-/// A spill file mapped read-only (`mmap`), for `Model.score`.
-private final class MappedFeatures {
-    private var address: UnsafeMutableRawPointer?
-    private let length: Int
-    let buffer: UnsafeBufferPointer<Float>
-
-    init(path: String, floats: Int) throws {
-        length = floats * MemoryLayout<Float>.stride
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            throw PipelineError(
-                code: .spill, subject: path, message: "cannot be opened to read the features back",
-                fix: "check that nothing else removes files from the state/work folder")
-        }
-        defer { close(descriptor) }
-        var status = stat()
-        guard fstat(descriptor, &status) == 0, Int(status.st_size) == length else {
-            throw PipelineError(
-                code: .spill, subject: path, message: "holds \(status.st_size) bytes, \(length) expected",
-                fix: "check that the state/work folder has room and that nothing else writes there")
-        }
-        guard let mapped = mmap(nil, length, PROT_READ, MAP_PRIVATE, descriptor, 0), mapped != MAP_FAILED else {
-            throw PipelineError(
-                code: .spill, subject: path, message: "cannot be mapped (\(String(cString: strerror(errno))))",
-                fix: "check the memory limits of the csmil service (MemoryMax, ulimit -v)")
-        }
-        address = mapped
-        buffer = UnsafeBufferPointer(start: mapped.assumingMemoryBound(to: Float.self), count: floats)
-    }
-
-    deinit { unmap() }
-
-    func unmap() {
-        if let address { munmap(address, length) }
-        address = nil
     }
 }

@@ -38,11 +38,13 @@ final class DaemonProgress: Sendable {
         var queued: Int
         var scored: Int
         var failed: Int
+        /// Why no slide is scored now although some wait: a folder is full or refuses writes (``ResourceGate``).
+        var waiting: String?
         /// Why the job store cannot be used now (the database is away); nil while it answers.
         var storeProblem: String? = nil
 
         enum CodingKeys: String, CodingKey {
-            case pid, version, state, current, queued, scored, failed
+            case pid, version, state, current, queued, scored, failed, waiting
             case storeProblem = "store_problem"
             case startedAt = "started_at"
             case updatedAt = "updated_at"
@@ -63,7 +65,7 @@ final class DaemonProgress: Sendable {
         state = Mutex(
             State(
                 snapshot: Snapshot(
-                    pid: getpid(), version: CSMIL.version, startedAt: now, updatedAt: now, state: "starting",
+                    pid: getpid(), version: Product.version, startedAt: now, updatedAt: now, state: "starting",
                     watchFolder: watchFolder, watchMode: watchMode, current: [], queued: 0, scored: 0, failed: 0),
                 watchdog: WatchdogState(stallLimit: stallLimit)))
     }
@@ -75,6 +77,9 @@ final class DaemonProgress: Sendable {
     func setWatchMode(_ mode: String) { state.withLock { $0.snapshot.watchMode = mode } }
 
     func setQueued(_ count: Int) { state.withLock { $0.snapshot.queued = count } }
+
+    /// Why scoring waits (a folder full or read-only), or nil when it does not.
+    func setWaiting(_ text: String?) { state.withLock { $0.snapshot.waiting = text } }
 
     /// The job store cannot be used (nil: it answers again); shown first in STATUS=.
     func setStoreProblem(_ problem: String?) { state.withLock { $0.snapshot.storeProblem = problem } }
@@ -139,7 +144,9 @@ final class DaemonProgress: Sendable {
     func statusLine() -> String {
         let snapshot = state.withLock { $0.snapshot }
         var line: String
-        if snapshot.current.isEmpty {
+        if let waiting = snapshot.waiting {
+            line = waiting
+        } else if snapshot.current.isEmpty {
             line = snapshot.state
         } else {
             line = snapshot.current.map(Self.describe).joined(separator: "; ")
@@ -168,7 +175,10 @@ final class DaemonProgress: Sendable {
         return "\(total)s"
     }
 
-    /// Writes the snapshot to `path` atomically (temporary file, rename), for `csmil status`.
+    /// Writes the snapshot to `path` atomically (temporary file, rename), for `csmil status`. The JSON is padded with
+    /// spaces to a multiple of 4 KiB, so that when the state folder is full (no room for the temporary file) the
+    /// snapshot can still be overwritten in place, in blocks the file already holds: `csmil status` then still says
+    /// why the daemon waits.
     func write(to path: String, now: Double = Date().timeIntervalSince1970) throws {
         let snapshot = state.withLock {
             $0.snapshot.updatedAt = now
@@ -176,7 +186,36 @@ final class DaemonProgress: Sendable {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        try encoder.encode(snapshot).write(to: URL(fileURLWithPath: path), options: .atomic)
+        var data = try encoder.encode(snapshot)
+        data.append(contentsOf: [UInt8](repeating: 0x20, count: (4096 - (data.count + 1) % 4096) % 4096))
+        data.append(0x0A)
+        do {
+            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            guard Self.overwriteInPlace(data, path: path) else { throw error }
+        }
+    }
+
+    /// Overwrites the file at `path` with `data` padded with spaces to its current size, without allocating: false
+    /// when it is missing, smaller than `data`, or a write fails.
+    static func overwriteInPlace(_ data: Data, path: String) -> Bool {
+        let descriptor = open(path, O_WRONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, Int(status.st_size) >= data.count else { return false }
+        var bytes = [UInt8](data)
+        bytes.append(contentsOf: [UInt8](repeating: 0x20, count: Int(status.st_size) - data.count))
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes {
+                pwrite(descriptor, $0.baseAddress! + offset, $0.count - offset, off_t(offset))
+            }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { return false }
+            offset += written
+        }
+        return true
     }
 
     /// Reads a snapshot written by `write(to:)`; nil when there is none or it cannot be read.

@@ -2,11 +2,12 @@ import Foundation
 import Logging
 import Store
 import Synchronization
+import Threads
 
 /// This host in the store: the leases its workers hold, renewed by a heartbeat every quarter of the lease (with
 /// STATUS= recorded for `csmil status` on any host), and the slides another host took over because this host's
 /// lease ran out (it was stopped, or cut off from the database for longer than the lease): their workers stop
-/// scoring them. Runs on a thread of its own with a connection of its own (database calls block).
+/// scoring them. A ``BlockingService`` with a connection of its own (database calls block); ``stop()`` ends it.
 final class HostHeartbeat: Sendable {
     let host: String
     /// This process's registration; another process under the same name has another.
@@ -20,7 +21,7 @@ final class HostHeartbeat: Sendable {
     }
 
     private let state = Mutex(State())
-    private let wakeup = NSCondition()
+    private let wakeup = Wakeup()
 
     init(host: String, instance: String = UUID().uuidString.lowercased(), leaseSeconds: Double) {
         self.host = host
@@ -74,18 +75,15 @@ final class HostHeartbeat: Sendable {
                     next = now + min(period, health.failed("heartbeat", error))
                 }
             }
-            wakeup.lock()
             if !state.withLock({ $0.stopping }) {
-                _ = wakeup.wait(until: Date(timeIntervalSince1970: max(next, Date().timeIntervalSince1970 + 0.05)))
+                wakeup.wait(timeout: max(0.05, next - Date().timeIntervalSince1970))
             }
-            wakeup.unlock()
         }
     }
 
+    /// Makes ``run(store:health:status:logger:)`` return.
     func stop() {
         state.withLock { $0.stopping = true }
-        wakeup.lock()
-        wakeup.broadcast()
-        wakeup.unlock()
+        wakeup.signal()
     }
 }

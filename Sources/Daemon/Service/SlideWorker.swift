@@ -1,10 +1,10 @@
-import Dispatch
 import Errors
 import Foundation
 import Logging
 import Notify
 import Store
 import Synchronization
+import Threads
 
 /// Scores the job store's queue, one slide at a time, on a thread of its own (OpenSlide and BLAS block).
 ///
@@ -12,12 +12,19 @@ import Synchronization
 /// report folder → the file is checked again (a slide whose content changed meanwhile is discarded and queued
 /// afresh by the watcher) → in one transaction the job becomes `reported` and its outbox rows (one per configured
 /// destination: webhook, HL7) are queued → the delivery worker is woken. A failed slide gets a `failed` report and a `slide.failed` event like any
-/// other result; a report that cannot be written (disk full) is retried later. On shutdown the slide in progress
-/// is put back (released) between two batches and scored again at the next start.
+/// other result. A folder that is full or refuses writes (`ENOSPC`, `EDQUOT`, `EROFS`, `EACCES` on the output or
+/// state folder, a full SQLite file) fails no slide: the worker waits (``ResourceGate``: every worker stops
+/// claiming, STATUS= and `csmil status` say why) and goes on when writes go through again — a report already
+/// scored is kept in memory and written then, a slide stopped by its spill file is put back and scored again, a
+/// report the job store could not take is recorded then. Other failures to write a report are retried later. On
+/// shutdown the slide in progress is put back (released) between two batches and scored again at the next start.
 ///
 /// With a shared store: a slide another host took over (this host's lease ran out) is dropped between two batches;
-/// while the database is away the worker keeps its slide, and a finished report waits — retried with backoff —
-/// until the database takes it, so no result is lost.
+/// while the database is away the worker keeps its slide, and a finished report waits — retried with backoff
+/// (``StoreHealth``) — until the database takes it, so no result is lost.
+///
+/// `@unchecked Sendable`: `store` is used only on the worker's thread (inside ``run()``); other threads call only
+/// ``wake()`` and ``stop()``, which touch a ``Wakeup`` and an `Atomic`.
 final class SlideWorker: @unchecked Sendable {
     /// Claims of one job that may end without an outcome (the process died) before it is reported as failed.
     static let maximumAttempts = 3
@@ -29,16 +36,17 @@ final class SlideWorker: @unchecked Sendable {
     private let pipeline: SlidePipeline
     private let settings: LiveSettings
     private let progress: DaemonProgress
+    private let gate: ResourceGate
     private let stateDirectory: String
     private let logger: Logger
     private let wakeDelivery: @Sendable () -> Void
-    private let signal = DispatchSemaphore(value: 0)
+    private let signal = Wakeup()
     private let stopRequested = Atomic<Bool>(false)
 
     init(
         store: JobStore, host: String, heartbeat: HostHeartbeat, health: StoreHealth, pipeline: SlidePipeline,
-        settings: LiveSettings, progress: DaemonProgress,
-        stateDirectory: String, logger: Logger, wakeDelivery: @escaping @Sendable () -> Void
+        settings: LiveSettings, progress: DaemonProgress, gate: ResourceGate, stateDirectory: String, logger: Logger,
+        wakeDelivery: @escaping @Sendable () -> Void
     ) {
         self.store = store
         self.host = host
@@ -47,6 +55,7 @@ final class SlideWorker: @unchecked Sendable {
         self.pipeline = pipeline
         self.settings = settings
         self.progress = progress
+        self.gate = gate
         self.stateDirectory = stateDirectory
         self.logger = logger
         self.wakeDelivery = wakeDelivery
@@ -67,6 +76,11 @@ final class SlideWorker: @unchecked Sendable {
     func run() {
         progress.setState("idle")
         while !isStopping {
+            // A folder full or read-only: claim nothing until it takes writes again.
+            if let delay = gate.probe() {
+                signal.wait(timeout: delay)
+                continue
+            }
             do {
                 progress.setQueued(try store.counts().settled)
                 guard
@@ -74,16 +88,22 @@ final class SlideWorker: @unchecked Sendable {
                         now: Date().timeIntervalSince1970, leaseSeconds: heartbeat.leaseSeconds, holder: host)
                 else {
                     health.succeeded("worker")
-                    _ = signal.wait(timeout: .now() + 5)
+                    signal.wait(timeout: 5)
                     continue
                 }
                 health.succeeded("worker")
                 heartbeat.hold(job)
                 defer { heartbeat.drop(job.id) }
                 TestHooks.pauseIfRequested(.claimed, stateDirectory: stateDirectory)
+                TestHooks.holdIfRequested("claimed", stateDirectory: stateDirectory)
                 process(job)
             } catch {
-                _ = signal.wait(timeout: .now() + health.failed("worker", error))
+                if let problem = resourceProblem(error) {
+                    signal.wait(timeout: gate.failed(problem, slide: nil))
+                    continue
+                }
+                // The database away (a shared store): backoff 1 … 30 s, said in STATUS= and the journal.
+                signal.wait(timeout: health.failed("worker", error))
             }
         }
     }
@@ -92,7 +112,7 @@ final class SlideWorker: @unchecked Sendable {
         let name = URL(fileURLWithPath: job.path).lastPathComponent
         var metadata: Logger.Metadata = ["slide": "\(name)", "stage": "score"]
         if let fingerprint = job.fingerprint {
-            metadata["event_id"] = "\(SlidePipeline.eventID(fingerprint: fingerprint))"
+            metadata["event_id"] = "\(pipeline.eventID(fingerprint: fingerprint))"
         }
         logger.info(
             "scoring slide",
@@ -100,7 +120,7 @@ final class SlideWorker: @unchecked Sendable {
                 $1
             })
         progress.started(jobID: job.id, path: job.path)
-        let outcome: SlidePipeline.Outcome
+        var outcome: SlidePipeline.Outcome
         if job.attempts > Self.maximumAttempts {
             // Claimed this often without an outcome: each attempt ended with the process (a crash in a decoder, the
             // OOM killer). Reported as failed instead of crashing the daemon again and again.
@@ -111,12 +131,31 @@ final class SlideWorker: @unchecked Sendable {
                     message: "scoring stopped the daemon \(job.attempts - 1) times (a crash or the memory limit)",
                     fix: "check the journal; the slide may be damaged or too large for this machine"))
         } else {
-            outcome = pipeline.score(path: job.path, observer: Observer(worker: self, jobID: job.id))
+            outcome = pipeline.score(
+                path: job.path, fingerprint: job.fingerprint, observer: Observer(worker: self, jobID: job.id))
         }
         TestHooks.holdIfRequested("scored", stateDirectory: stateDirectory)
         var status: String? = nil
         defer { progress.finished(jobID: job.id, status: status) }
         do {
+            // Scored, but the output folder is full or refuses writes: keep the report, write it once it can be.
+            while let problem = outcome.resource, let files = outcome.files {
+                progress.finished(jobID: job.id, status: nil)  // waiting is not a stalled slide (watchdog)
+                signal.wait(timeout: gate.failed(problem, slide: name))
+                if isStopping {
+                    outcome.cancelled = true
+                    break
+                }
+                // The lease stays held meanwhile: the heartbeat renews it (``HostHeartbeat``).
+                outcome = pipeline.write(files)
+                if outcome.folder != nil { gate.cleared() }
+            }
+            if !outcome.cancelled, let problem = outcome.resource {
+                // Stopped by the state folder (the spill file): not an attempt; scored again once there is room.
+                _ = try untilStored(name) { _ = try store.release(jobID: job.id, token: job.leaseToken) }
+                _ = gate.failed(problem, slide: name)
+                return
+            }
             if outcome.cancelled, heartbeat.isLost(job.id) {
                 logger.warning(
                     "slide taken over by another host after this host's lease ran out; dropped here",
@@ -175,15 +214,14 @@ final class SlideWorker: @unchecked Sendable {
                 errorCode: report.error?.code, errorMessage: report.error?.message, qcStatus: report.qc?.status,
                 qcReasons: report.qc?.reasons ?? [])
             let messages = try settings.current.messages(for: report, folder: folder)
-            // The report is written: the database must take it, however long it is away.
-            let recorded: Void? = try health.retrying(
-                "worker", isStopping: { isStopping }, wait: { _ = signal.wait(timeout: .now() + $0) }
-            ) {
+            // The report is written: the job store must take it, however long the state folder is full or the
+            // database away.
+            let recorded = try untilStored(name) {
                 try store.complete(
-                    jobID: job.id, eventID: report.eventID, reportDirectory: folder, result: result, outbox: messages,
-                    now: Date().timeIntervalSince1970)
+                    jobID: job.id, eventID: report.eventID, reportDirectory: folder, result: result,
+                    outbox: messages, now: Date().timeIntervalSince1970)
             }
-            guard recorded != nil else {
+            guard recorded else {
                 logger.warning(
                     "stopped before the job store took the report; the slide is scored again at the next start",
                     metadata: metadata.merging(["report": "\(folder)"]) { $1 })
@@ -206,6 +244,40 @@ final class SlideWorker: @unchecked Sendable {
         }
     }
 
+    /// The folder problem behind a failure (the state folder full: a full SQLite file, the spill file), if it is one.
+    private func resourceProblem(_ error: any Error) -> ResourceProblem? {
+        ResourceProblem.classify(
+            error, outputDirectory: pipeline.writer.outputDirectory, stateDirectory: stateDirectory)
+    }
+
+    /// Runs a change of the job store until it goes through, waiting while the state folder is full
+    /// (``ResourceGate``) or the database cannot be reached (``StoreHealth``: backoff 1 … 30 s); false when the
+    /// daemon stops first. Other errors (a change the job's state refuses) are thrown.
+    private func untilStored(_ slide: String, _ change: () throws -> Void) throws -> Bool {
+        var waited = false
+        var unreachable = false
+        while true {
+            do {
+                try change()
+                if waited { gate.cleared() }
+                if unreachable { health.succeeded("worker") }
+                return true
+            } catch {
+                if let problem = resourceProblem(error) {
+                    if isStopping { return false }
+                    waited = true
+                    signal.wait(timeout: gate.failed(problem, slide: slide))
+                } else if StoreHealth.mayPass(error) {
+                    if isStopping { return false }
+                    unreachable = true
+                    signal.wait(timeout: health.failed("worker", error))
+                } else {
+                    throw error
+                }
+            }
+        }
+    }
+
     /// Feeds progress to `DaemonProgress` (status, watchdog), and stops the slide on shutdown or when another
     /// host took it over. (The lease is the heartbeat's: ``HostHeartbeat``.)
     private final class Observer: SlidePipeline.Observer {
@@ -225,13 +297,14 @@ final class SlideWorker: @unchecked Sendable {
     }
 }
 
-/// The settings that a SIGHUP may change while the daemon runs: what each result becomes in the outbox.
+/// The settings that a SIGHUP may change while the daemon runs: the destinations, whose `encode` makes each result's
+/// outbox rows (the delivery worker gets the same destinations).
 final class LiveSettings: Sendable {
-    private let publishing: Mutex<Publishing>
+    private let destinations: Mutex<[Destination]>
 
-    init(_ publishing: Publishing) { self.publishing = Mutex(publishing) }
+    init(_ destinations: [Destination]) { self.destinations = Mutex(destinations) }
 
-    var current: Publishing { publishing.withLock { $0 } }
+    var current: [Destination] { destinations.withLock { $0 } }
 
-    func update(_ new: Publishing) { publishing.withLock { $0 = new } }
+    func update(_ new: [Destination]) { destinations.withLock { $0 = new } }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Store
 import Synchronization
+import Threads
 
 /// Whether the store answers, as the daemon's parts find out: the workers, the watcher, the heartbeat. A part whose
 /// call failed asks how long to wait before it tries again (full backoff 1, 2, 4 … 30 s per part); the first failure
@@ -99,23 +100,23 @@ final class StoreHealth: Sendable {
 
 /// A stop request that a blocking loop can wait on: ``wait(_:)`` returns early once ``stop()`` was called.
 final class StopSignal: Sendable {
-    private let stopped = Mutex(false)
-    private let condition = NSCondition()
+    private let stopped = Atomic<Bool>(false)
+    private let wakeup = Wakeup()
 
-    var isStopped: Bool { stopped.withLock { $0 } }
+    var isStopped: Bool { stopped.load(ordering: .sequentiallyConsistent) }
 
     func stop() {
-        stopped.withLock { $0 = true }
-        condition.lock()
-        condition.broadcast()
-        condition.unlock()
+        stopped.store(true, ordering: .sequentiallyConsistent)
+        wakeup.signal()
     }
 
     /// Waits `seconds`, or less when stopped.
     func wait(_ seconds: Double) {
-        let deadline = Date().addingTimeInterval(seconds)
-        condition.lock()
-        while !isStopped && Date() < deadline { _ = condition.wait(until: deadline) }
-        condition.unlock()
+        let deadline = Date().timeIntervalSince1970 + seconds
+        while !isStopped {
+            let remaining = deadline - Date().timeIntervalSince1970
+            if remaining <= 0 { return }
+            wakeup.wait(timeout: remaining)
+        }
     }
 }

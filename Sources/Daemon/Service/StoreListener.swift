@@ -2,17 +2,20 @@ import Foundation
 import Logging
 import Store
 import Synchronization
+import Threads
 
 /// PostgreSQL `LISTEN` for the daemon's idle parts: a job that became due anywhere wakes this host's workers, a
 /// queued event its delivery worker, at once instead of at their next poll. Only a hint: through PgBouncer in
 /// transaction mode (or while the database is away) nothing arrives, and the workers' and the delivery's polling
-/// finds the work all the same. Runs on a thread of its own with a connection of its own.
+/// finds the work all the same. A ``BlockingService`` with a connection of its own; ``stop()`` ends it within a
+/// second (it waits for notifications a second at a time).
 final class StoreListener: Sendable {
     private let location: StoreLocation
     private let logger: Logger
     private let onJobs: @Sendable () -> Void
     private let onOutbox: @Sendable () -> Void
     private let stopping = Atomic<Bool>(false)
+    private let wakeup = Wakeup()
 
     init(
         location: StoreLocation, logger: Logger, onJobs: @escaping @Sendable () -> Void,
@@ -48,11 +51,13 @@ final class StoreListener: Sendable {
             } catch {
                 failures += 1
                 logger.debug("LISTEN connection lost; polling covers meanwhile", metadata: .error(error))
-                let until = Date().addingTimeInterval(StoreHealth.backoff(failures: failures))
-                while !stopping.load(ordering: .relaxed) && Date() < until { Thread.sleep(forTimeInterval: 0.2) }
+                if !stopping.load(ordering: .relaxed) { wakeup.wait(timeout: StoreHealth.backoff(failures: failures)) }
             }
         }
     }
 
-    func stop() { stopping.store(true, ordering: .relaxed) }
+    func stop() {
+        stopping.store(true, ordering: .relaxed)
+        wakeup.signal()
+    }
 }

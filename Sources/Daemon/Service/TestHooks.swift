@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Named points where a test may freeze the daemon to kill it there (`kill -9`), set by the environment
 /// variable `CSMIL_TEST_PAUSE_AT` (a comma-separated list of point names). When the daemon reaches a listed point
@@ -26,9 +27,13 @@ enum TestHooks {
         while true { sleep(3600) }
     }
 
-    /// Waits at `point` while `<state>/held-at-<point>` exists, if a test asked for it (`CSMIL_TEST_HOLD_AT`).
+    /// Points already held at: each point holds the first time it is reached only.
+    private static let held = Mutex<Set<String>>([])
+
+    /// Waits at `point` while `<state>/held-at-<point>` exists, if a test asked for it (`CSMIL_TEST_HOLD_AT`); the
+    /// first time the daemon reaches `point` only (a slide scored again later goes through).
     static func holdIfRequested(_ point: String, stateDirectory: String) {
-        guard holdPoints.contains(point) else { return }
+        guard holdPoints.contains(point), held.withLock({ $0.insert(point).inserted }) else { return }
         let marker = stateDirectory + "/held-at-" + point
         _ = FileManager.default.createFile(atPath: marker, contents: Data())
         while FileManager.default.fileExists(atPath: marker) { usleep(10_000) }

@@ -6,22 +6,29 @@ import Logging
 import Notify
 import ServiceLifecycle
 import Store
+import Synchronization
+import Threads
 import UnixSignals
 
 /// `csmil watch`: the daemon. Sets up every part, reports READY=1 to systemd once the configuration, the job
 /// store, the model and the watches are up, and runs them as one `ServiceGroup` until SIGTERM or SIGINT:
 ///
-/// - the watcher (`WatchFolder`, own thread): settled slides → fingerprint → job store (`settled`), rejected files
-///   → one `failed` record; wakes the worker;
-/// - the worker (`SlideWorker`, own thread): the queue, one slide at a time, report and outbox row in one
-///   transaction;
-/// - the delivery worker (`OutboxDelivery`, own thread) when `[webhook] url` is set;
+/// - the watcher (`WatchFolder`, a ``BlockingService``: `poll` and OpenSlide probes block): settled slides →
+///   fingerprint → job store (`settled`), rejected files → one `failed` record; wakes the workers;
+/// - the workers (`SlideWorker`, ``BlockingService``s: OpenSlide and BLAS block): the queue, one slide at a time
+///   each, report and outbox row in one transaction;
+/// - the delivery worker (`OutboxDelivery`, an async service on a dedicated thread) when `[webhook] url` is set;
+/// - the heartbeat (``HostHeartbeat``, a ``BlockingService``): renews the leases of the slides this host scores and
+///   records its STATUS= line for `csmil status` on any host;
+/// - with a shared database, the listener (``StoreListener``, a ``BlockingService``): `LISTEN` wakes idle workers
+///   and the delivery worker when another host queued work (polling covers without it);
 /// - the status timer: STATUS= and WATCHDOG=1 for systemd, `<state>/daemon.json` for `csmil status`;
 /// - SIGHUP: the configuration file is read again; a bad file is logged and the old settings stay.
 ///
-/// Shutdown (SIGTERM, SIGINT) goes in reverse: STOPPING=1, the watcher stops taking slides, the worker puts the
-/// slide in progress back between two batches (it is scored again at the next start), the delivery worker
-/// finishes or abandons its request (the row stays pending), the status timer writes a last snapshot.
+/// Shutdown (SIGTERM, SIGINT) is cancellation, service by service in reverse order: STOPPING=1, the watcher stops
+/// taking slides, each worker puts the slide in progress back between two batches (it is scored again at the next
+/// start), the delivery worker abandons its request (the row stays pending), the status timer writes a last
+/// snapshot.
 struct WatchDaemon {
     let configurationPath: String
     let configuration: Configuration
@@ -37,8 +44,8 @@ struct WatchDaemon {
         let stateDirectory = configuration.state.directory
         notifier.status("starting: opening the job store")
         let lock = try StateFolderLock(stateDirectory: stateDirectory)
-        let workDirectory = try ScoreCommand.workDirectory(state: stateDirectory)
-        Self.removeLeftoverSpillFiles(in: workDirectory, logger: logger)
+        let workDirectory = try SpillFiles.workDirectory(state: stateDirectory)
+        SpillFiles.removeLeftoverSpillFiles(in: workDirectory, logger: logger)
 
         let progress = DaemonProgress(
             watchFolder: configuration.watch.directory, watchMode: "starting",
@@ -54,24 +61,25 @@ struct WatchDaemon {
                 try await Self.openStore(
                     location, name: "csmil \(host) worker \(index)", notifier: notifier, health: health))
         }
-        let watcherStore = UncheckedBox(
-            try await Self.openStore(location, name: "csmil \(host) watcher", notifier: notifier, health: health))
-        let heartbeatStore = UncheckedBox(
-            try await Self.openStore(location, name: "csmil \(host) heartbeat", notifier: notifier, health: health))
+        let watcherStore = try await Self.openStore(
+            location, name: "csmil \(host) watcher", notifier: notifier, health: health)
+        let heartbeatStore = try await Self.openStore(
+            location, name: "csmil \(host) heartbeat", notifier: notifier, health: health)
         let heartbeat = HostHeartbeat(host: host, leaseSeconds: configuration.state.leaseSeconds)
-        try heartbeatStore.value.registerHost(
+        try heartbeatStore.registerHost(
             name: host, instance: heartbeat.instance, machine: Self.machine(stateDirectory: stateDirectory),
-            pid: Int(getpid()), version: CSMIL.version, leaseSeconds: heartbeat.leaseSeconds,
+            pid: Int(getpid()), version: Product.version, leaseSeconds: heartbeat.leaseSeconds,
             now: Date().timeIntervalSince1970)
         // Jobs a previous run of this host left processing (it crashed) are claimable at once: this process holds
         // the state folder's lock, so no other process of this host works on them. Done before any worker claims.
-        let interrupted = try watcherStore.value.expireLeases(holder: host, now: Date().timeIntervalSince1970)
+        let interrupted = try watcherStore.expireLeases(holder: host, now: Date().timeIntervalSince1970)
         if interrupted > 0 {
             logger.notice("slides interrupted by a crash are scored again", metadata: ["count": "\(interrupted)"])
         }
 
         notifier.status("starting: loading the model")
-        let (pipeline, modelName) = try await ScoreCommand.onOwnThread { () throws -> (SlidePipeline, String) in
+        let (pipeline, modelName) = try await DedicatedThread.run(name: "csmil-load") {
+            () throws -> (SlidePipeline, String) in
             let manifest = try ModelManifest.load(directory: configuration.model.directory)
             // A precision this CPU cannot run stops the start here, with the reason.
             let precision = configuration.pipeline.precision
@@ -89,22 +97,35 @@ struct WatchDaemon {
             return (pipeline, manifest.name)
         }
 
-        let delivery = try Self.makeDelivery(configuration, logger: logger)
-        let settings = LiveSettings(Publishing(configuration))
+        let destinations = try configuration.deliveryDestinations()
+        let delivery =
+            destinations.isEmpty
+            ? nil
+            : OutboxDelivery(
+                configuration: try configuration.deliveryConfiguration(destinations: destinations), logger: logger)
+        let settings = LiveSettings(destinations)
+        let gate = ResourceGate(progress: progress, logger: logger)
         let workers = workerStores.map { store in
             SlideWorker(
-                store: store, host: host, heartbeat: heartbeat, health: health, pipeline: pipeline, settings: settings,
-                progress: progress,
-                stateDirectory: stateDirectory, logger: logger, wakeDelivery: { delivery?.wake() })
+                store: store, host: host, heartbeat: heartbeat, health: health, pipeline: pipeline,
+                settings: settings, progress: progress, gate: gate, stateDirectory: stateDirectory, logger: logger,
+                wakeDelivery: { delivery?.wake() })
         }
 
         notifier.status("starting: watching \(configuration.watch.directory)")
+        // The watcher's own connection, used on its thread only; the lock says so to the compiler.
+        let watcherConnection = Mutex(watcherStore)
         let watcherStop = StopSignal()
         let watcher = try WatchFolder(settings: configuration.watch.settings, logger: logger) { event in
-            Self.handle(
-                event, store: watcherStore.value, stateDirectory: stateDirectory, logger: logger,
-                wakeWorker: { for worker in workers { worker.wake() } }, health: health, stop: watcherStop)
+            watcherConnection.withLock { store in
+                Self.handle(
+                    event, store: store, stateDirectory: stateDirectory, logger: logger,
+                    eventID: { pipeline.eventID(fingerprint: $0) },
+                    wakeWorker: { for worker in workers { worker.wake() } }, health: health, stop: watcherStop)
+            }
         }
+        // The heartbeat's own connection, used on its thread only.
+        let heartbeatConnection = Mutex(heartbeatStore)
         progress.setWatchMode(watcher.mode.kind.rawValue)
 
         // SIGHUP is trapped before READY=1: systemd may send a reload as soon as it is told the service is up, and
@@ -125,23 +146,26 @@ struct WatchDaemon {
         }
         for (index, worker) in workers.enumerated() {
             services.append(
-                ThreadService(name: "csmil-worker-\(index)", body: { worker.run() }, stop: { worker.stop() }))
+                BlockingService(name: "csmil-worker-\(index)", body: { worker.run() }, stop: { worker.stop() }))
         }
         services.append(
-            ThreadService(
+            BlockingService(
                 name: "csmil-heartbeat",
                 body: {
-                    heartbeat.run(
-                        store: heartbeatStore.value, health: health, status: { progress.statusLine() }, logger: logger)
+                    heartbeatConnection.withLock { store in
+                        heartbeat.run(
+                            store: store, health: health, status: { progress.statusLine() }, logger: logger)
+                    }
                 }, stop: { heartbeat.stop() }))
         if location.isShared {
             let listener = StoreListener(
                 location: location, logger: logger, onJobs: { for worker in workers { worker.wake() } },
                 onOutbox: { delivery?.wake() })
-            services.append(ThreadService(name: "csmil-listen", body: { listener.run() }, stop: { listener.stop() }))
+            services.append(
+                BlockingService(name: "csmil-listen", body: { listener.run() }, stop: { listener.stop() }))
         }
         services.append(
-            ThreadService(
+            BlockingService(
                 name: "csmil-watch",
                 body: {
                     running.set(watcher: true)
@@ -170,7 +194,9 @@ struct WatchDaemon {
                 services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
-        try? heartbeatStore.value.stopHost(name: host, instance: heartbeat.instance, now: Date().timeIntervalSince1970)
+        heartbeatConnection.withLock { store in
+            try? store.stopHost(name: host, instance: heartbeat.instance, now: Date().timeIntervalSince1970)
+        }
         withExtendedLifetime(lock) {}
         logger.notice("csmil watch stopped", metadata: MessageID.stopped.metadata)
     }
@@ -182,18 +208,19 @@ struct WatchDaemon {
     ) async throws -> JobStore {
         while true {
             do {
-                let store = try await ScoreCommand.onOwnThread {
-                    UncheckedBox(try JobStore.open(location, applicationName: name))
+                // Connecting blocks (a server that does not answer: up to libpq's connect timeout).
+                let store = try await DedicatedThread.run(name: "csmil-open") {
+                    try JobStore.open(location, applicationName: name)
                 }
                 health.succeeded("start")
-                return store.value
+                return store
             } catch  where StoreHealth.mayPass(error) {
                 let delay = health.failed("start", error)
                 notifier.status(
                     "starting: waiting for the job store \(location) (\(ErrorSummary(error).text)); retrying in "
                         + "\(Int(delay)) s")
                 // Waiting for the database is starting, not hanging: systemd's start timeout is pushed on.
-                _ = notifier.notify("EXTEND_TIMEOUT_USEC=\(Int((delay + 60) * 1_000_000))")
+                notifier.notify("EXTEND_TIMEOUT_USEC=\(Int((delay + 60) * 1_000_000))")
                 try await Task.sleep(for: .seconds(delay))
             }
         }
@@ -212,9 +239,10 @@ struct WatchDaemon {
     /// store answers or `stop` is signalled.
     static func handle(
         _ event: WatchEvent, store: JobStore, stateDirectory: String, logger: Logger,
+        eventID: (String) -> String,
         wakeWorker: @Sendable () -> Void, health: StoreHealth? = nil, stop: StopSignal? = nil
     ) {
-        /// `body`, retried while the store is away (when a `health` is given).
+        /// `body`, retried while the store is away (when a `health` is given); nil when stopped first.
         func recording<Result>(_ body: () throws -> Result) throws -> Result? {
             guard let health else { return try body() }
             return try health.retrying(
@@ -250,7 +278,7 @@ struct WatchDaemon {
                     logger.info(
                         "slide queued",
                         metadata: [
-                            "slide": "\(name)", "event_id": "\(SlidePipeline.eventID(fingerprint: fingerprint))",
+                            "slide": "\(name)", "event_id": "\(eventID(fingerprint))",
                             "stage": "watch", "message_id": "\(MessageID.slideQueued.rawValue)",
                         ])
                     wakeWorker()
@@ -353,59 +381,36 @@ struct WatchDaemon {
         "svs", "tif", "tiff", "ndpi", "vms", "vmu", "scn", "mrxs", "svslide", "bif", "dcm", "czi",
     ]
 
-    /// The delivery worker when a webhook or HL7 destination is configured; nil otherwise.
-    static func makeDelivery(_ configuration: Configuration, logger: Logger) throws -> OutboxDelivery? {
-        guard Publishing(configuration).isOn else { return nil }
-        return OutboxDelivery(configuration: try configuration.deliveryConfiguration(), logger: logger)
-    }
-
     /// A busy worker counts as stuck after the larger of 10 minutes and the watchdog interval without progress.
     static func stallLimit(_ watchdog: Duration?) -> Double {
         max(600, watchdog.map { Double($0.components.seconds) } ?? 0)
     }
+}
 
-    /// Spill files of a slide interrupted by a crash: the slide is scored again, its old features are useless.
-    static func removeLeftoverSpillFiles(in folder: String, logger: Logger) {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
-        for name in names where name.hasSuffix(".features") {
-            try? FileManager.default.removeItem(atPath: folder + "/" + name)
-            logger.info("removed a spill file left by an interrupted run", metadata: ["file": "\(name)"])
-        }
+/// Whether the parts that must run are running (for the watchdog).
+final class RunningFlags: Sendable {
+    private struct Flags {
+        var watcher = false
+        var delivery = false
     }
+
+    private let flags = Mutex(Flags())
+
+    func set(watcher value: Bool) { flags.withLock { $0.watcher = value } }
+    func set(delivery value: Bool) { flags.withLock { $0.delivery = value } }
+    func healthy(needsDelivery: Bool) -> Bool { flags.withLock { $0.watcher && ($0.delivery || !needsDelivery) } }
 }
 
-/// Whether the threads that must run are running (for the watchdog).
-final class RunningFlags: @unchecked Sendable {
-    private let lock = NSLock()
-    private var watcher = false
-    private var delivery = false
-
-    func set(watcher value: Bool) { lock.withLock { watcher = value } }
-    func set(delivery value: Bool) { lock.withLock { delivery = value } }
-    func healthy(needsDelivery: Bool) -> Bool { lock.withLock { watcher && (delivery || !needsDelivery) } }
-}
-
-/// A value used by one thread only, handed to it through a `@Sendable` closure.
-final class UncheckedBox<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}
-
-/// The outbox delivery worker (its own thread, see `OutboxDelivery`) as a service: stopped on graceful shutdown;
-/// a request in flight is abandoned and its row stays pending, to be sent again with the same id.
+/// The outbox delivery worker as a service: shutdown cancels it; a request in flight is abandoned and its row
+/// stays pending, to be sent again with the same id.
 struct DeliveryService: Service {
     let delivery: OutboxDelivery
     let running: RunningFlags
 
     func run() async throws {
-        let delivery = self.delivery
         running.set(delivery: true)
         defer { running.set(delivery: false) }
-        try await withGracefulShutdownHandler {
-            try await delivery.run()
-        } onGracefulShutdown: {
-            Thread.detachNewThread { delivery.stop() }
-        }
+        try await cancelWhenGracefulShutdown { try await delivery.run() }
     }
 }
 
@@ -424,14 +429,23 @@ struct StatusService: Service {
         if let interval = notifier.watchdogInterval {
             period = min(period, max(0.1, Double(interval.components.seconds) / 2))
         }
-        var lastLine = ""
-        var lastWriteError = ""
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            publish(&lastLine, &lastWriteError)
-            try? await Task.sleep(for: .seconds(period))
+        let shown = await cancelWhenGracefulShutdown { [self, period] in
+            var shown = Shown()
+            while !Task.isCancelled {
+                publish(&shown.line, &shown.writeError)
+                try? await Task.sleep(for: .seconds(period))
+            }
+            return shown
         }
+        var last = shown
         progress.setState("stopped")
-        publish(&lastLine, &lastWriteError)
+        publish(&last.line, &last.writeError)
+    }
+
+    /// What was last sent as STATUS= and the last snapshot write error logged (each is sent or logged once).
+    private struct Shown: Sendable {
+        var line = ""
+        var writeError = ""
     }
 
     private func publish(_ lastLine: inout String, _ lastWriteError: inout String) {
@@ -488,17 +502,18 @@ struct ReloadService: Service {
                 continue
             }
             if new.webhook != current.webhook || new.hl7 != current.hl7 || new.identity != current.identity {
-                if let delivery, Publishing(new).isOn {
+                if let delivery, new.publishes {
                     do {
-                        delivery.reconfigure(try new.deliveryConfiguration())
-                        settings.update(Publishing(new))
+                        let destinations = try new.deliveryDestinations()
+                        delivery.reconfigure(try new.deliveryConfiguration(destinations: destinations))
+                        settings.update(destinations)
                     } catch {
                         logger.error(
                             "delivery settings not reloaded; the running ones stay",
                             metadata: ["file": "\(configurationPath)"].merging(.error(error)) { $1 })
                         continue
                     }
-                } else if Publishing(new).isOn != Publishing(current).isOn {
+                } else if new.publishes != current.publishes {
                     logger.warning(
                         "delivery switched on or off ([webhook] or [hl7] url): restart csmil to apply it")
                 }

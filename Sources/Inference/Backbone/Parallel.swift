@@ -26,7 +26,8 @@ public enum Parallel {
     }
 }
 
-/// Hands a value that is safe to share by construction (disjoint writes) to other threads.
+/// `@unchecked Sendable`: hands a value that is safe to share by construction (each thread writes its own part) to
+/// other threads.
 struct UncheckedSendable<Value>: @unchecked Sendable {
     let value: Value
 }

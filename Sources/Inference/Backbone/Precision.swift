@@ -1,3 +1,5 @@
+import Errors
+
 /// The number format the backbones compute in (`[pipeline] precision`). Clustering and the heads always run in
 /// fp32.
 public enum Precision: String, Sendable, CaseIterable, CustomStringConvertible {
@@ -55,28 +57,32 @@ public enum Precision: String, Sendable, CaseIterable, CustomStringConvertible {
     public func requireNative(subject: String = "[pipeline] precision") throws(PrecisionError) {
         guard let reason = unsupportedReason else { return }
         throw PrecisionError(
-            code: "pipeline.precision_unsupported", subject: subject,
-            message: "\(subject) = \"\(rawValue)\": \(reason)",
+            code: .unsupported, subject: subject + " = \"\(rawValue)\"", message: reason,
             fix: "use precision = \"fp32\" on this machine (csmil doctor lists the precisions it runs natively), "
                 + "or run csmil on a CPU with AVX512_BF16 (AMD Zen 4 and later) or AMX (Intel Sapphire Rapids "
                 + "and later)")
     }
 }
 
-/// A precision this CPU cannot run, or a backbone oneDNN could not build at that precision: a stable `code`, the
-/// `subject` (the configuration key or option), what went wrong and what to do.
-public struct PrecisionError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var code: String
+/// A precision this CPU cannot run, or a backbone oneDNN could not build at that precision.
+public struct PrecisionError: CSMILError, Sendable, Equatable {
+    public enum Code: String, ErrorCode {
+        /// The CPU lacks the instructions the precision needs natively (bf16: AVX512_BF16 or AMX).
+        case unsupported = "pipeline.precision_unsupported"
+        /// oneDNN refused to build a primitive of the network.
+        case onednn = "pipeline.onednn"
+    }
+
+    public var code: Code
+    /// Where the precision was asked for: "[pipeline] precision" or "--precision".
     public var subject: String
     public var message: String
     public var fix: String
 
-    public init(code: String, subject: String, message: String, fix: String) {
+    public init(code: Code, subject: String, message: String, fix: String) {
         self.code = code
         self.subject = subject
         self.message = message
         self.fix = fix
     }
-
-    public var description: String { "\(message) — \(fix)" }
 }

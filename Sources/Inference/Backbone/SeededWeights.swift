@@ -17,10 +17,7 @@ public enum SeededWeights {
     /// The `index`-th 64-bit output of the SplitMix64 stream `seed`.
     @inline(__always)
     public static func splitMix64(seed: UInt64, index: UInt64) -> UInt64 {
-        var z = seed &+ (index &+ 1) &* 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        SplitMix64.output(seed: seed, index: index)
     }
 
     /// The `index`-th uniform float in [0, 1) of stream `seed`.

@@ -74,21 +74,35 @@ public struct BagSampler: Sendable, Equatable {
         offsets.reserveCapacity(bagCount + 1)
         lengths.reserveCapacity(bagCount)
         for _ in 0..<bagCount {
-            let drawn = generator.nextNormal(mean: meanLength, standardDeviation: lengthStandardDeviation)
-            // Python's int(): truncation toward zero; then at least 1 (and no overflow on wild draws).
-            let length = drawn >= 1 ? Int(min(drawn, 1e9)) : 1
-            lengths.append(length)
-            for tiles in members {
-                if tiles.isEmpty {
-                    instances.append(BagSet.masked)
-                } else {
-                    for _ in 0..<min(length, tiles.count) {
-                        instances.append(tiles[generator.nextInt(below: tiles.count)])
-                    }
-                }
-            }
+            lengths.append(drawBag(clusters: members, using: &generator, into: &instances))
             offsets.append(instances.count)
         }
         return BagSet(offsets: offsets, instances: instances, lengths: lengths)
+    }
+
+    /// One bag drawn from `generator`, appended to `instances`: L = max(1, trunc(normal(mean, sd))), then per
+    /// cluster `min(L, count)` tiles uniformly with replacement, or one `BagSet.masked` instance for an empty
+    /// cluster. ``sample(clusters:)`` draws its bags with it from one generator; training (spec §6: one fresh bag
+    /// per slide per epoch, the seed continuing across epochs) keeps a generator of its own. `bagCount` and
+    /// `seed` play no part.
+    ///
+    /// - Returns: L.
+    @discardableResult
+    public func drawBag(
+        clusters members: [[Int32]], using generator: inout SeededGenerator, into instances: inout [Int32]
+    ) -> Int {
+        let drawn = generator.nextNormal(mean: meanLength, standardDeviation: lengthStandardDeviation)
+        // Python's int(): truncation toward zero; then at least 1 (and no overflow on wild draws).
+        let length = drawn >= 1 ? Int(min(drawn, 1e9)) : 1
+        for tiles in members {
+            if tiles.isEmpty {
+                instances.append(BagSet.masked)
+            } else {
+                for _ in 0..<min(length, tiles.count) {
+                    instances.append(tiles[generator.nextInt(below: tiles.count)])
+                }
+            }
+        }
+        return length
     }
 }

@@ -34,23 +34,12 @@ public struct CSMILHead: Sendable {
     public static let scaleCount = 3
 
     /// D, the length of one scale's feature vector (2048 for ResNet-50).
-    public let featureSize: Int
+    public var featureSize: Int { parameters.featureSize }
 
-    // W_emb stays float32 for `cblas_sgemm`; the small layers are widened to Double once, at load.
-    let embeddingWeight: [Float]  // 64 × D
-    let embeddingBias: [Double]  // 64
-    let scaleHiddenWeight: [Double]  // 32 × 64
-    let scaleHiddenBias: [Double]  // 32
-    let scaleOutputWeight: [Double]  // 32
-    let scaleOutputBias: Double
-    let attentionHiddenWeight: [Double]  // 32 × 64
-    let attentionHiddenBias: [Double]  // 32
-    let attentionOutputWeight: [Double]  // 32
-    let attentionOutputBias: Double
-    let classifierHiddenWeight: [Double]  // 32 × 64
-    let classifierHiddenBias: [Double]  // 32
-    let classifierOutputWeight: [Double]  // 32
-    let classifierOutputBias: Double
+    /// The weights, Double, in `CSMILHeadParameters`' layout (what training updates, read the same way here).
+    public let parameters: CSMILHeadParameters
+    /// W_emb rounded to float32, for `cblas_sgemm`.
+    let embeddingWeight: [Float]
 
     /// The head in `stateDict`, by its spec §4 names (a `module.` prefix, as DataParallel saves, is
     /// accepted too); extra tensors are ignored.
@@ -58,45 +47,28 @@ public struct CSMILHead: Sendable {
     /// - Parameter featureSize: D; when nil, taken from `embedding_net.0.weight`.
     /// - Throws: `HeadError` naming the first tensor that is missing or has the wrong shape.
     public init(stateDict: StateDict, featureSize: Int? = nil) throws(HeadError) {
-        func tensor(_ name: String, _ shape: [Int]) throws(HeadError) -> [Float] {
-            guard let found = stateDict[name] ?? stateDict["module." + name] else {
-                throw HeadError(code: .missingTensor, tensor: name, expectedShape: shape, foundShape: nil)
+        self.init(parameters: try CSMILHeadParameters(stateDict: stateDict, featureSize: featureSize))
+    }
+
+    /// The head with these weights.
+    public init(parameters: CSMILHeadParameters) {
+        self.parameters = parameters
+        let start = parameters.offsets.embeddingWeight
+        embeddingWeight = parameters.values[start..<(start + Self.embeddingSize * parameters.featureSize)].map {
+            Float($0)
+        }
+    }
+
+    /// Runs `body` with the weights as the shared kernels read them.
+    func withWeights<Result>(_ body: (CSMILHeadForward.Weights) -> Result) -> Result {
+        parameters.values.withUnsafeBufferPointer { theta in
+            embeddingWeight.withUnsafeBufferPointer { embedding in
+                body(
+                    CSMILHeadForward.Weights(
+                        theta: theta.baseAddress!, offsets: parameters.offsets, embedding: embedding.baseAddress!,
+                        featureSize: featureSize))
             }
-            guard found.shape == shape else {
-                throw HeadError(code: .shapeMismatch, tensor: name, expectedShape: shape, foundShape: found.shape)
-            }
-            return found.values
         }
-        let e = Self.embeddingSize
-        let hidden = Self.hiddenSize
-        let d: Int
-        if let featureSize {
-            d = featureSize
-        } else if let weight = stateDict["embedding_net.0.weight"] ?? stateDict["module.embedding_net.0.weight"],
-            weight.shape.count == 4, weight.shape[1] > 0
-        {
-            d = weight.shape[1]
-        } else {
-            d = 2048
-        }
-        self.featureSize = d
-        func wide(_ name: String, _ shape: [Int]) throws(HeadError) -> [Double] {
-            try tensor(name, shape).map(Double.init)
-        }
-        embeddingWeight = try tensor("embedding_net.0.weight", [e, d, 1, 1])
-        embeddingBias = try wide("embedding_net.0.bias", [e])
-        scaleHiddenWeight = try wide("res_attention.0.weight", [hidden, e, 1, 1])
-        scaleHiddenBias = try wide("res_attention.0.bias", [hidden])
-        scaleOutputWeight = try wide("res_attention.2.weight", [1, hidden, 1, 1])
-        scaleOutputBias = try wide("res_attention.2.bias", [1])[0]
-        attentionHiddenWeight = try wide("attention.0.weight", [hidden, e])
-        attentionHiddenBias = try wide("attention.0.bias", [hidden])
-        attentionOutputWeight = try wide("attention.2.weight", [1, hidden])
-        attentionOutputBias = try wide("attention.2.bias", [1])[0]
-        classifierHiddenWeight = try wide("fc6.0.weight", [hidden, e])
-        classifierHiddenBias = try wide("fc6.0.bias", [hidden])
-        classifierOutputWeight = try wide("fc6.3.weight", [1, hidden])
-        classifierOutputBias = try wide("fc6.3.bias", [1])[0]
     }
 
     // MARK: Public forward passes
@@ -162,135 +134,31 @@ public struct CSMILHead: Sendable {
     // MARK: Kernels
 
     /// The per-instance part of spec §4 for `n` instances at `features` (`[n][3][D]`): fills the
-    /// workspace's `embeddings` (e), `scaleWeights` (r), `fused` (h) and `logits` (a) for them.
-    /// The workspace must have room for `n` instances.
-    ///
-    /// Precision: `W_emb · f` is float32 (`cblas_sgemm`, the only product that grows with D and the
-    /// number of tiles); everything after it is Double (`cblas_dgemm` for the 64 → 32 layers), which
-    /// costs a few per cent and keeps p within ~1e-7 of a float64 PyTorch forward.
+    /// workspace's `embeddings` (e), `scaleWeights` (r), `fused` (h) and `logits` (a) for them
+    /// (``CSMILHeadForward/instances(_:count:weights:into:)``). The workspace must have room for `n` instances.
     func embed(_ features: UnsafePointer<Float>, instances n: Int, workspace: CSMILHeadWorkspace) {
-        let d = featureSize
-        let width = Self.embeddingSize
-        let hiddenWidth = Self.hiddenSize
-        let rows = n * Self.scaleCount
-        let products = workspace.products
-        let e = workspace.embeddings
-        let hidden = workspace.hidden
-        let r = workspace.scaleWeights
-        let h = workspace.fused
-        let a = workspace.logits
-
-        // e = relu(W_emb · f + b_emb) for every instance and scale: one GEMM.
-        embeddingWeight.withUnsafeBufferPointer { w in
-            RowMajorGEMM.multiplyTransposed(
-                features, rows: rows, strideA: d, w.baseAddress!, columns: width, strideB: d, inner: d,
-                into: products, strideC: width)
-        }
-        embeddingBias.withUnsafeBufferPointer { bias in
-            for row in 0..<rows {
-                let source = products + row * width
-                let out = e + row * width
-                for j in 0..<width { out[j] = max(Double(source[j]) + bias[j], 0) }
-            }
-        }
-
-        // r = W_r2 · relu(W_r1 · e + b_r1) + b_r2 (raw, no softmax over scales).
-        scaleHiddenWeight.withUnsafeBufferPointer { w in
-            RowMajorGEMM.multiplyTransposed(
-                e, rows: rows, strideA: width, w.baseAddress!, columns: hiddenWidth, strideB: width, inner: width,
-                into: hidden, strideC: hiddenWidth)
-        }
-        scaleHiddenBias.withUnsafeBufferPointer { bias in
-            scaleOutputWeight.withUnsafeBufferPointer { w2 in
-                for row in 0..<rows {
-                    let values = hidden + row * hiddenWidth
-                    var s = 0.0
-                    for j in 0..<hiddenWidth { s += w2[j] * max(values[j] + bias[j], 0) }
-                    r[row] = s + scaleOutputBias
-                }
-            }
-        }
-
-        // h = Σ_s r[s] · e[s].
-        for i in 0..<n {
-            let out = h + i * width
-            let e0 = e + (3 * i) * width
-            let e1 = e0 + width
-            let e2 = e1 + width
-            let r0 = r[3 * i]
-            let r1 = r[3 * i + 1]
-            let r2 = r[3 * i + 2]
-            for j in 0..<width { out[j] = r0 * e0[j] + r1 * e1[j] + r2 * e2[j] }
-        }
-
-        // a = W_a2 · tanh(W_a1 · h + b_a1) + b_a2.
-        attentionHiddenWeight.withUnsafeBufferPointer { w in
-            RowMajorGEMM.multiplyTransposed(
-                h, rows: n, strideA: width, w.baseAddress!, columns: hiddenWidth, strideB: width, inner: width,
-                into: hidden, strideC: hiddenWidth)
-        }
-        attentionHiddenBias.withUnsafeBufferPointer { bias in
-            attentionOutputWeight.withUnsafeBufferPointer { w2 in
-                for i in 0..<n {
-                    let values = hidden + i * hiddenWidth
-                    var s = 0.0
-                    for j in 0..<hiddenWidth { s += w2[j] * tanh(values[j] + bias[j]) }
-                    a[i] = s + attentionOutputBias
-                }
-            }
+        withWeights { weights in
+            CSMILHeadForward.instances(
+                features, count: n, weights: weights,
+                into: CSMILHeadForward.Buffers(
+                    products: workspace.products, embeddings: workspace.embeddings, scaleHidden: workspace.hidden,
+                    scaleWeights: workspace.scaleWeights, fused: workspace.fused, attentionHidden: workspace.hidden,
+                    logits: workspace.logits))
         }
     }
 
     /// The bag-level part of spec §4: α = masked softmax of the logits, M = Σ α·h, p = fc6(M).
     ///
-    /// `instance(i)` gives instance i's logit a and fused embedding h, or nil when it is masked.
-    /// Writes α into `attention` (count values; masked ones exactly 0) and returns p. A bag with no
-    /// unmasked instance (the sampler never makes one) pools to M = 0 instead of PyTorch's NaN.
+    /// `instance(i)` gives instance i's logit a and fused embedding h, or nil when it is masked. Writes α into
+    /// `attention` (count values; masked ones exactly 0) and returns p.
     func pool(
         count: Int, into attention: UnsafeMutablePointer<Double>,
         instance: (Int) -> (logit: Double, fused: UnsafePointer<Double>)?
     ) -> Double {
-        let width = Self.embeddingSize
-        return withUnsafeTemporaryAllocation(of: Double.self, capacity: width) { pooled in
-            pooled.initialize(repeating: 0)
-            var largest = -Double.infinity
-            for i in 0..<count {
-                if let item = instance(i) { largest = max(largest, item.logit) }
-            }
-            var total = 0.0
-            for i in 0..<count {
-                if let item = instance(i) {
-                    let weight = exp(item.logit - largest)
-                    attention[i] = weight
-                    total += weight
-                } else {
-                    attention[i] = 0
-                }
-            }
-            if total > 0 {
-                for i in 0..<count {
-                    guard attention[i] != 0, let item = instance(i) else { continue }
-                    attention[i] /= total
-                    let alpha = attention[i]
-                    for j in 0..<width { pooled[j] += alpha * item.fused[j] }
-                }
-            }
-            return classify(UnsafePointer(pooled.baseAddress!))
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: Self.embeddingSize) { pooled in
+            CSMILHeadForward.pool(
+                count: count, attention: attention, pooled: pooled.baseAddress!, instance: instance)
+            return withWeights { CSMILHeadForward.classify(UnsafePointer(pooled.baseAddress!), weights: $0) }
         }
-    }
-
-    /// p = sigmoid(W_f2 · relu(W_f1 · M + b_f1) + b_f2), in Double.
-    private func classify(_ pooled: UnsafePointer<Double>) -> Double {
-        let width = Self.embeddingSize
-        var logit = classifierOutputBias
-        classifierHiddenWeight.withUnsafeBufferPointer { w in
-            for k in 0..<Self.hiddenSize {
-                let row = w.baseAddress! + k * width
-                var s = classifierHiddenBias[k]
-                for j in 0..<width { s += row[j] * pooled[j] }
-                logit += classifierOutputWeight[k] * max(s, 0)
-            }
-        }
-        return 1 / (1 + exp(-logit))
     }
 }

@@ -30,8 +30,8 @@ public enum BernoulliLoss {
 /// Forward and backward passes of one CS-MIL head (spec §4) for training: the loss of one bag and
 /// the gradient of that loss with respect to every parameter, in `CSMILHeadParameters`' layout.
 ///
-/// The forward pass is `CSMILHead`'s, with its intermediate values kept for the backward pass and
-/// with `fc6`'s dropout when a mask is given. Precision is that of the scoring forward pass: the two
+/// The forward pass is `CSMILHead`'s (the same ``CSMILHeadForward`` kernels), with its intermediate values kept
+/// for the backward pass and with `fc6`'s dropout when a mask is given. Precision is that of the scoring forward pass: the two
 /// products that grow with D (`W_emb · f` and its weight gradient `∂W_emb = (∂pre)ᵀ · f`) are float32
 /// `cblas_sgemm`; everything else is Double.
 ///
@@ -59,7 +59,8 @@ public final class CSMILHeadBackpropagation {
     private var scaleWeights: UnsafeMutablePointer<Double>  // 3N, r
     private var fused: UnsafeMutablePointer<Double>  // N × 64, h
     private var attentionHidden: UnsafeMutablePointer<Double>  // N × 32, tanh(W_a1 · h + b_a1)
-    private var attention: UnsafeMutablePointer<Double>  // N, logits a, then α
+    private var logits: UnsafeMutablePointer<Double>  // N, a
+    private var attention: UnsafeMutablePointer<Double>  // N, α
     private var embeddingDelta: UnsafeMutablePointer<Double>  // 3N × 64, ∂e
     private var fusedDelta: UnsafeMutablePointer<Double>  // N × 64, ∂h
     private var preDelta: UnsafeMutablePointer<Float>  // 3N × 64, ∂(W_emb · f + b_emb), float32 for the GEMM
@@ -81,6 +82,7 @@ public final class CSMILHeadBackpropagation {
         scaleWeights = .allocate(capacity: 0)
         fused = .allocate(capacity: 0)
         attentionHidden = .allocate(capacity: 0)
+        logits = .allocate(capacity: 0)
         attention = .allocate(capacity: 0)
         embeddingDelta = .allocate(capacity: 0)
         fusedDelta = .allocate(capacity: 0)
@@ -197,96 +199,37 @@ public final class CSMILHeadBackpropagation {
 
     /// Spec §4 for the `n` gathered instances: fills every intermediate buffer and returns p.
     private func forward(instances n: Int, dropout: DropoutMask?) -> Double {
-        let d = featureSize
-        let width = Self.width
-        let hiddenWidth = Self.hiddenWidth
-        let rows = n * CSMILHead.scaleCount
-        let o = offsets
-
-        // e = relu(W_emb · f + b_emb): one float32 GEMM for all instances and scales.
-        RowMajorGEMM.multiplyTransposed(
-            features, rows: rows, strideA: d, embeddingWeight, columns: width, strideB: d, inner: d,
-            into: products, strideC: width)
-        let embeddingBias = theta + o.embeddingBias
-        for row in 0..<rows {
-            for j in 0..<width {
-                embeddings[row * width + j] = max(Double(products[row * width + j]) + embeddingBias[j], 0)
+        let weights = CSMILHeadForward.Weights(
+            theta: theta, offsets: offsets, embedding: embeddingWeight, featureSize: featureSize)
+        CSMILHeadForward.instances(
+            features, count: n, weights: weights,
+            into: CSMILHeadForward.Buffers(
+                products: products, embeddings: embeddings, scaleHidden: scaleHidden, scaleWeights: scaleWeights,
+                fused: fused, attentionHidden: attentionHidden, logits: logits))
+        let (logits, fused) = (self.logits, self.fused)
+        classifier.pooled.withUnsafeMutableBufferPointer { pooled in
+            CSMILHeadForward.pool(count: n, attention: attention, pooled: pooled.baseAddress!) { i in
+                (logits[i], UnsafePointer(fused + i * Self.width))
             }
         }
-
-        // u = W_r1 · e + b_r1; r = W_r2 · relu(u) + b_r2.
-        RowMajorGEMM.multiplyTransposed(
-            embeddings, rows: rows, strideA: width, theta + o.scaleHiddenWeight, columns: hiddenWidth,
-            strideB: width, inner: width, into: scaleHidden, strideC: hiddenWidth)
-        let scaleBias = theta + o.scaleHiddenBias
-        let scaleOut = theta + o.scaleOutputWeight
-        for row in 0..<rows {
-            var s = 0.0
-            for j in 0..<hiddenWidth {
-                let u = scaleHidden[row * hiddenWidth + j] + scaleBias[j]
-                scaleHidden[row * hiddenWidth + j] = u
-                s += scaleOut[j] * max(u, 0)
-            }
-            scaleWeights[row] = s + theta[o.scaleOutputBias]
-        }
-
-        // h = Σ_s r[s] · e[s].
-        for i in 0..<n {
-            let e = embeddings + 3 * i * width
-            let r0 = scaleWeights[3 * i]
-            let r1 = scaleWeights[3 * i + 1]
-            let r2 = scaleWeights[3 * i + 2]
-            for j in 0..<width { fused[i * width + j] = r0 * e[j] + r1 * e[width + j] + r2 * e[2 * width + j] }
-        }
-
-        // t = tanh(W_a1 · h + b_a1); a = W_a2 · t + b_a2.
-        RowMajorGEMM.multiplyTransposed(
-            fused, rows: n, strideA: width, theta + o.attentionHiddenWeight, columns: hiddenWidth, strideB: width,
-            inner: width, into: attentionHidden, strideC: hiddenWidth)
-        let attentionBias = theta + o.attentionHiddenBias
-        let attentionOut = theta + o.attentionOutputWeight
-        for i in 0..<n {
-            var s = 0.0
-            for j in 0..<hiddenWidth {
-                let t = tanh(attentionHidden[i * hiddenWidth + j] + attentionBias[j])
-                attentionHidden[i * hiddenWidth + j] = t
-                s += attentionOut[j] * t
-            }
-            attention[i] = s + theta[o.attentionOutputBias]
-        }
-
-        // α = softmax(a) over the unmasked instances; M = Σ α·h.
-        var largest = -Double.infinity
-        for i in 0..<n { largest = max(largest, attention[i]) }
-        var total = 0.0
-        for i in 0..<n {
-            attention[i] = exp(attention[i] - largest)
-            total += attention[i]
-        }
-        for j in 0..<width { classifier.pooled[j] = 0 }
-        for i in 0..<n {
-            attention[i] /= total
-            let alpha = attention[i]
-            for j in 0..<width { classifier.pooled[j] += alpha * fused[i * width + j] }
-        }
-
-        // p = sigmoid(W_f2 · dropout(relu(W_f1 · M + b_f1)) + b_f2).
         if let dropout {
-            precondition(dropout.keep.count == hiddenWidth, "a dropout mask for fc6 has \(hiddenWidth) units")
+            precondition(dropout.keep.count == Self.hiddenWidth, "a dropout mask for fc6 has \(Self.hiddenWidth) units")
             classifier.scales = dropout.scales
         } else {
-            for k in 0..<hiddenWidth { classifier.scales[k] = 1 }
+            for k in 0..<Self.hiddenWidth { classifier.scales[k] = 1 }
         }
-        var logit = theta[o.classifierOutputBias]
-        for k in 0..<hiddenWidth {
-            let row = theta + o.classifierHiddenWeight + k * width
-            var s = theta[o.classifierHiddenBias + k]
-            for j in 0..<width { s += row[j] * classifier.pooled[j] }
-            classifier.hidden[k] = s
-            logit += theta[o.classifierOutputWeight + k] * max(s, 0) * classifier.scales[k]
+        var hidden = classifier.hidden
+        let probability = classifier.pooled.withUnsafeBufferPointer { pooled in
+            classifier.scales.withUnsafeBufferPointer { scales in
+                hidden.withUnsafeMutableBufferPointer {
+                    CSMILHeadForward.classify(
+                        pooled.baseAddress!, weights: weights, dropout: scales.baseAddress!, hidden: $0.baseAddress!)
+                }
+            }
         }
-        classifier.probability = 1 / (1 + exp(-logit))
-        return classifier.probability
+        classifier.hidden = hidden
+        classifier.probability = probability
+        return probability
     }
 
     // MARK: Backward
@@ -431,6 +374,7 @@ public final class CSMILHeadBackpropagation {
         scaleWeights = .allocate(capacity: rows)
         fused = .allocate(capacity: size * Self.width)
         attentionHidden = .allocate(capacity: size * Self.hiddenWidth)
+        logits = .allocate(capacity: size)
         attention = .allocate(capacity: size)
         embeddingDelta = .allocate(capacity: rows * Self.width)
         fusedDelta = .allocate(capacity: size * Self.width)
@@ -446,6 +390,7 @@ public final class CSMILHeadBackpropagation {
         scaleWeights.deallocate()
         fused.deallocate()
         attentionHidden.deallocate()
+        logits.deallocate()
         attention.deallocate()
         embeddingDelta.deallocate()
         fusedDelta.deallocate()

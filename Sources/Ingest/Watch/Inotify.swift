@@ -1,4 +1,5 @@
 import Glibc
+import SystemPackage
 
 /// One inotify instance (`inotify_init1(IN_NONBLOCK | IN_CLOEXEC)`), closed in `deinit` and nowhere else.
 ///
@@ -84,7 +85,7 @@ final class Inotify {
     /// `errno` of the failure (`ENOSPC`: the user's watch limit is reached; `ENOENT`, `ENOTDIR`).
     func addWatch(_ path: String, mask: Mask) -> Result<Int32, Errno> {
         let watch = inotify_add_watch(fileDescriptor, path, mask.rawValue)
-        return watch >= 0 ? .success(watch) : .failure(Errno(errno))
+        return watch >= 0 ? .success(watch) : .failure(Errno(rawValue: errno))
     }
 
     /// Stops a watch: `inotify_rm_watch`. An `IN_IGNORED` event for it follows.
@@ -125,11 +126,4 @@ final class Inotify {
         }
         return events
     }
-}
-
-/// A C `errno` value with its `strerror` text.
-struct Errno: Error, Equatable, Sendable, CustomStringConvertible {
-    var code: Int32
-    init(_ code: Int32) { self.code = code }
-    var description: String { String(cString: strerror(code)) }
 }

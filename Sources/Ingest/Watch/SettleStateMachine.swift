@@ -79,7 +79,9 @@ struct SettleStateMachine: Sendable {
             wait(unit, snapshot, now: now)
             return nil
         }
-        guard case .waiting(let since) = entry.phase, now - since >= settleSeconds else { return nil }
+        // The same comparison as `dueUnits`: `now - since >= settleSeconds` can round the other way and leave a
+        // unit handed out as due but never probed.
+        guard case .waiting(let since) = entry.phase, since + settleSeconds <= now else { return nil }
         set(unit, phase: .probing)
         return .probe(unit, snapshot)
     }

@@ -79,11 +79,16 @@ public struct WatchStatus: Sendable, Equatable {
     public var rescans: Int
     /// When the last full scan finished.
     public var lastRescan: Date?
+    /// The latest round of work (a look at events, due files and scans) asked for with
+    /// ``WatchFolder/requestRound()`` that a finished round began after: tests wait for it to know the watcher has
+    /// seen what they did before asking.
+    public var roundsServed: Int
 
     public init(
         mode: WatchMode, folderAvailable: Bool = true, watchedFolders: Int = 0, pending: Int = 0, settled: Int = 0,
-        rejected: Int = 0, overflows: Int = 0, rescans: Int = 0, lastRescan: Date? = nil
+        rejected: Int = 0, overflows: Int = 0, rescans: Int = 0, lastRescan: Date? = nil, roundsServed: Int = 0
     ) {
+        self.roundsServed = roundsServed
         self.mode = mode
         self.folderAvailable = folderAvailable
         self.watchedFolders = watchedFolders

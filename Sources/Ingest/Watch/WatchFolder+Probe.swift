@@ -17,22 +17,11 @@ extension WatchFolder {
             let slide = try Slide(path: path)
             let level = slide.levelCount - 1
             let (width, height) = slide.dimensions(level: level)
-            let downsample = slide.downsample(level: level)
-            let rowsPerStrip = max(1, min(height, probeStripPixels / max(width, 1)))
-            var strips = Array(stride(from: 0, to: height, by: rowsPerStrip))
-            if width * height > probeFullLevelPixels, let first = strips.first, let last = strips.last {
-                strips = first == last ? [first] : [first, last]
-            }
-            var scratch: [UInt32] = []
-            var rgb = [UInt8](repeating: 0, count: width * rowsPerStrip * 3)
-            for top in strips {
-                let rows = min(rowsPerStrip, height - top)
-                try rgb.withUnsafeMutableBufferPointer { (buffer) throws(SlideError) in
-                    try slide.readRegion(
-                        x: 0, y: Int((Double(top) * downsample).rounded()), level: level, width: width, height: rows,
-                        into: buffer, scratch: &scratch)
-                }
-            }
+            // Reading decodes the tiles, which is the check; the pixels are not looked at.
+            try slide.readStrips(
+                level: level, stripRows: probeStripPixels / max(width, 1),
+                only: width * height > probeFullLevelPixels ? [0, -1] : nil
+            ) { _, _, _ in }
             return .slide
         } catch {
             if access(path, F_OK) != 0 { return .gone }

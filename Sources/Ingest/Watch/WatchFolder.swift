@@ -2,16 +2,14 @@ import Foundation
 import Glibc
 import Logging
 import Synchronization
+import Threads
 
 /// Watches the folder a slide scanner writes into and delivers every slide once it has settled.
 ///
 /// ```swift
 /// let watcher = try WatchFolder(settings: settings, logger: logger) { event in queue.put(event) }
 /// // the folder is watched from here on: safe to signal READY=1
-/// let thread = Thread { watcher.run() }   // blocks until stop()
-/// thread.start()
-/// …
-/// watcher.stop()                            // from any thread; run() returns soon after
+/// try await DedicatedThread.run(name: "csmil-watch", watcher.run, onCancel: watcher.stop)
 /// ```
 ///
 /// **What it watches.** The folder and all its subfolders, with inotify (`IN_CLOSE_WRITE`,
@@ -35,9 +33,8 @@ import Synchronization
 /// blocks (a full ``BoundedQueue``) holds the watcher back, which is what backpressure means here.
 /// ``stop()``, ``rescan()`` and ``status`` may be called from any thread.
 ///
-/// **Sendable.** The loop's state lives in a `WatchLoop` that only the thread inside ``run()``
-/// touches (a second concurrent ``run()`` is refused); what other threads share is behind a `Mutex`,
-/// and the wake-up pipe's writes are atomic.
+/// `@unchecked Sendable`: the loop's state lives in a `WatchLoop` that only the thread inside ``run()``
+/// touches (a second concurrent ``run()`` is refused); what other threads share is behind a `Mutex`.
 public final class WatchFolder: @unchecked Sendable {
     /// Decides whether a quiet file is a slide; called on the watch thread.
     public typealias Probe = @Sendable (String) -> ProbeOutcome
@@ -59,6 +56,7 @@ public final class WatchFolder: @unchecked Sendable {
         var stopRequested = false
         var rescanRequested = false
         var overflowInjected = false
+        var roundRequests = 0
         var running = false
     }
 
@@ -93,7 +91,7 @@ public final class WatchFolder: @unchecked Sendable {
         let fileSystem = FileSystemType.of(root) ?? FileSystemType(magic: 0)
         let mode = fileSystem.mode(for: settings.polling)
         self.settings = settings
-        wakeup = try Wakeup()
+        wakeup = Wakeup()
         loop = try WatchLoop(
             settings: settings, root: root, mode: mode, logger: logger, probe: probe, clock: clock, handler: handler)
         shared = Mutex(Shared(status: loop.status()))
@@ -130,7 +128,8 @@ public final class WatchFolder: @unchecked Sendable {
                     shared.overflowInjected = false
                 }
                 return WatchLoop.Requests(
-                    stop: shared.stopRequested, rescan: shared.rescanRequested, overflow: shared.overflowInjected)
+                    stop: shared.stopRequested, rescan: shared.rescanRequested, overflow: shared.overflowInjected,
+                    round: shared.roundRequests)
             }
         }
     }
@@ -146,6 +145,16 @@ public final class WatchFolder: @unchecked Sendable {
     public func rescan() {
         shared.withLock { $0.rescanRequested = true }
         wakeup.signal()
+    }
+
+    /// Test hook: asks for a round of work that begins after this call; ``WatchStatus/roundsServed`` reaches the
+    /// returned number when one has finished.
+    func requestRound() -> Int {
+        defer { wakeup.signal() }
+        return shared.withLock { shared in
+            shared.roundRequests += 1
+            return shared.roundRequests
+        }
     }
 
     /// Test hook: makes the loop act as if the kernel had reported `IN_Q_OVERFLOW`.

@@ -2,6 +2,8 @@ import Errors
 import Foundation
 import Glibc
 import Logging
+import SystemPackage
+import Threads
 
 /// The state and I/O of one ``WatchFolder``: inotify watches, scans, settle checks and probes.
 /// Touched only by the thread inside ``WatchFolder/run()`` (and by `WatchFolder.init` before that).
@@ -11,6 +13,8 @@ final class WatchLoop {
         var stop: Bool
         var rescan: Bool
         var overflow: Bool
+        /// The latest round asked for by a test (``WatchFolder/requestRound()``).
+        var round: Int
     }
 
     /// How often a missing watched folder is looked for.
@@ -48,6 +52,9 @@ final class WatchLoop {
     private var overflows = 0
     private var rescans = 0
     private var lastRescan: Date?
+    /// The latest requested round that a finished round began after.
+    private var roundsServed = 0
+    private var roundRequested = 0
 
     init(
         settings: WatchSettings, root: String, mode: WatchMode, logger: Logger, probe: @escaping WatchFolder.Probe,
@@ -73,7 +80,7 @@ final class WatchLoop {
         WatchStatus(
             mode: mode, folderAvailable: folderAvailable, watchedFolders: watches.count,
             pending: machine.pendingCount, settled: settledCount, rejected: rejectedCount, overflows: overflows,
-            rescans: rescans, lastRescan: lastRescan)
+            rescans: rescans, lastRescan: lastRescan, roundsServed: roundsServed)
     }
 
     // MARK: - The loop
@@ -85,11 +92,14 @@ final class WatchLoop {
         func apply(_ requests: Requests) -> Bool {
             if requests.overflow { queueOverflowed() }
             if requests.rescan { rescanNeeded = true }
+            roundRequested = requests.round
             return requests.stop
         }
         var stop = apply(sync(nil))
         while !stop {
+            let serving = roundRequested
             step()
+            roundsServed = serving
             if apply(sync(status())) { break }
             wait(wakeup: wakeup, timeout: timeout())
             stop = apply(sync(nil))
@@ -241,12 +251,12 @@ final class WatchLoop {
             watches[folder] = descriptor
             if folder == root { rootWatch = descriptor }
             return true
-        case .failure(let error) where error.code == ENOSPC:
+        case .failure(let error) where error == .noSpace:
             fallBackToPolling(
                 "the inotify watch limit is reached",
                 fix: "raise fs.inotify.max_user_watches (sysctl), or set [watch] polling = \"poll\"")
             return false
-        case .failure(let error) where error.code == ENOENT || error.code == ENOTDIR:
+        case .failure(let error) where error == .noSuchFileOrDirectory || error == .notDirectory:
             return false
         case .failure(let error):
             logger.warning(

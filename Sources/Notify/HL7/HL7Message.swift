@@ -219,8 +219,6 @@ public struct HL7Error: CSMILError, Sendable, Equatable {
         case ackWithoutMSA = "hl7.ack_without_msa"
         /// A URL that is not `mllp://` or `mllps://` HOST:PORT.
         case url = "hl7.url"
-        /// `csmil hl7-sink` cannot listen.
-        case sinkListen = "hl7_sink.listen"
     }
 
     /// What kind of failure this is.

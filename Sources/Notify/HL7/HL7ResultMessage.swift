@@ -30,7 +30,8 @@ public struct HL7Settings: Sendable, Equatable {
 ///
 /// - `MSH`: MSH-7 the report's time, MSH-9 `ORU^R01^ORU_R01`, MSH-10 the event id (the same on every retry, so the
 ///   LIS can drop duplicates), MSH-11 `P`, MSH-12 `2.5.1`, MSH-18 `UNICODE UTF-8`; original-mode acknowledgement.
-/// - `PID` only when `[identity] pattern` gave a `patient` group (PID-3); the PATIENT group is optional in ORU_R01.
+/// - `PID` only when `[identity] pattern` gave a `patient` group (PID-3; PID-5 `^^^^^^U`, a name of unspecified
+///   type, as the base standard requires a name); the PATIENT group is optional in ORU_R01.
 /// - `ORC` (`RE`) and `OBR` with the accession as filler order number (ORC-3, OBR-3), OBR-4 the model as universal
 ///   service id, OBR-7/OBR-22 the report's time, OBR-24 `PAT`, OBR-25 the result status.
 /// - `OBX` rows (local codes, coding system `L`): the report's status; the probability (NM; with OBX-11 `X` and no
@@ -69,7 +70,15 @@ public enum HL7ResultMessage {
                 ])
         ]
         if let patient = identity.patient {
-            segments.append(HL7Message.Segment("PID", ["1", "", HL7Message.field(patient, nil, nil, nil, "MR")]))
+            // PID-5 is required (R) in the base standard, and csmil knows no names: an XPN valued only with the
+            // name type U ("unspecified", HL7 table 0200). docs/hl7.md says what to do when a profile needs more.
+            segments.append(
+                HL7Message.Segment(
+                    "PID",
+                    [
+                        "1", "", HL7Message.field(patient, nil, nil, nil, "MR"), "",
+                        HL7Message.field(nil, nil, nil, nil, nil, nil, "U"),
+                    ]))
         }
         let service = HL7Message.field(report.model.name, "CS-MIL \(report.model.name)", codingSystem)
         segments.append(HL7Message.Segment("ORC", ["RE", "", HL7Message.field(accession), "", "", "", "", "", time]))

@@ -224,7 +224,7 @@ public final class MLLPClient {
         guard let handle = curl_easy_init() else {
             return .failure(MLLPResponseBox(.transportFailure(timedOut: false, message: "curl_easy_init failed")))
         }
-        let connection = Connection(handle: handle, url: url)
+        let connection = Connection(handle: handle, url: url, tls: endpoint.tls)
         errorBuffer[0] = 0
         let context = CancelContext(isCancelled: isCancelled)
         let contextPointer = Unmanaged.passUnretained(context).toOpaque()
@@ -267,7 +267,8 @@ public final class MLLPClient {
             return .failure(
                 MLLPResponseBox(
                     .transportFailure(
-                        timedOut: result == CURLE_OPERATION_TIMEDOUT, message: "cannot connect to \(url): \(detail)")))
+                        timedOut: result == CURLE_OPERATION_TIMEDOUT,
+                        message: "cannot connect to \(url): \(detail)" + Self.tlsHint(result))))
         }
         var socket = curl_socket_t(-1)
         guard csmil_curl_getinfo_socket(handle, &socket) == CURLE_OK, socket >= 0 else {
@@ -276,6 +277,25 @@ public final class MLLPClient {
         }
         connection.socket = socket
         return .success(connection)
+    }
+
+    /// What to check for a TLS failure of the connect: the `[hl7]` key that fixes it.
+    static func tlsHint(_ result: CURLcode) -> String {
+        switch result {
+        case CURLE_PEER_FAILED_VERIFICATION:
+            return " (the receiver's certificate is not trusted for this host: set [hl7] ca_file to the CA that signed"
+                + " it, or give the receiver a certificate for the host name in [hl7] url)"
+        case CURLE_SSL_CACERT_BADFILE:
+            return " ([hl7] ca_file cannot be read as a PEM bundle of CA certificates)"
+        case CURLE_SSL_CERTPROBLEM:
+            return " ([hl7] client_certificate or client_key cannot be used: check both are PEM files and belong"
+                + " together)"
+        case CURLE_SSL_CONNECT_ERROR:
+            return " (the TLS handshake failed: check that the receiver speaks TLS on this port and, if it asks for"
+                + " one, [hl7] client_certificate and client_key)"
+        default:
+            return ""
+        }
     }
 
     private static func milliseconds(_ seconds: Double) -> Int {
@@ -308,11 +328,22 @@ public final class MLLPClient {
     private final class Connection {
         let handle: UnsafeMutableRawPointer
         let url: String
+        /// `mllps://`: a failure before any answer may be the receiver refusing the client certificate.
+        let tls: Bool
         var socket: curl_socket_t = -1
 
-        init(handle: UnsafeMutableRawPointer, url: String) {
+        init(handle: UnsafeMutableRawPointer, url: String, tls: Bool) {
             self.handle = handle
             self.url = url
+            self.tls = tls
+        }
+
+        /// With TLS 1.3 the client's handshake ends before the receiver has checked the client certificate, so a
+        /// refused (or missing) one shows only as a failed read or a closed connection after the message was sent.
+        private func clientCertificateHint(_ buffer: [UInt8]) -> String {
+            tls && buffer.isEmpty
+                ? " (over TLS this is also how a receiver refuses a missing or untrusted client certificate: check "
+                    + "[hl7] client_certificate and client_key)" : ""
         }
 
         deinit { curl_easy_cleanup(handle) }
@@ -366,7 +397,9 @@ public final class MLLPClient {
                 }
                 switch result {
                 case CURLE_OK where received == 0:
-                    return .transportFailure(timedOut: false, message: "\(url) closed the connection without an ACK")
+                    return .transportFailure(
+                        timedOut: false,
+                        message: "\(url) closed the connection without an ACK" + clientCertificateHint(buffer))
                 case CURLE_OK:
                     buffer.append(contentsOf: chunk[..<received])
                     return nil
@@ -378,7 +411,8 @@ public final class MLLPClient {
                 default:
                     return .transportFailure(
                         timedOut: false,
-                        message: "reading from \(url) failed: \(String(cString: curl_easy_strerror(result)))")
+                        message: "reading from \(url) failed: \(String(cString: curl_easy_strerror(result)))"
+                            + clientCertificateHint(buffer))
                 }
             }
         }

@@ -1,3 +1,5 @@
+import SystemPackage
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -14,7 +16,7 @@ final class AtomicFile {
 
     let finalPath: String
     let temporaryPath: String
-    private var descriptor: Int32
+    private var file: FileDescriptor?
     private var buffer: [UInt8] = []
     private var committed = false
     private static let bufferSize = 1 << 16
@@ -24,13 +26,18 @@ final class AtomicFile {
         finalPath = directory + "/" + name
         temporaryPath =
             directory + "/" + Self.temporaryPrefix + name + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
-        descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        if descriptor < 0 { throw .system("create a temporary file", path: temporaryPath, errno: errno) }
+        do {
+            file = try FileDescriptor.open(
+                temporaryPath, .writeOnly, options: [.create, .exclusiveCreate, .closeOnExec],
+                permissions: [.ownerReadWrite, .groupRead, .otherRead])
+        } catch {
+            throw .system("create a temporary file", path: temporaryPath, errno: (error as? Errno)?.rawValue ?? EIO)
+        }
         buffer.reserveCapacity(Self.bufferSize)
     }
 
     deinit {
-        if descriptor >= 0 { close(descriptor) }
+        try? file?.close()
         if !committed { unlink(temporaryPath) }
     }
 
@@ -66,10 +73,12 @@ final class AtomicFile {
     /// Writes the buffer out, `fsync`s, closes and renames the file over its final name.
     func commit() throws(ReportError) {
         try flush()
-        if fsync(descriptor) != 0 { throw .system("fsync", path: temporaryPath, errno: errno) }
-        let closed = close(descriptor)
-        descriptor = -1
-        if closed != 0 { throw .system("close", path: temporaryPath, errno: errno) }
+        guard let file else { return }
+        if fsync(file.rawValue) != 0 { throw .system("fsync", path: temporaryPath, errno: errno) }
+        self.file = nil
+        do { try file.close() } catch {
+            throw .system("close", path: temporaryPath, errno: (error as? Errno)?.rawValue ?? EIO)
+        }
         if rename(temporaryPath, finalPath) != 0 {
             throw .system("rename into place", path: finalPath, errno: errno)
         }
@@ -86,18 +95,13 @@ final class AtomicFile {
         buffer.removeAll(keepingCapacity: true)
     }
 
-    /// `write(2)` until every byte is out, retrying on `EINTR` and short writes.
+    /// Writes every byte (swift-system retries `EINTR` and short writes).
     private func writeAll(_ bytes: UnsafeRawBufferPointer) throws(ReportError) {
-        guard let base = bytes.baseAddress else { return }
-        var offset = 0
-        while offset < bytes.count {
-            let written = systemWrite(descriptor, base + offset, bytes.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw .system("write", path: temporaryPath, errno: errno)
-            }
-            if written == 0 { throw .system("write", path: temporaryPath, errno: EIO) }
-            offset += written
+        guard let file else { return }
+        do {
+            _ = try file.writeAll(bytes)
+        } catch {
+            throw .system("write", path: temporaryPath, errno: (error as? Errno)?.rawValue ?? EIO)
         }
     }
 
@@ -108,13 +112,4 @@ final class AtomicFile {
         defer { close(descriptor) }
         if fsync(descriptor) != 0 { throw .system("fsync the folder", path: path, errno: errno) }
     }
-}
-
-/// `write(2)`, named apart from ``AtomicFile/write(_:)-(UnsafeRawBufferPointer)``.
-private func systemWrite(_ descriptor: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
-    #if canImport(Glibc)
-    Glibc.write(descriptor, bytes, count)
-    #else
-    Darwin.write(descriptor, bytes, count)
-    #endif
 }

@@ -1,3 +1,5 @@
+import Images
+
 /// Draws short labels into images (legends of the PNGs), with the X11 misc-fixed 6×13 font (public domain;
 /// `tools/make_bitmap_font.py` made the glyph table). A bitmap font keeps the PNGs byte-for-byte reproducible and
 /// needs no font library or font file at run time; labels are a few words, which a fixed 6×13 cell renders legibly

@@ -109,17 +109,9 @@ public struct CaseResultsCSV: Sendable, Equatable {
         for row in rows {
             let fields =
                 [row.caseName, row.label, row.probability, row.accuracy] + (qc.map { [$0] } ?? []) + (extra ?? [])
-            text += fields.map(Self.quoted).joined(separator: ",")
+            text += fields.map(CSV.quoted).joined(separator: ",")
             text += "\n"
         }
         return text
-    }
-
-    /// A field as pandas' `QUOTE_MINIMAL` writes it.
-    static func quoted(_ field: String) -> String {
-        guard field.unicodeScalars.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else {
-            return field
-        }
-        return "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }

@@ -1,3 +1,5 @@
+import Images
+
 /// A labelled legend strip drawn below a thumbnail image (`attention_heatmap.png`, `qc_mask.png`): rows of
 /// swatches, colour ramps and words, wrapped to the image's width, in the 6×13 bitmap font scaled for large
 /// images.

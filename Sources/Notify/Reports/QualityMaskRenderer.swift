@@ -1,3 +1,5 @@
+import Images
+
 /// Draws `qc_mask.png`: the slide's thumbnail with the tiles QC flagged in one colour per check, and a labelled
 /// legend below it.
 ///

@@ -1,4 +1,5 @@
 import Foundation
+import Images
 
 /// `report.html`: one self-contained page per slide for the pathologist (issue 16). Everything is inline (styles,
 /// images as `data:` URIs); no script, no network, no font files. The overlays are switched with two checkboxes

@@ -43,17 +43,19 @@ public struct ReportFiles: Sendable {
 /// The folder is `<output>/<slide name without extension, safe characters only>-<12 hex of the fingerprint>`
 /// (``folderName(slideName:fingerprint:)``), so re-scoring the same slide version replaces its report in place.
 ///
-/// Order of operations, so that a reader (or a restart after `kill -9` or a power cut) sees either no
-/// `report.json` or one whose siblings are all complete and belong to it:
+/// The folder appears whole or not at all, so that a reader (or a restart after `kill -9`, a power cut or a full
+/// disk) never sees a report folder with some files and not others:
 /// 1. The report is checked and encoded before anything on disk changes.
-/// 2. The output directory and the slide folder are created if missing (parents `fsync`ed after a `mkdir`).
-/// 3. Temporary files left by an earlier crash (`.csmil-tmp.*`) are removed.
-/// 4. An existing `report.json` is unlinked and the folder `fsync`ed: from here on the report is absent.
-/// 5. `case_results_merge.csv`, `tissue_mask.png`, `attention_heatmap.png`, `qc_mask.png`, `tiles.geojson` and
-///    `report.html` are each written to a temporary file in the folder, `fsync`ed and `rename`d into place (an
-///    image not given is removed, so no stale sibling stays).
-/// 6. The folder is `fsync`ed, making those renames durable before the next step.
-/// 7. `report.json` is written the same way and renamed into place last; the folder is `fsync`ed again.
+/// 2. The output directory is created if missing (parents `fsync`ed after a `mkdir`); staging folders an earlier
+///    crash left for this slide (`.csmil-tmp.<folder>.*`) are removed.
+/// 3. Every file (`case_results_merge.csv`, the PNGs given, `tiles.geojson`, `report.html`, `report.json`) is
+///    written into a new staging folder `<output>/.csmil-tmp.<folder>.<pid>.<random>` (each through a temporary file, `fsync`ed and renamed; `report.json` last) and the staging folder is `fsync`ed.
+/// 4. The staging folder is renamed to the report folder: plain `rename(2)` when there is none yet, an atomic
+///    exchange (`renameat2(RENAME_EXCHANGE)`) with the old one when the slide is reported again (file systems
+///    without it: the old folder is renamed aside first, so for an instant there is no folder, never a mixed one),
+///    and the old folder is removed. The output directory is `fsync`ed.
+/// 5. Any failure (a full disk, a read-only file system) removes the staging folder; the old report folder, if
+///    any, is left as it was.
 ///
 /// Every failing system call becomes a ``ReportError`` naming the path and the fix.
 public struct ReportWriter: Sendable {
@@ -135,39 +137,85 @@ public struct ReportWriter: Sendable {
                 identity: files.report.identity)
 
         try Self.makeDirectories(outputDirectory)
-        try Self.makeDirectory(folder)
-        Self.removeLeftovers(in: folder)
-        try remove(Self.reportFileName, in: folder)
-        try AtomicFile.syncDirectory(folder)
-
-        try commit(Self.caseResultsFileName, in: folder) { (file) throws(ReportError) in
-            try file.write(caseResults.text)
-        }
-        for (name, png) in [
-            (Self.tissueMaskFileName, files.tissueMaskPNG), (Self.heatmapFileName, files.heatmapPNG),
-            (Self.qcMaskFileName, files.qcMaskPNG),
-        ] {
-            if let png {
-                try commit(name, in: folder) { (file) throws(ReportError) in try file.write([UInt8](png)) }
-            } else {
-                try remove(name, in: folder)
+        let name = Self.folderName(slideName: files.report.slide.name, fingerprint: files.report.slide.fingerprint)
+        Self.removeStagingLeftovers(in: outputDirectory, folderName: name)
+        let staging =
+            outputDirectory + "/" + AtomicFile.temporaryPrefix + name
+            + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
+        try Self.makeDirectory(staging)
+        do throws(ReportError) {
+            try commit(Self.caseResultsFileName, in: staging) { (file) throws(ReportError) in
+                try file.write(caseResults.text)
             }
-        }
-        try commit(Self.tilesFileName, in: folder) { (file) throws(ReportError) in
-            try TilesGeoJSON.write(files.tiles, identity: files.report.identity) { (piece) throws(ReportError) in
-                try file.write(piece)
+            for (name, png) in [
+                (Self.tissueMaskFileName, files.tissueMaskPNG), (Self.heatmapFileName, files.heatmapPNG),
+                (Self.qcMaskFileName, files.qcMaskPNG),
+            ] {
+                guard let png else { continue }
+                try commit(name, in: staging) { (file) throws(ReportError) in try file.write([UInt8](png)) }
             }
+            try commit(Self.tilesFileName, in: staging) { (file) throws(ReportError) in
+                try TilesGeoJSON.write(files.tiles, identity: files.report.identity) { (piece) throws(ReportError) in
+                    try file.write(piece)
+                }
+            }
+            let page = files.page ?? ReportPage(report: files.report)
+            try commit(Self.pageFileName, in: staging) { (file) throws(ReportError) in try file.write(page.html) }
+            try commit(Self.reportFileName, in: staging) { (file) throws(ReportError) in
+                try file.write([UInt8](reportJSON))
+            }
+            try AtomicFile.syncDirectory(staging)
+            try Self.replace(folder, with: staging)
+            try AtomicFile.syncDirectory(outputDirectory)
+        } catch {
+            Self.removeTree(staging)
+            throw error
         }
-        let page = files.page ?? ReportPage(report: files.report)
-        try commit(Self.pageFileName, in: folder) { (file) throws(ReportError) in try file.write(page.html) }
-        try AtomicFile.syncDirectory(folder)
-
-        try commit(Self.reportFileName, in: folder) { (file) throws(ReportError) in
-            try file.write([UInt8](reportJSON))
-        }
-        try AtomicFile.syncDirectory(folder)
         return folder
     }
+
+    /// Moves the finished staging folder to `folder`: a rename when there is no folder yet, else an atomic exchange
+    /// with the old folder (which is then removed), else (no `RENAME_EXCHANGE`) the old folder renamed aside first.
+    private static func replace(_ folder: String, with staging: String) throws(ReportError) {
+        if rename(staging, folder) == 0 { return }
+        let failure = errno
+        guard failure == ENOTEMPTY || failure == EEXIST else {
+            throw .system("rename the report folder into place", path: folder, errno: failure)
+        }
+        if let exchange = renameExchange {
+            if exchange(AT_FDCWD, staging, AT_FDCWD, folder, renameExchangeFlag) == 0 {
+                removeTree(staging)  // the old folder, now under the staging name
+                return
+            }
+            let failure = errno
+            guard failure == EINVAL || failure == ENOSYS || failure == ENOTSUP else {
+                throw .system("exchange the report folder with the old one", path: folder, errno: failure)
+            }
+        }
+        let aside = staging + ".old"
+        if rename(folder, aside) != 0 { throw .system("move the old report folder aside", path: folder, errno: errno) }
+        if rename(staging, folder) != 0 {
+            let failure = errno
+            _ = rename(aside, folder)
+            throw .system("rename the report folder into place", path: folder, errno: failure)
+        }
+        removeTree(aside)
+    }
+
+    /// `renameat2(2)`, looked up at run time (Swift's Glibc module does not declare it); nil where libc lacks it.
+    private typealias RenameAt2 =
+        @convention(c) (
+            Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32
+        ) -> Int32
+    private static let renameExchange: RenameAt2? = {
+        guard let symbol = dlsym(nil, "renameat2") else { return nil }
+        return unsafeBitCast(symbol, to: RenameAt2.self)
+    }()
+    /// `RENAME_EXCHANGE` from `<linux/fs.h>`.
+    private static let renameExchangeFlag: UInt32 = 2
+
+    /// Removes a folder and what it holds (best effort).
+    private static func removeTree(_ path: String) { try? FileManager.default.removeItem(atPath: path) }
 
     /// Writes one file through a temporary file and renames it into place.
     private func commit(
@@ -179,16 +227,18 @@ public struct ReportWriter: Sendable {
         onCommit?(name)
     }
 
-    /// Unlinks a file of the folder if it is there.
-    private func remove(_ name: String, in folder: String) throws(ReportError) {
-        let path = folder + "/" + name
-        if unlink(path) != 0 && errno != ENOENT { throw .system("remove the old file", path: path, errno: errno) }
-    }
-
-    /// Removes temporary files an interrupted write left behind (best effort).
-    private static func removeLeftovers(in folder: String) {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
-        for name in names where name.hasPrefix(AtomicFile.temporaryPrefix) { unlink(folder + "/" + name) }
+    /// Removes the staging folders an interrupted write of this slide's report left behind (best effort).
+    private static func removeStagingLeftovers(in outputDirectory: String, folderName: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: outputDirectory) else { return }
+        let prefix = AtomicFile.temporaryPrefix + folderName + "."
+        for name in names where name.hasPrefix(prefix) {
+            // `<pid>.<random>` or `<pid>.<random>.old`, of a process that is gone (not a write in progress).
+            let parts = name.dropFirst(prefix.count).split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count == 2 || (parts.count == 3 && parts[2] == "old"), let pid = Int32(parts[0]),
+                UInt32(parts[1]) != nil, pid != getpid(), kill(pid, 0) != 0, errno == ESRCH
+            else { continue }
+            removeTree(outputDirectory + "/" + name)
+        }
     }
 
     /// `mkdir -p`, `fsync`ing the parent of each folder it creates.

@@ -25,6 +25,9 @@ extension WebhookPayload {
     public static let fhirCodeSystem = "urn:csmil:code"
     /// The identifier system of a model (a digest of its files' digests).
     public static let fhirModelSystem = "urn:csmil:model"
+    /// The identifier system of a Specimen's conditional-create key: accession, specimen, block and slide joined by
+    /// `-` (`S26-01234-A-A1-1`).
+    public static let fhirSpecimenKeySystem = "urn:csmil:specimen-key"
 
     /// The FHIR R4 body for the report; the mapping is documented in docs/fhir.md.
     ///
@@ -73,7 +76,8 @@ extension WebhookPayload {
         others.append(("algorithm", device, deviceIdentifier))
         if let specimen {
             let value = identity.values.filter { $0.group != "patient" }.map(\.value).joined(separator: "-")
-            others.append(("specimen", specimen, ("urn:csmil:specimen", value)))
+            // Its own system: `urn:csmil:specimen` is the specimen id alone (`A`), which recurs across accessions.
+            others.append(("specimen", specimen, (fhirSpecimenKeySystem, value)))
         }
         var diagnosticReport = fhirDiagnosticReport(report: report, instant: instant, options: options)
         diagnosticReport["result"] = observations.map { id, observation in

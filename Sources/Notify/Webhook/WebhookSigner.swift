@@ -26,15 +26,19 @@ public struct WebhookSigner: Sendable {
     }
 
     /// Whether `header` (one or more space-separated `v1,…` signatures) holds a signature by any of the keys.
-    /// Comparison is in constant time per signature.
+    /// Each is checked by swift-crypto (`isValidAuthenticationCode`, a constant-time comparison).
     public func verify(id: String, timestamp: Int64, body: [UInt8], header: String) -> Bool {
         let offered = header.split(separator: " ").compactMap { part -> [UInt8]? in
             guard part.hasPrefix("v1,") else { return nil }
             return Data(base64Encoded: String(part.dropFirst(3))).map { [UInt8]($0) }
         }
+        let message = Array("\(id).\(timestamp).".utf8) + body
         for key in secret.keys {
-            let expected = Self.mac(key: key, id: id, timestamp: timestamp, body: body)
-            for candidate in offered where Self.constantTimeEqual(candidate, expected) { return true }
+            let key = SymmetricKey(data: key)
+            for candidate in offered
+            where HMAC<SHA256>.isValidAuthenticationCode(candidate, authenticating: message, using: key) {
+                return true
+            }
         }
         return false
     }
@@ -51,10 +55,4 @@ public struct WebhookSigner: Sendable {
         return [UInt8](hmac.finalize())
     }
 
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for index in a.indices { difference |= a[index] ^ b[index] }
-        return difference == 0
-    }
 }

@@ -358,6 +358,9 @@ public final class JobStore {
                 ])
             try endAttempt(jobID: jobID, outcome: .reported, now: now)
             for message in outbox { try Outbox(database: database).enqueue(message, now: now) }
+            // Scored again (`csmil requeue`) with the same model: the outbox already delivered this id and sends
+            // nothing, so the job is delivered now.
+            if !outbox.isEmpty { try Self.recordDelivered(eventID: eventID, now: now, in: database) }
         }
     }
 

@@ -38,6 +38,9 @@ public enum JobTransition: String, Sendable, CaseIterable {
     case discard
     /// Not a slide: one failed record per path.
     case reject
+    /// An operator asks for a finished or failed job to be scored again (`csmil requeue`): back in the queue,
+    /// attempts, result and last error cleared.
+    case requeue
 }
 
 /// See ``JobTransition``.
@@ -64,6 +67,7 @@ public enum JobLifecycle {
         .release: Rule(from: [.processing], to: .settled, attempts: -1),
         .discard: Rule(from: [.settled, .processing], to: .discovered, attempts: 0),
         .reject: Rule(from: [nil, .discovered, .failed], to: .failed, attempts: 0),
+        .requeue: Rule(from: [.failed, .reported, .delivered], to: .settled, attempts: 0),
     ]
 
     /// The rule of a transition.

@@ -78,6 +78,12 @@ public struct Outbox {
         try database.query("SELECT \(Self.columns()) FROM outbox ORDER BY seq", row: Self.row)
     }
 
+    /// The newest `limit` rows, newest first (`csmil outbox list`).
+    public func recentRows(limit: Int) throws -> [OutboxRow] {
+        try database.query(
+            "SELECT \(Self.columns()) FROM outbox ORDER BY seq DESC LIMIT \(max(0, limit))", row: Self.row)
+    }
+
     /// Rows that may be sent now or later: pending, the oldest pending row of their slide and destination (a
     /// slide's events go to each destination in the order they were queued), for one of `count` active
     /// destinations bound as the parameters from `$first` on.

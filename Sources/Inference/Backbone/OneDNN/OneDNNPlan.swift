@@ -12,6 +12,9 @@ import Synchronization
 /// (oneDNN's `sum` post-op), in place: into the block input itself, or into the other wide buffer where the
 /// projection put the identity. So two wide buffers suffice, and bias, residual and ReLU are part of the
 /// convolutions.
+///
+/// `@unchecked Sendable`: immutable once made (C handles); oneDNN primitives may run on several threads at once,
+/// each with its own memory objects and stream.
 final class OneDNNPlan: @unchecked Sendable {
     enum Buffer: Int, CaseIterable {
         case input, wide0, wide1, narrow0, narrow1
@@ -60,7 +63,7 @@ final class OneDNNPlan: @unchecked Sendable {
         var scratchpad = 0
         func fail(_ what: String, _ status: dnnl_status_t) -> PrecisionError {
             PrecisionError(
-                code: "pipeline.onednn", subject: "oneDNN \(OneDNN.version)",
+                code: .onednn, subject: "oneDNN \(OneDNN.version)",
                 message: "oneDNN cannot build \(what) of a \(architecture.rawValue) "
                     + "(\(type == dnnl_bf16 ? "bf16" : "fp32"), batch \(batch)): \(OneDNN.describe(status))",
                 fix: "use precision = \"fp32\", or install Debian's libdnnl-dev 2.6 or later")

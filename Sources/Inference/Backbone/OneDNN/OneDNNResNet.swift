@@ -6,6 +6,8 @@ import CDNNL
 /// CPUs where oneDNN's f32 convolutions beat csmil's own, see `Precision.fp32Kernels`): everything f32. Global
 /// average pooling is f32, here. Runs on `OneDNNPlan`s (primitives shared by every backbone of the architecture) with
 /// one `OneDNNWorkspace` per thread. Immutable once built, so one network serves every thread.
+///
+/// `@unchecked Sendable`: immutable once built (C handles to the converted weights, read-only).
 public final class OneDNNResNet: @unchecked Sendable {
     public let architecture: Architecture
     public let precision: Precision

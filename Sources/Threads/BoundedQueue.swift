@@ -6,7 +6,10 @@ import Foundation
 ///
 /// Meant for threads of our own (OpenSlide reads, BLAS), never for Swift's cooperative pool, whose
 /// threads must not block. One lock and its condition variable (`NSCondition`) guard the state;
-/// every change wakes all waiters, which re-check their condition.
+/// every change wakes all waiters, which re-check their condition. (The condition variable is the
+/// queue's own lock, not a wake-up: ``Wakeup`` wakes one waiting thread, a queue may have several.)
+///
+/// `@unchecked Sendable`: every stored property is read and written only while `condition` is locked.
 public final class BoundedQueue<Element>: @unchecked Sendable {
     /// The most items the queue holds at once.
     public let capacity: Int
@@ -15,6 +18,7 @@ public final class BoundedQueue<Element>: @unchecked Sendable {
     private var head = 0
     private var count = 0
     private var closed = false
+    private var blocked = 0
 
     /// Makes an empty, open queue holding at most `capacity` (≥ 1) items.
     public init(capacity: Int) {
@@ -29,7 +33,11 @@ public final class BoundedQueue<Element>: @unchecked Sendable {
     public func put(_ item: Element) -> Bool {
         condition.lock()
         defer { condition.unlock() }
-        while count == capacity && !closed { condition.wait() }
+        while count == capacity && !closed {
+            blocked += 1
+            condition.wait()
+            blocked -= 1
+        }
         guard !closed else { return false }
         items[(head + count) % capacity] = item
         count += 1
@@ -59,6 +67,14 @@ public final class BoundedQueue<Element>: @unchecked Sendable {
         closed = true
         condition.broadcast()
         condition.unlock()
+    }
+
+    /// Threads blocked in ``put(_:)`` because the queue is full (for tests: the event "the producer is held
+    /// back"; stale as soon as it returns).
+    public var blockedProducers: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return blocked
     }
 
     /// Items waiting now (for progress reports and tests; stale as soon as it returns).

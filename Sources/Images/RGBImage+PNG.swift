@@ -2,20 +2,8 @@ import CPNG
 import Errors
 import Foundation
 
-/// An 8-bit RGB image read from or written to a PNG file through libpng's simplified API.
-public struct PNGImage: Sendable, Equatable {
-    public var width: Int
-    public var height: Int
-    /// Interleaved RGB, row-major, `width × height × 3` bytes.
-    public var pixels: [UInt8]
-
-    public init(width: Int, height: Int, pixels: [UInt8]) {
-        precondition(pixels.count == width * height * 3)
-        self.width = width
-        self.height = height
-        self.pixels = pixels
-    }
-
+/// PNG files and bytes through libpng's simplified API.
+extension RGBImage {
     /// Reads a PNG of any colour type and bit depth as 8-bit RGB (alpha composited on white,
     /// grey expanded), with `png_image_begin_read_from_file` / `png_image_finish_read`.
     public init(contentsOfFile path: String) throws(ImageError) {
@@ -66,18 +54,31 @@ public struct PNGImage: Sendable, Equatable {
         }
     }
 
-    /// The image encoded as an 8-bit RGB PNG in memory (`png_image_write_to_memory`, called once to size the
-    /// buffer and once to fill it).
+    /// The image encoded as an 8-bit RGB PNG in memory.
     public func encoded() throws(ImageError) -> Data {
+        try Self.encode(width: width, height: height, pixels: pixels, alpha: false)
+    }
+
+    /// `width × height` 8-bit RGBA pixels (non-premultiplied, row-major) encoded as a PNG in memory: the report
+    /// page's transparent overlays.
+    public static func encodedRGBA(width: Int, height: Int, pixels: [UInt8]) throws(ImageError) -> Data {
+        precondition(pixels.count == width * height * 4, "RGBA buffer size mismatch")
+        return try encode(width: width, height: height, pixels: pixels, alpha: true)
+    }
+
+    /// `png_image_write_to_memory`, called once to size the buffer and once to fill it; RGB or RGBA
+    /// (`PNG_FORMAT_RGBA` is a macro of macros: RGB with the alpha flag).
+    private static func encode(width: Int, height: Int, pixels: [UInt8], alpha: Bool) throws(ImageError) -> Data {
+        let channels = alpha ? 4 : 3
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
         image.width = UInt32(width)
         image.height = UInt32(height)
-        image.format = UInt32(PNG_FORMAT_RGB)
+        image.format = UInt32(PNG_FORMAT_RGB) | (alpha ? UInt32(PNG_FORMAT_FLAG_ALPHA) : 0)
         defer { png_image_free(&image) }
         var size = 0
         var ok = pixels.withUnsafeBytes { buffer in
-            png_image_write_to_memory(&image, nil, &size, 0, buffer.baseAddress, Int32(width * 3), nil)
+            png_image_write_to_memory(&image, nil, &size, 0, buffer.baseAddress, Int32(width * channels), nil)
         }
         guard ok != 0, size > 0 else {
             throw ImageError(
@@ -88,7 +89,7 @@ public struct PNGImage: Sendable, Equatable {
         ok = data.withUnsafeMutableBytes { memory in
             pixels.withUnsafeBytes { buffer in
                 png_image_write_to_memory(
-                    &image, memory.baseAddress, &size, 0, buffer.baseAddress, Int32(width * 3), nil)
+                    &image, memory.baseAddress, &size, 0, buffer.baseAddress, Int32(width * channels), nil)
             }
         }
         guard ok != 0 else {
