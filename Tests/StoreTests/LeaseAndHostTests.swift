@@ -70,6 +70,31 @@ struct LeaseAndHostTests {
         #expect(try store.attempts(jobID: again.id).map(\.outcome) == [.interrupted, nil])
     }
 
+    @Test(
+        "a host restarting after a kill mid-send gives back its own outbox claims at once, not other hosts'",
+        arguments: StoreBackend.allCases)
+    func releaseOwnOutboxClaims(backend: StoreBackend) throws {
+        let outbox = Outbox(database: try backend.makeFixture().connect())
+        let destinations = [OutboxMessage.webhook: "https://lis.example.org/in"]
+        for (id, slide) in [("evt_a", "sha256:a"), ("evt_b", "sha256:b")] {
+            try outbox.enqueue(
+                OutboxMessage(
+                    eventID: id, slideKey: slide, eventType: "slide.scored", destination: OutboxMessage.webhook,
+                    contentType: "application/json", body: Array("{}".utf8)), now: 0)
+        }
+        let a = try #require(
+            try outbox.claimNextDue(now: 1, destinations: destinations, holder: "host-a", leaseSeconds: 1250))
+        let b = try #require(
+            try outbox.claimNextDue(now: 1, destinations: destinations, holder: "host-b", leaseSeconds: 1250))
+        #expect(
+            try outbox.claimNextDue(now: 2, destinations: destinations, holder: "host-a", leaseSeconds: 1250) == nil)
+        #expect(try outbox.releaseClaims(holder: "host-a") == 1)
+        let again = try #require(
+            try outbox.claimNextDue(now: 2, destinations: destinations, holder: "host-a", leaseSeconds: 1250))
+        #expect(again.message.eventID == a.message.eventID && again.attempts == 0, "the same row, no attempt recorded")
+        #expect(try outbox.row(eventID: b.message.eventID)?.leaseHolder == "host-b", "host-b's claim holds")
+    }
+
     @Test("a clean shutdown gives the claim back uncounted, and forgets its attempt", arguments: StoreBackend.allCases)
     func release(backend: StoreBackend) throws {
         let fixture = try backend.makeFixture()

@@ -164,6 +164,11 @@ struct OutboxCommand: AsyncParsableCommand {
                     fix: "set [webhook] url and secret_file, or [hl7] url")
             }
             let outbox = try OutboxCommand.open(configuration)
+            // No csmil watch runs with this state folder (its lock is free): rows this host still holds were left
+            // by a process killed mid-send, and are sent again now rather than when their claim runs out.
+            if (try? StateFolderLock(stateDirectory: configuration.state.directory)) != nil {
+                try outbox.releaseClaims(holder: configuration.state.hostName)
+            }
             let delivery = OutboxDelivery(
                 configuration: try configuration.deliveryConfiguration(idlePoll: 1), logger: logger)
             let untilEmpty = self.untilEmpty

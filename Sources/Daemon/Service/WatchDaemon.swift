@@ -76,6 +76,11 @@ struct WatchDaemon {
         if interrupted > 0 {
             logger.notice("slides interrupted by a crash are scored again", metadata: ["count": "\(interrupted)"])
         }
+        // Likewise events a previous run of this host was sending when it died: sent again now, with the same id.
+        let unsent = try Outbox(database: watcherStore.database).releaseClaims(holder: host)
+        if unsent > 0 {
+            logger.notice("events interrupted mid-send by a crash are sent again", metadata: ["count": "\(unsent)"])
+        }
 
         notifier.status("starting: loading the model")
         let (pipeline, modelName) = try await DedicatedThread.run(name: "csmil-load") {

@@ -154,6 +154,19 @@ public struct Outbox {
             [.integer(row.sequence)])
     }
 
+    /// Gives back every row `holder` claimed for sending (a process of this host died mid-send, e.g. `kill -9`):
+    /// due again at once instead of when the claim runs out, which may be long (twice the destination's timeouts).
+    /// Only for a caller that knows no other process of `holder` is sending (it holds the state folder's lock).
+    /// Returns how many rows there were.
+    @discardableResult
+    public func releaseClaims(holder: String) throws -> Int {
+        let count = try database.execute(
+            "UPDATE outbox SET lease_holder = NULL, lease_until = NULL WHERE lease_holder = $1 AND state = 'pending'",
+            [.text(holder)])
+        if count > 0 { try database.notify(.outbox) }
+        return count
+    }
+
     /// When the earliest eligible row of `destinations` falls due (or its sender's lease runs out); nil when nothing
     /// is waiting.
     public func nextDueTime(destinations: [String: String]) throws -> Double? {
