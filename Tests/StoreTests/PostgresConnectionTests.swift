@@ -1,4 +1,5 @@
 import Dispatch
+import Errors
 import Foundation
 import StoreTesting
 import Synchronization
@@ -53,6 +54,7 @@ struct PostgresConnectionTests {
             try PostgresConnection(url: try server.url(database: name), password: "not-it")
         }
         #expect(wrong.code == .authentication, "\(wrong)")
+        #expect(ErrorCodes.needsConfigurationChange(wrong), "csmil watch exits 78: a restart cannot help")
         #expect(wrong.description.contains("postgresql://csmil@127.0.0.1:\(server.port)/\(name)"))
         #expect(!wrong.description.contains("not-it"))
         // Nobody listening.
@@ -61,12 +63,14 @@ struct PostgresConnectionTests {
             try PostgresConnection(url: try PostgresURL("postgresql://csmil@127.0.0.1:\(closed)/x"), password: "secret")
         }
         #expect(unreachable.code == .unreachable && unreachable.isTransient)
+        #expect(!ErrorCodes.needsConfigurationChange(unreachable), "a server away is retried")
         #expect(unreachable.description.contains("127.0.0.1:\(closed)") && unreachable.fix.contains("pg_isready"))
         // A password file that is not there.
         let missing = try #require(throws: PostgresError.self) {
             try StoreLocation.postgresql(url: try server.url(database: name), passwordFile: "/nonexistent/pw").open()
         }
         #expect(missing.code == .passwordFile && missing.message.contains("/nonexistent/pw"))
+        #expect(ErrorCodes.needsConfigurationChange(missing))
         // A statement error names the statement.
         let database = try server.connect(database: name)
         let misuse = try #require(throws: PostgresError.self) { try database.execute("SELECT * FROM missing_table") }

@@ -27,9 +27,10 @@ extension TOMLReader {
     mutating func sharedStore(_ table: TOMLTable, base: String) -> SharedStoreSettings? {
         let text = string(table, "database", section: "state", default: "")
         let passwordFile = string(table, "database_password_file", section: "state", default: "")
-        let hostName = string(table, "host_name", section: "state", default: Configuration.machineHostName)
+        let hostName = string(table, "host_name", section: "state", default: "")
         let lease = number(table, "lease_seconds", section: "state", default: 120)
-        guard let text, let passwordFile, let hostName, let lease else { return nil }
+        guard let text, let passwordFile, var hostName, let lease else { return nil }
+        if hostName.isEmpty { hostName = Configuration.machineHostName }
         var valid = true
         var database: PostgresURL?
         if !text.isEmpty {
@@ -48,10 +49,10 @@ extension TOMLReader {
                 fix: "set database to a postgresql:// URL, or remove database_password_file")
             valid = false
         }
-        if hostName.isEmpty || hostName.count > 200 || hostName.contains(where: { $0.isNewline }) {
+        if hostName.count > 200 || hostName.contains(where: { $0.isNewline }) {
             invalid(
                 "state.host_name", line: TOMLReader.line(of: "host_name", in: table),
-                "must be a name of 1 to 200 characters on one line",
+                "must be at most 200 characters on one line (\"\" = the machine's host name)",
                 fix: "use the machine's host name (the default) or another name unique among the hosts")
             valid = false
         }

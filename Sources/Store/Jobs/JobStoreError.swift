@@ -28,6 +28,10 @@ public struct JobStoreError: CSMILError, Sendable, Equatable {
         case hostNameInUse = "store.host_name_in_use"
         /// `csmil store migrate` was pointed at a store that already holds jobs or events.
         case targetNotEmpty = "store.target_not_empty"
+
+        /// A host name another running csmil uses needs `[state] host_name` changed; the rest may pass (or need
+        /// more than the configuration: a damaged file, a newer csmil).
+        public var needsConfigurationChange: Bool { self == .hostNameInUse }
     }
 
     public var code: Code

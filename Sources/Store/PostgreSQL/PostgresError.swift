@@ -23,6 +23,11 @@ public struct PostgresError: CSMILError, Sendable, Equatable {
         case tooNew = "postgres.schema_too_new"
         /// Anything else.
         case other = "postgres.error"
+
+        /// The password file, or the user and password the server refuses: only a change of the configuration or
+        /// of the files it names can fix them, so `csmil watch` exits 78 rather than being restarted in a loop. A
+        /// server away (or TLS, which a server's new certificate may fix) is retried.
+        public var needsConfigurationChange: Bool { self == .passwordFile || self == .authentication }
     }
 
     public var code: Code
