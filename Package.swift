@@ -34,6 +34,7 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // oneDNN (bf16 backbones): Debian's libdnnl-dev ships no pkg-config file; headers and library are in the
         // default paths.
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
@@ -72,10 +73,11 @@ let package = Package(
             dependencies: ["Errors", "COpenBLAS", "CDNNL", .product(name: "Logging", package: "swift-log")],
             swiftSettings: numeric
         ),
-        // The durable state: the job lifecycle, jobs, path aliases, leases, the outbox, dead letters, hosts; SQLite.
+        // The durable state: the job lifecycle, jobs, path aliases, leases, the outbox, dead letters, hosts; SQLite
+        // (embedded, the default) or PostgreSQL (shared by several hosts).
         .target(
             name: "Store",
-            dependencies: ["Errors", "CSQLite", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Errors", "CSQLite", "CLibPQ", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // Reports, webhook transport and the outbox delivery worker (the outbox's tables are in Store).
@@ -100,6 +102,12 @@ let package = Package(
         .target(
             name: "Sinks",
             dependencies: ["Errors", "Notify"],
+            swiftSettings: strict
+        ),
+        // Real PostgreSQL (and PgBouncer) servers for the tests, started from Debian's packages in a temporary folder.
+        .target(
+            name: "StoreTesting",
+            dependencies: ["Store"],
             swiftSettings: strict
         ),
         // The `csmil` executable: commands, configuration, pipeline, systemd; wires Ingest, Inference, Notify, Store.
@@ -152,14 +160,14 @@ let package = Package(
         ),
         .testTarget(
             name: "StoreTests",
-            dependencies: ["Errors", "Store"],
+            dependencies: ["Errors", "Store", "StoreTesting"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "DaemonTests",
             dependencies: [
-                "Daemon", "Errors", "Threads", "Images", "Inference", "Ingest", "Notify", "Store", "SyntheticSlides",
-                "Sinks", "TestJudges",
+                "Daemon", "Errors", "Threads", "Images", "Inference", "Ingest", "Notify", "Store", "StoreTesting",
+                "SyntheticSlides", "Sinks", "TestJudges",
             ],
             swiftSettings: strict
         ),

@@ -16,7 +16,7 @@ struct CSMIL: AsyncParsableCommand {
             WatchCommand.self, ScoreCommand.self, EmbedCommand.self, SynthCommand.self, EmbedSlidesCommand.self,
             TrainCommand.self, SeededBackbonesCommand.self,
             StatusCommand.self, ReloadCommand.self, DoctorCommand.self, WebhookSinkCommand.self, HL7SinkCommand.self,
-            OutboxCommand.self, RequeueCommand.self,
+            OutboxCommand.self, StoreCommand.self, RequeueCommand.self,
             BenchCommand.self,
         ]
     )

@@ -49,7 +49,7 @@ struct HL7DeliveryTests {
             url: String, options: MLLPClientOptions = MLLPClientOptions(connectTimeout: 2, ackTimeout: 5)
         ) -> OutboxDelivery.Configuration {
             OutboxDelivery.Configuration(
-                databasePath: databasePath, destinations: [Harness.destination(url: url, options: options)],
+                store: .sqlite(path: databasePath), destinations: [Harness.destination(url: url, options: options)],
                 idlePoll: 0.5, randomFraction: { 1 })
         }
 

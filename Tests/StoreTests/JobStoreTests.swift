@@ -7,7 +7,7 @@ import Testing
 /// leases after a crash, atomic report + outbox, backoff, and a damaged file.
 @Suite("Job store")
 struct JobStoreTests {
-    /// A temporary folder holding `csmil.sqlite3`; removed when the test ends.
+    /// A temporary folder holding `csmil.sqlite3` (the SQLite-only tests); removed when the test ends.
     final class Folder {
         let url: URL
         var databasePath: String { url.appendingPathComponent("csmil.sqlite3").path }
@@ -55,9 +55,9 @@ struct JobStoreTests {
         try store.database.queryOne("SELECT COUNT(*) FROM jobs") { $0.int(0) } ?? -1
     }
 
-    @Test("a slide walks discovered → settled → processing → reported → delivered")
-    func lifecycle() throws {
-        let folder = try Folder()
+    @Test("a slide walks discovered → settled → processing → reported → delivered", arguments: StoreBackend.allCases)
+    func lifecycle(backend: StoreBackend) throws {
+        let folder = try backend.makeFixture()
         let store = try folder.open()
         let path = folder.slide("a.svs")
 
@@ -116,9 +116,9 @@ struct JobStoreTests {
         #expect(throws: JobStoreError.self) { try store.renewLease(jobID: claimed.id, now: 1400, leaseSeconds: 1) }
     }
 
-    @Test("the same content under another name is recognised, not queued twice")
-    func sameFingerprintOtherPath() throws {
-        let folder = try Folder()
+    @Test("the same content under another name is recognised, not queued twice", arguments: StoreBackend.allCases)
+    func sameFingerprintOtherPath(backend: StoreBackend) throws {
+        let folder = try backend.makeFixture()
         let store = try folder.open()
         let original = try Self.queue(store, folder.slide("a.svs"), "sha256:aa")
         try store.recordDiscovered(path: folder.slide("copy.svs"), size: 1000, modified: 200, now: 1001)
@@ -149,9 +149,9 @@ struct JobStoreTests {
         #expect(try Self.jobCount(store) == 1)
     }
 
-    @Test("new content at a known path is a new version; the earlier job is kept")
-    func changedFileIsNewVersion() throws {
-        let folder = try Folder()
+    @Test("new content at a known path is a new version; the earlier job is kept", arguments: StoreBackend.allCases)
+    func changedFileIsNewVersion(backend: StoreBackend) throws {
+        let folder = try backend.makeFixture()
         let store = try folder.open()
         let path = folder.slide("a.svs")
         let first = try Self.queue(store, path, "sha256:v1")
@@ -176,9 +176,11 @@ struct JobStoreTests {
         if case .alreadyKnown = back {} else { Issue.record("expected alreadyKnown, got \(back)") }
     }
 
-    @Test("a file that is not a slide is recorded once, never retried unless it changes")
-    func rejectedOnce() throws {
-        let folder = try Folder()
+    @Test(
+        "a file that is not a slide is recorded once, never retried unless it changes", arguments: StoreBackend.allCases
+    )
+    func rejectedOnce(backend: StoreBackend) throws {
+        let folder = try backend.makeFixture()
         let store = try folder.open()
         let path = folder.slide("notes.txt")
         try store.recordDiscovered(path: path, size: 5, modified: 10, now: 1000)
@@ -186,7 +188,7 @@ struct JobStoreTests {
             try store.recordRejected(
                 path: path, size: 5, modified: 10, code: "slide.unsupported", message: "not a slide", now: now)
         }
-        let failed = try store.database.query("SELECT \(JobStore.columns) FROM jobs", row: JobStore.job)
+        let failed = try store.database.query("SELECT \(JobStore.columns()) FROM jobs", row: JobStore.job)
         #expect(failed.count == 1)
         #expect(failed.first?.state == .failed)
         #expect(failed.first?.fingerprint == nil)
@@ -210,9 +212,9 @@ struct JobStoreTests {
         #expect(try store.summary(now: 1007).failures.isEmpty)
     }
 
-    @Test("claimNext takes due jobs oldest first and leaves jobs not yet due")
-    func claimOrder() throws {
-        let folder = try Folder()
+    @Test("claimNext takes due jobs oldest first and leaves jobs not yet due", arguments: StoreBackend.allCases)
+    func claimOrder(backend: StoreBackend) throws {
+        let folder = try backend.makeFixture()
         let store = try folder.open()
         let a = try Self.queue(store, folder.slide("a.svs"), "sha256:a", now: 10)
         let b = try Self.queue(store, folder.slide("b.svs"), "sha256:b", now: 20)
@@ -236,9 +238,11 @@ struct JobStoreTests {
         #expect(again.id == b.id && again.attempts == 2)
     }
 
-    @Test("a crash leaves the job processing until its lease expires; completing twice keeps one event")
-    func crashAndReclaim() throws {
-        let folder = try Folder()
+    @Test(
+        "a crash leaves the job processing until its lease expires; completing twice keeps one event",
+        arguments: StoreBackend.allCases)
+    func crashAndReclaim(backend: StoreBackend) throws {
+        let folder = try backend.makeFixture()
         let eventID = Self.eventID(fingerprint: "sha256:aa")
         var jobID: Int64 = 0
         do {
@@ -278,10 +282,10 @@ struct JobStoreTests {
         #expect(try store.job(id: jobID)?.eventID == eventID)
     }
 
-    @Test("a transaction abandoned half-way leaves nothing written")
-    func abandonedTransaction() throws {
+    @Test("a transaction abandoned half-way leaves nothing written", arguments: StoreBackend.allCases)
+    func abandonedTransaction(backend: StoreBackend) throws {
         struct Abandon: Error {}
-        let folder = try Folder()
+        let folder = try backend.makeFixture()
         do {
             let store = try folder.open()
             #expect(throws: Abandon.self) {
@@ -295,7 +299,7 @@ struct JobStoreTests {
             #expect(try Self.outboxCount(store) == 0)
 
             // And a transaction still open when the connection goes (a crash mid-write) is rolled back.
-            try store.database.execute("BEGIN IMMEDIATE")
+            try store.database.execute(folder.begin)
             try Self.queue(store, folder.slide("b.svs"), "sha256:bb")
         }
         let store = try folder.open()
@@ -303,17 +307,17 @@ struct JobStoreTests {
         #expect(try store.jobs(fingerprint: "sha256:bb").isEmpty)
     }
 
-    @Test("complete() commits the job's state and its outbox row together, or neither")
-    func completeIsAtomic() throws {
-        let folder = try Folder()
+    @Test(
+        "complete() commits the job's state and its outbox row together, or neither", arguments: StoreBackend.allCases)
+    func completeIsAtomic(backend: StoreBackend) throws {
+        let folder = try backend.makeFixture()
         let store = try folder.open()
         let job = try Self.queue(store, folder.slide("a.svs"), "sha256:aa")
         _ = try store.claimNext(now: 1001, leaseSeconds: 60)
 
         // The outbox insert fails (as a full disk would): the job must stay processing.
-        try store.database.execute(
-            "CREATE TEMP TRIGGER refuse BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'refused'); END")
-        #expect(throws: SQLiteError.self) {
+        try folder.refuse("INSERT", on: "outbox", in: store.database)
+        #expect(throws: (any Error).self) {
             try store.complete(
                 jobID: job.id, eventID: "evt_a", reportDirectory: "/r/a", result: Self.scored,
                 outbox: [Self.message("evt_a")], now: 1002)
@@ -322,12 +326,12 @@ struct JobStoreTests {
         #expect(try store.job(id: job.id)?.eventID == nil)
         #expect(try Self.outboxCount(store) == 0)
 
-        try store.database.execute("DROP TRIGGER refuse")
+        try folder.allow("outbox", in: store.database)
         try store.complete(
             jobID: job.id, eventID: "evt_a", reportDirectory: "/r/a", result: Self.scored,
             outbox: [Self.message("evt_a")], now: 1003)
         // Another connection sees both.
-        let other = try SQLiteDatabase(path: folder.databasePath)
+        let other = try folder.connect()
         #expect(
             try other.queryOne("SELECT state, event_id FROM jobs") { [$0.string(0), $0.string(1)] } == [
                 "reported", "evt_a",
@@ -362,9 +366,11 @@ struct JobStoreTests {
         #expect(unknown.code == .unknownJob)
     }
 
-    @Test("retryLater backs off with full jitter up to the cap, then gives up with the reason")
-    func retryBackoff() throws {
-        let folder = try Folder()
+    @Test(
+        "retryLater backs off with full jitter up to the cap, then gives up with the reason",
+        arguments: StoreBackend.allCases)
+    func retryBackoff(backend: StoreBackend) throws {
+        let folder = try backend.makeFixture()
         let store = try folder.open()
         let job = try Self.queue(store, folder.slide("a.svs"), "sha256:aa", now: 0)
 
@@ -400,7 +406,7 @@ struct JobStoreTests {
 
         // The ceiling is capped at an hour, and a zero jitter retries at once.
         let other = try Self.queue(store, folder.slide("b.svs"), "sha256:bb", now: now)
-        _ = try store.database.execute("UPDATE jobs SET attempts = 11 WHERE id = ?", [.integer(other.id)])
+        _ = try store.database.execute("UPDATE jobs SET attempts = 11 WHERE id = $1", [.integer(other.id)])
         _ = try #require(try store.claimNext(now: now, leaseSeconds: 60))
         #expect(
             try store.retryLater(
@@ -413,9 +419,11 @@ struct JobStoreTests {
                 == .retryAt(now))
     }
 
-    @Test("content that failed for good stays failed on a rescan and is queued again when dropped in again")
-    func failedContentSettledAgain() throws {
-        let folder = try Folder()
+    @Test(
+        "content that failed for good stays failed on a rescan and is queued again when dropped in again",
+        arguments: StoreBackend.allCases)
+    func failedContentSettledAgain(backend: StoreBackend) throws {
+        let folder = try backend.makeFixture()
         let store = try folder.open()
         let path = folder.slide("a.svs")
         let job = try Self.queue(store, path, "sha256:aa", modified: 100, now: 0)
@@ -434,9 +442,11 @@ struct JobStoreTests {
         #expect(try store.jobs(fingerprint: "sha256:aa").map(\.state) == [.failed, .settled])
     }
 
-    @Test("discard drops a changed file back to discovered; release gives a claim back on shutdown")
-    func discardAndRelease() throws {
-        let folder = try Folder()
+    @Test(
+        "discard drops a changed file back to discovered; release gives a claim back on shutdown",
+        arguments: StoreBackend.allCases)
+    func discardAndRelease(backend: StoreBackend) throws {
+        let folder = try backend.makeFixture()
         let store = try folder.open()
         let path = folder.slide("a.svs")
         let job = try Self.queue(store, path, "sha256:v1", now: 10)
@@ -466,9 +476,66 @@ struct JobStoreTests {
         #expect(throws: JobStoreError.self) { try store.discard(jobID: 12345, now: 40) }
     }
 
-    @Test("a job becomes delivered in the transaction that records its event's delivery, and only then")
-    func deliveredWithTheOutboxRow() throws {
-        let folder = try Folder()
+    @Test(
+        "requeue: a delivered job goes back to the queue with its lease and result cleared, found by name; the same event id is delivered at once; a record without content is forgotten",
+        arguments: StoreBackend.allCases)
+    func requeue(backend: StoreBackend) throws {
+        let folder = try backend.makeFixture()
+        let store = try folder.open()
+        let path = folder.slide("case_1.svs")
+        let job = try Self.queue(store, path, "sha256:aa", now: 10)
+        let claimed = try #require(try store.claimNext(now: 11, leaseSeconds: 60, holder: "scanner-1"))
+        let eventID = Self.eventID(fingerprint: "sha256:aa")
+        try store.complete(
+            jobID: claimed.id, eventID: eventID, reportDirectory: "/reports/a", result: Self.scored,
+            outbox: [Self.message(eventID)], now: 12)
+        let outbox = Outbox(database: store.database)
+        try outbox.record(
+            OutboxAttempt(.delivered, status: 200), for: try #require(try outbox.row(eventID: eventID)), now: 13)
+        #expect(try store.job(id: job.id)?.state == .delivered)
+
+        // Found by its file name, path, fingerprint and event id; LIKE's wildcards in a name match nothing.
+        #expect(try store.jobs(named: "case_1.svs").map(\.id) == [job.id])
+        #expect(try store.jobs(named: path).map(\.id) == [job.id])
+        #expect(try store.jobs(named: "sha256:aa").map(\.id) == [job.id])
+        #expect(try store.jobs(named: eventID).map(\.id) == [job.id])
+        #expect(try store.jobs(named: "case%.svs").isEmpty)
+        #expect(try store.jobs(named: "case_1_svs").isEmpty)
+
+        guard case .queued(let queued) = try store.requeue(jobID: job.id, now: 20) else {
+            Issue.record("expected queued")
+            return
+        }
+        #expect(queued.state == .settled && queued.attempts == 0 && queued.nextAttemptAt == 20)
+        #expect(queued.eventID == nil && queued.reportDirectory == nil && queued.result == nil)
+        #expect(queued.leaseUntil == nil && queued.leaseHolder == nil && queued.leaseToken == nil)
+        #expect(queued.fingerprint == "sha256:aa" && queued.path == path)
+
+        // Scored again with the same model: the outbox knows the id, so the job is delivered at once, not resent.
+        let again = try #require(try store.claimNext(now: 21, leaseSeconds: 60, holder: "scanner-2"))
+        #expect(again.id == job.id && again.leaseHolder == "scanner-2")
+        #expect(throws: JobStoreError.self) { try store.requeue(jobID: job.id, now: 22) }
+        try store.complete(
+            jobID: again.id, eventID: eventID, reportDirectory: "/reports/a2", result: Self.scored,
+            outbox: [Self.message(eventID)], now: 23)
+        #expect(try store.job(id: job.id)?.state == .delivered)
+        #expect(try outbox.rows(eventID: eventID).count == 1)
+
+        // Not a slide: a failed record without content; requeued, it is forgotten (the watcher reads it again).
+        let text = folder.slide("notes.txt")
+        try store.recordRejected(path: text, size: 5, modified: 1, code: "slide.unsupported", message: "no", now: 30)
+        let failed = try store.failedJobs()
+        #expect(failed.map(\.path) == [text])
+        #expect(try store.requeue(jobID: try #require(failed.first).id, now: 31) == .forgotten(path: text))
+        #expect(try store.failedJobs().isEmpty)
+        #expect(try store.jobs(named: "notes.txt").isEmpty)
+    }
+
+    @Test(
+        "a job becomes delivered in the transaction that records its event's delivery, and only then",
+        arguments: StoreBackend.allCases)
+    func deliveredWithTheOutboxRow(backend: StoreBackend) throws {
+        let folder = try backend.makeFixture()
         let store = try folder.open()
         var ids: [Int64] = []
         for (index, name) in ["a", "b", "c"].enumerated() {
@@ -488,7 +555,7 @@ struct JobStoreTests {
             OutboxAttempt(.delivered, status: 200), for: try #require(try outbox.row(eventID: "evt_a")), now: 1100)
         #expect(try ids.map { try store.job(id: $0)?.state } == [.delivered, .reported, .reported])
         #expect(
-            try store.database.queryOne("SELECT delivered_at FROM jobs WHERE id = ?", [.integer(ids[0])]) {
+            try store.database.queryOne("SELECT delivered_at FROM jobs WHERE id = $1", [.integer(ids[0])]) {
                 $0.double(0)
             } == 1100)
         var summary = try store.summary(now: 1102)
@@ -509,9 +576,8 @@ struct JobStoreTests {
         try store.complete(
             jobID: d.id, eventID: "evt_d", reportDirectory: "/r/d", result: Self.scored,
             outbox: [Self.message("evt_d", fingerprint: "sha256:d")], now: 1301)
-        try store.database.execute(
-            "CREATE TEMP TRIGGER refuse BEFORE UPDATE OF state ON jobs BEGIN SELECT RAISE(ABORT, 'refused'); END")
-        #expect(throws: SQLiteError.self) {
+        try folder.refuse("UPDATE OF state", on: "jobs", in: store.database)
+        #expect(throws: (any Error).self) {
             try outbox.record(
                 OutboxAttempt(.delivered, status: 200), for: try #require(try outbox.row(eventID: "evt_d")), now: 1302)
         }
@@ -519,7 +585,7 @@ struct JobStoreTests {
         #expect(try store.job(id: d.id)?.state == .reported)
     }
 
-    @Test("a damaged database file is refused with store.corrupt naming the file and the fix")
+    @Test("a damaged database file is refused with store.corrupt naming the file and the fix (SQLite)")
     func corruptFile() throws {
         let folder = try Folder()
         do {
@@ -539,7 +605,7 @@ struct JobStoreTests {
             try bytes.write(to: URL(fileURLWithPath: copy))
             let error = try #require(throws: JobStoreError.self) { try JobStore(path: copy) }
             #expect(error.code == .corrupt, "\(name): \(error)")
-            #expect(error.file == copy)
+            #expect(error.location == copy)
             #expect(error.description.contains(copy))
             #expect(error.fix.contains("move"))
         }
@@ -547,9 +613,11 @@ struct JobStoreTests {
         #expect(try folder.open().summary(now: 0).counts.settled == 200)
     }
 
-    @Test("summary shows counts, the queue in order, work in progress, pending files, results and failures")
-    func summaryContents() throws {
-        let folder = try Folder()
+    @Test(
+        "summary shows counts, the queue in order, work in progress, pending files, results and failures",
+        arguments: StoreBackend.allCases)
+    func summaryContents(backend: StoreBackend) throws {
+        let folder = try backend.makeFixture()
         let store = try folder.open()
         try store.recordDiscovered(path: folder.slide("writing.svs"), size: 5, modified: 1, now: 900)
         try store.recordRejected(

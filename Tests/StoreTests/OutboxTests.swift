@@ -5,10 +5,8 @@ import Testing
 
 @Suite("Outbox")
 struct OutboxTests {
-    func makeOutbox() throws -> Outbox {
-        let database = try SQLiteDatabase(path: StoreTestSupport.temporaryFolder() + "/csmil.sqlite3")
-        try Outbox.installSchema(in: database)
-        return Outbox(database: database)
+    func makeOutbox(_ backend: StoreBackend) throws -> Outbox {
+        Outbox(database: try backend.makeFixture().connect())
     }
 
     static let url = "https://lis.example.org/in"
@@ -22,10 +20,12 @@ struct OutboxTests {
             contentType: "application/json", body: Array(body.utf8))
     }
 
-    @Test("enqueue joins the caller's transaction: rolled back with it, committed with it")
-    func enqueueInsideTransaction() throws {
+    @Test(
+        "enqueue joins the caller's transaction: rolled back with it, committed with it",
+        arguments: StoreBackend.allCases)
+    func enqueueInsideTransaction(backend: StoreBackend) throws {
         struct Abort: Error {}
-        let outbox = try makeOutbox()
+        let outbox = try makeOutbox(backend)
         let database = outbox.database
         try database.execute("CREATE TABLE reports (event_id TEXT PRIMARY KEY)")
         #expect(throws: Abort.self) {
@@ -43,9 +43,9 @@ struct OutboxTests {
         #expect(try outbox.rows().map(\.message.eventID) == ["evt_1"])
     }
 
-    @Test("enqueue is idempotent on the event id: no second row, the first body kept")
-    func idempotent() throws {
-        let outbox = try makeOutbox()
+    @Test("enqueue is idempotent on the event id: no second row, the first body kept", arguments: StoreBackend.allCases)
+    func idempotent(backend: StoreBackend) throws {
+        let outbox = try makeOutbox(backend)
         #expect(try outbox.enqueue(Self.message("evt_1", body: "first"), now: 10))
         #expect(try !outbox.enqueue(Self.message("evt_1", body: "second"), now: 20))
         let rows = try outbox.rows()
@@ -55,9 +55,9 @@ struct OutboxTests {
         #expect(rows[0].state == .pending && rows[0].attempts == 0 && rows[0].nextAttemptAt == 10)
     }
 
-    @Test("a slide's events go out in queue order; other slides are not held up")
-    func perSlideOrder() throws {
-        let outbox = try makeOutbox()
+    @Test("a slide's events go out in queue order; other slides are not held up", arguments: StoreBackend.allCases)
+    func perSlideOrder(backend: StoreBackend) throws {
+        let outbox = try makeOutbox(backend)
         try outbox.enqueue(Self.message("a1", slide: "A"), now: 0)
         try outbox.enqueue(Self.message("b1", slide: "B"), now: 1)
         try outbox.enqueue(Self.message("a2", slide: "A"), now: 2)
@@ -74,9 +74,11 @@ struct OutboxTests {
         #expect(try outbox.nextDue(now: 55, destinations: Self.webhookOnly)?.message.eventID == "a1")
     }
 
-    @Test("dead letters and a disabled endpoint show in the summary and are replayed with the same id and body")
-    func deadLettersAndReplay() throws {
-        let outbox = try makeOutbox()
+    @Test(
+        "dead letters and a disabled endpoint show in the summary and are replayed with the same id and body",
+        arguments: StoreBackend.allCases)
+    func deadLettersAndReplay(backend: StoreBackend) throws {
+        let outbox = try makeOutbox(backend)
         try outbox.enqueue(Self.message("evt_400", slide: "A", body: "x"), now: 0)
         try outbox.enqueue(Self.message("evt_410", slide: "B", body: "y"), now: 0)
         try outbox.enqueue(Self.message("evt_next", slide: "C"), now: 0)
@@ -108,9 +110,11 @@ struct OutboxTests {
         #expect(String(decoding: json, as: UTF8.self).contains("\"oldest_undelivered_age_seconds\":300"))
     }
 
-    @Test("each destination has its own row, order and dead letter; rows wait while their destination is off")
-    func destinations() throws {
-        let outbox = try makeOutbox()
+    @Test(
+        "each destination has its own row, order and dead letter; rows wait while their destination is off",
+        arguments: StoreBackend.allCases)
+    func destinations(backend: StoreBackend) throws {
+        let outbox = try makeOutbox(backend)
         try outbox.enqueue(Self.message("e1", slide: "A"), now: 0)
         try outbox.enqueue(Self.message("e1", slide: "A", destination: OutboxMessage.hl7), now: 0)
         try outbox.enqueue(Self.message("e2", slide: "A", destination: OutboxMessage.hl7), now: 1)
@@ -132,9 +136,11 @@ struct OutboxTests {
         #expect(try outbox.requeue(eventID: "e1", destination: OutboxMessage.hl7, now: 20) == 1)
     }
 
-    @Test("a 410 disables the URL it came from: a new URL for the destination gets the queued rows")
-    func goneEndpointFollowsTheURL() throws {
-        let outbox = try makeOutbox()
+    @Test(
+        "a 410 disables the URL it came from: a new URL for the destination gets the queued rows",
+        arguments: StoreBackend.allCases)
+    func goneEndpointFollowsTheURL(backend: StoreBackend) throws {
+        let outbox = try makeOutbox(backend)
         try outbox.enqueue(Self.message("g1", slide: "A"), now: 0)
         try outbox.enqueue(Self.message("g2", slide: "B"), now: 0)
         try outbox.record(

@@ -9,6 +9,16 @@ struct SQLiteDatabaseTests {
         try SQLiteDatabase(path: StoreTestSupport.temporaryFolder() + "/test.sqlite3")
     }
 
+    @Test("$N parameters (the store's shared SQL) are SQLite's ?N, also out of order and repeated; quoted $ stays")
+    func numberedParameters() throws {
+        let database = try open()
+        #expect(
+            try database.queryOne("SELECT $2 || '-' || $1 || '-' || $2 || '-$1'", [.text("a"), .text("b")]) {
+                $0.string(0)
+            } == "b-a-b-$1")
+        #expect(SQLiteStatement.numberedParameters("SELECT \"$1\", $10, ?3") == "SELECT \"$1\", ?10, ?3")
+    }
+
     @Test("a new file is opened in WAL mode with synchronous=FULL and passes the integrity check")
     func durabilitySettings() throws {
         let database = try open()
@@ -27,8 +37,9 @@ struct SQLiteDatabaseTests {
             "INSERT INTO t VALUES (?, ?, ?, ?, ?)",
             [.integer(Int64.min), .real(0.1), .text("naïve ✓"), .blob(bytes), nil])
         try database.execute("INSERT INTO t VALUES (?, ?, ?, ?, ?)", [.int(7), 2.5, "", .blob([]), .data(Data([9]))])
-        let rows = try database.query("SELECT i, r, s, b, n FROM t ORDER BY rowid") { row in
-            [row.value(0), row.value(1), row.value(2), row.value(3), row.value(4)]
+        let rows = try database.query("SELECT i, r, s, b, n FROM t ORDER BY rowid") { row -> [DatabaseValue] in
+            let statement = try #require(row as? SQLiteStatement)
+            return [statement.value(0), statement.value(1), statement.value(2), statement.value(3), statement.value(4)]
         }
         #expect(rows[0] == [.integer(Int64.min), .real(0.1), .text("naïve ✓"), .blob(bytes), .null])
         #expect(rows[1] == [.integer(7), .real(2.5), .text(""), .blob([]), .blob([9])])

@@ -63,7 +63,7 @@ struct StoreSchemaTests {
             #expect(try old.userVersion() == 1)
         }
         let store = try JobStore(path: path)
-        #expect(try store.database.userVersion() == StoreSchema.sqliteVersion)
+        #expect(try StoreSchema.version(of: store.database) == StoreSchema.sqliteVersion)
         #expect(
             try store.database.queryOne(
                 "SELECT COUNT(*) FROM sqlite_master WHERE name = 'csmil_schema_versions'"
@@ -105,7 +105,7 @@ struct StoreSchemaTests {
             try old.execute(Self.outboxVersion1 + "UPDATE csmil_schema_versions SET version = 2;")
         }
         let error = try #require(throws: JobStoreError.self) { try JobStore(path: path) }
-        #expect(error.code == .tooNew && error.file == path)
+        #expect(error.code == .tooNew && error.location == path)
         #expect(try SQLiteDatabase(path: path).userVersion() == 1, "nothing was changed")
     }
 

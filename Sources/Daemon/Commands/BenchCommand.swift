@@ -8,7 +8,9 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure throughput; each benchmark prints one JSON line.",
-        subcommands: [Embed.self, IngestSlide.self, ScoreSlide.self, SeededModel.self, Quality.self]
+        subcommands: [
+            Embed.self, IngestSlide.self, ScoreSlide.self, SeededModel.self, Quality.self, StoreOverhead.self,
+        ]
     )
 
     /// `csmil bench embed`: backbone images per second.

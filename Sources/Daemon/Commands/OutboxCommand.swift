@@ -118,7 +118,7 @@ struct OutboxCommand: AsyncParsableCommand {
                         rows.count == 1 ? $0.state.rawValue : "\($0.message.destination) \($0.state.rawValue)"
                     }
                     throw CommandError(
-                        code: .notFound, subject: outbox.database.path,
+                        code: .notFound, subject: outbox.database.location,
                         message: "event \(eventID) "
                             + (states.isEmpty
                                 ? "is not in the outbox" + (destination.map { " for \($0)" } ?? "")
@@ -164,6 +164,11 @@ struct OutboxCommand: AsyncParsableCommand {
                     fix: "set [webhook] url and secret_file, or [hl7] url")
             }
             let outbox = try OutboxCommand.open(configuration)
+            // No csmil watch runs with this state folder (its lock is free): rows this host still holds were left
+            // by a process killed mid-send, and are sent again now rather than when their claim runs out.
+            if (try? StateFolderLock(stateDirectory: configuration.state.directory)) != nil {
+                try outbox.releaseClaims(holder: configuration.state.hostName)
+            }
             let delivery = OutboxDelivery(
                 configuration: try configuration.deliveryConfiguration(idlePoll: 1), logger: logger)
             let untilEmpty = self.untilEmpty
@@ -174,16 +179,15 @@ struct OutboxCommand: AsyncParsableCommand {
         }
     }
 
-    /// The outbox in the configuration's job store; the file must exist (the daemon creates it).
+    /// The outbox in the configuration's job store; a SQLite file must exist (the daemon creates it).
     static func open(_ configuration: Configuration) throws -> Outbox {
-        let path = configuration.databasePath
-        guard FileManager.default.fileExists(atPath: path) else {
+        if case .sqlite(let path) = configuration.storeLocation, !FileManager.default.fileExists(atPath: path) {
             throw CommandError(
                 code: .notFound, subject: path, message: "no job store here",
                 fix: "check [state] directory in \(configuration.sourcePath) (the daemon creates the file when it "
                     + "first runs)")
         }
-        let database = try SQLiteDatabase(path: path)
+        let database = try configuration.storeLocation.open(applicationName: "csmil outbox")
         try Outbox.installSchema(in: database)
         return Outbox(database: database)
     }

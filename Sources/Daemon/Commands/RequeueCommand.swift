@@ -35,14 +35,14 @@ struct RequeueCommand: AsyncParsableCommand {
     func run() async throws {
         let configuration = try Configuration.load(path: config)
         _ = global.bootstrapLogging(configured: .warning)
-        let path = configuration.databasePath
-        guard FileManager.default.fileExists(atPath: path) else {
+        let location = configuration.storeLocation
+        if case .sqlite(let path) = location, !FileManager.default.fileExists(atPath: path) {
             throw CommandError(
                 code: .notFound, subject: path, message: "no job store here",
                 fix: "check [state] directory in \(configuration.sourcePath) (the daemon creates the file when it "
                     + "first runs)")
         }
-        let store = try JobStore(path: path)
+        let store = try JobStore.open(location, applicationName: "csmil requeue")
         let now = Date().timeIntervalSince1970
         let jobs: [Job]
         if let slide {

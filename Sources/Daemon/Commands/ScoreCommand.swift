@@ -189,7 +189,7 @@ struct ScoreCommand: AsyncParsableCommand {
         }
 
         func enqueue(_ report: SlideReport, folder: String) throws {
-            let database = try SQLiteDatabase(path: configuration.databasePath)
+            let database = try configuration.storeLocation.open(applicationName: "csmil score")
             try Outbox.installSchema(in: database)
             let outbox = Outbox(database: database)
             for message in try destinations.messages(for: report, folder: folder) {
@@ -207,7 +207,7 @@ struct ScoreCommand: AsyncParsableCommand {
         }
 
         func deliver() async throws {
-            let outbox = Outbox(database: try SQLiteDatabase(path: configuration.databasePath))
+            let outbox = Outbox(database: try configuration.storeLocation.open(applicationName: "csmil score"))
             let urls = configuration.deliveryURLs
             let timeout = max(
                 configuration.webhook.url == nil ? 0 : configuration.webhook.timeoutSeconds,
@@ -222,7 +222,7 @@ struct ScoreCommand: AsyncParsableCommand {
             FileHandle.standardError.write(
                 Data(
                     ("csmil score --notify: \(waiting) event(s) not delivered yet stay queued in "
-                        + "\(configuration.databasePath); csmil watch or csmil outbox deliver sends them\n").utf8))
+                        + "\(configuration.storeLocation); csmil watch or csmil outbox deliver sends them\n").utf8))
         }
     }
 

@@ -8,9 +8,10 @@ struct StatusCommand: AsyncParsableCommand {
         commandName: "status",
         abstract: "Show the queue, the slide in progress, recent results, the outbox backlog and failures.",
         discussion: """
-            Reads the job store (<state>/csmil.sqlite3) and the daemon's live snapshot (<state>/daemon.json, \
-            written every 2 seconds by csmil watch). Works whether or not the daemon is running. Exit status 0, \
-            or 1 when the configuration or the job store cannot be read.
+            Reads the job store (<state>/csmil.sqlite3, or the shared [state] database) and the daemon's live \
+            snapshot (<state>/daemon.json, written every 2 seconds by csmil watch). With a shared database it \
+            lists every host (name, last heartbeat, slides in progress) and the queue they share. Works whether or \
+            not the daemon is running. Exit status 0, or 1 when the configuration or the job store cannot be read.
             """
     )
 
@@ -31,7 +32,7 @@ struct StatusCommand: AsyncParsableCommand {
         let now = Date().timeIntervalSince1970
         let summary: JobSummary
         do {
-            let store = try JobStore(path: configuration.databasePath)
+            let store = try JobStore.open(configuration.storeLocation, applicationName: "csmil status")
             summary = try store.summary(now: now, recent: limit)
         } catch {
             FileHandle.standardError.write(Data("csmil status: \(error)\n".utf8))
@@ -69,6 +70,23 @@ struct StatusCommand: AsyncParsableCommand {
         }
     }
 
+    /// "scanner-1: running (pid 12), heartbeat 3s ago, scoring a.svs; queue 2; …".
+    static func describe(_ host: HostRecord, now: Double) -> String {
+        var line = "\(host.name): "
+        if host.alive {
+            line +=
+                "running (pid \(host.pid)), heartbeat \(DaemonProgress.duration(max(0, now - host.heartbeatAt))) ago"
+        } else if let stopped = host.stoppedAt {
+            line += "stopped \(DaemonProgress.duration(max(0, now - stopped))) ago"
+        } else {
+            line +=
+                "silent for \(DaemonProgress.duration(max(0, now - host.heartbeatAt))) (gone; its slides go to others)"
+        }
+        if !host.processing.isEmpty { line += ", holds " + host.processing.joined(separator: ", ") }
+        if host.alive && !host.status.isEmpty { line += " — " + host.status }
+        return line
+    }
+
     static func json(summary: JobSummary, daemon: DaemonLiveness, snapshot: DaemonProgress.Snapshot?) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
@@ -103,6 +121,12 @@ struct StatusCommand: AsyncParsableCommand {
                 for current in snapshot.current where processing.contains(current.jobID) {
                     out += "  " + shown(DaemonProgress.describe(current)) + "\n"
                 }
+            }
+        }
+        if !summary.hosts.isEmpty {
+            out += "hosts:\n"
+            for host in summary.hosts {
+                out += "  " + Self.describe(host, now: now) + "\n"
             }
         }
         let counts = summary.counts

@@ -38,7 +38,8 @@ extension Configuration {
         idlePoll: Double = 30, destinations: [Destination]? = nil
     ) throws -> OutboxDelivery.Configuration {
         OutboxDelivery.Configuration(
-            databasePath: databasePath, destinations: try destinations ?? deliveryDestinations(), idlePoll: idlePoll)
+            store: storeLocation, host: state.hostName, destinations: try destinations ?? deliveryDestinations(),
+            idlePoll: idlePoll)
     }
 }
 

@@ -10,7 +10,7 @@ extension Configuration {
     static let schema: [(section: String, keys: [String])] = [
         ("watch", ["directory", "settle_seconds", "polling", "ignore", "rescan_seconds", "poll_seconds"]),
         ("output", ["directory"]),
-        ("state", ["directory"]),
+        ("state", ["directory", "database", "database_password_file", "host_name", "lease_seconds"]),
         ("model", ["directory"]),
         (
             "webhook",
@@ -93,6 +93,7 @@ extension Configuration {
         }
         let outputDirectory = reader.directory(output, section: "output", base: base, default: "/var/lib/csmil/reports")
         let stateDirectory = reader.directory(state, section: "state", base: base, default: "/var/lib/csmil/state")
+        let shared = reader.sharedStore(state, base: base)
         let modelDirectory = reader.directory(model, section: "model", base: base, default: nil)
 
         var url = reader.string(webhook, "url", section: "webhook", default: "")
@@ -199,7 +200,8 @@ extension Configuration {
             let pollSeconds, let outputDirectory,
             let stateDirectory, let modelDirectory, let secret, let format, let allowHTTP, let retryInitial,
             let retryMax, let retryWindow, let level, let assumeMPP, let connectTimeout, let timeout, let caFile,
-            let clientCertificate, let clientKey, let proxy, let fhirBundle, let identity, let hl7, let quality
+            let clientCertificate, let clientKey, let proxy, let fhirBundle, let identity, let hl7, let quality,
+            let shared
         else {
             throw ConfigurationError(file: path, problems: reader.problems)
         }
@@ -209,7 +211,9 @@ extension Configuration {
                 directory: watchDirectory, settleSeconds: settle, polling: polling, ignore: ignore,
                 rescanSeconds: rescanSeconds, pollSeconds: pollSeconds),
             output: Output(directory: outputDirectory),
-            state: State(directory: stateDirectory),
+            state: State(
+                directory: stateDirectory, database: shared.database, databasePasswordFile: shared.passwordFile,
+                hostName: shared.hostName, leaseSeconds: shared.leaseSeconds),
             model: Model(directory: modelDirectory),
             webhook: Webhook(
                 url: url, secretFile: secret.isEmpty ? nil : Self.resolve(secret, base: base), format: format,

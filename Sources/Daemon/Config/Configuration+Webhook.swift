@@ -1,8 +1,15 @@
 import Notify
+import Store
 
 extension Configuration {
-    /// The job store's SQLite file, which also holds the webhook outbox.
+    /// The job store's SQLite file, which also holds the webhook outbox (when `[state] database` is empty).
     var databasePath: String { state.directory + "/csmil.sqlite3" }
+
+    /// Where the store is: the SQLite file, or the shared PostgreSQL database.
+    var storeLocation: StoreLocation {
+        if let url = state.database { return .postgresql(url: url, passwordFile: state.databasePasswordFile) }
+        return .sqlite(path: databasePath)
+    }
 }
 
 extension OutboxDelivery {

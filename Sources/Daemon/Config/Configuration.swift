@@ -1,6 +1,7 @@
 import Inference
 import Ingest
 import Logging
+import Store
 
 /// The validated contents of `csmil.toml`. Paths are absolute (relative ones are resolved
 /// against the folder that holds the configuration file).
@@ -39,8 +40,16 @@ struct Configuration: Sendable, Equatable {
     }
 
     struct State: Sendable, Equatable {
-        /// The job store and feature spill files.
+        /// The SQLite job store (unless `database` is set) and the feature spill files.
         var directory: String
+        /// A PostgreSQL database that several hosts share (`[state] database`); nil for SQLite in `directory`.
+        var database: PostgresURL? = nil
+        /// The file holding the database's password.
+        var databasePasswordFile: String? = nil
+        /// This host's name in the shared store (`[state] host_name`, the machine's host name by default).
+        var hostName: String = Configuration.machineHostName
+        /// How long a claim on a slide (or an event being sent) holds without a heartbeat (`[state] lease_seconds`).
+        var leaseSeconds: Double = 120
     }
 
     struct Model: Sendable, Equatable {

@@ -106,6 +106,7 @@ enum Doctor {
         findings.append(precisions(configured: configuration.pipeline.precision))
         findings += identity(configuration.identity)
         findings += hl7(configuration.hl7, identity: configuration.identity)
+        findings += store(configuration.state, location: configuration.storeLocation)
         return findings
     }
 

@@ -40,9 +40,12 @@ final class DaemonProgress: Sendable {
         var failed: Int
         /// Why no slide is scored now although some wait: a folder is full or refuses writes (``ResourceGate``).
         var waiting: String?
+        /// Why the job store cannot be used now (the database is away); nil while it answers.
+        var storeProblem: String? = nil
 
         enum CodingKeys: String, CodingKey {
             case pid, version, state, current, queued, scored, failed, waiting
+            case storeProblem = "store_problem"
             case startedAt = "started_at"
             case updatedAt = "updated_at"
             case watchFolder = "watch_folder"
@@ -77,6 +80,9 @@ final class DaemonProgress: Sendable {
 
     /// Why scoring waits (a folder full or read-only), or nil when it does not.
     func setWaiting(_ text: String?) { state.withLock { $0.snapshot.waiting = text } }
+
+    /// The job store cannot be used (nil: it answers again); shown first in STATUS=.
+    func setStoreProblem(_ problem: String?) { state.withLock { $0.snapshot.storeProblem = problem } }
 
     /// A worker took a slide.
     func started(jobID: Int64, path: String, now: Double = Date().timeIntervalSince1970) {
@@ -146,6 +152,7 @@ final class DaemonProgress: Sendable {
             line = snapshot.current.map(Self.describe).joined(separator: "; ")
         }
         line += "; queue \(snapshot.queued); \(snapshot.scored) scored, \(snapshot.failed) failed"
+        if let problem = snapshot.storeProblem { line = problem + "; " + line }
         return line
     }
 

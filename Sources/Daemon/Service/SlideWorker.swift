@@ -8,7 +8,7 @@ import Threads
 
 /// Scores the job store's queue, one slide at a time, on a thread of its own (OpenSlide and BLAS block).
 ///
-/// For each job: claim it (processing, with a lease renewed as tiles are embedded) → `SlidePipeline` writes the
+/// For each job: claim it (processing, under a lease the host's heartbeat renews) → `SlidePipeline` writes the
 /// report folder → the file is checked again (a slide whose content changed meanwhile is discarded and queued
 /// afresh by the watcher) → in one transaction the job becomes `reported` and its outbox rows (one per configured
 /// destination: webhook, HL7) are queued → the delivery worker is woken. A failed slide gets a `failed` report and a `slide.failed` event like any
@@ -19,15 +19,20 @@ import Threads
 /// report the job store could not take is recorded then. Other failures to write a report are retried later. On
 /// shutdown the slide in progress is put back (released) between two batches and scored again at the next start.
 ///
+/// With a shared store: a slide another host took over (this host's lease ran out) is dropped between two batches;
+/// while the database is away the worker keeps its slide, and a finished report waits — retried with backoff
+/// (``StoreHealth``) — until the database takes it, so no result is lost.
+///
 /// `@unchecked Sendable`: `store` is used only on the worker's thread (inside ``run()``); other threads call only
 /// ``wake()`` and ``stop()``, which touch a ``Wakeup`` and an `Atomic`.
 final class SlideWorker: @unchecked Sendable {
-    /// Seconds a claimed job stays leased without progress; renewed at every batch.
-    static let leaseSeconds = 600.0
     /// Claims of one job that may end without an outcome (the process died) before it is reported as failed.
     static let maximumAttempts = 3
 
     private let store: JobStore
+    private let host: String
+    private let heartbeat: HostHeartbeat
+    private let health: StoreHealth
     private let pipeline: SlidePipeline
     private let settings: LiveSettings
     private let progress: DaemonProgress
@@ -39,10 +44,14 @@ final class SlideWorker: @unchecked Sendable {
     private let stopRequested = Atomic<Bool>(false)
 
     init(
-        store: JobStore, pipeline: SlidePipeline, settings: LiveSettings, progress: DaemonProgress,
-        gate: ResourceGate, stateDirectory: String, logger: Logger, wakeDelivery: @escaping @Sendable () -> Void
+        store: JobStore, host: String, heartbeat: HostHeartbeat, health: StoreHealth, pipeline: SlidePipeline,
+        settings: LiveSettings, progress: DaemonProgress, gate: ResourceGate, stateDirectory: String, logger: Logger,
+        wakeDelivery: @escaping @Sendable () -> Void
     ) {
         self.store = store
+        self.host = host
+        self.heartbeat = heartbeat
+        self.health = health
         self.pipeline = pipeline
         self.settings = settings
         self.progress = progress
@@ -75,11 +84,16 @@ final class SlideWorker: @unchecked Sendable {
             do {
                 progress.setQueued(try store.counts().settled)
                 guard
-                    let job = try store.claimNext(now: Date().timeIntervalSince1970, leaseSeconds: Self.leaseSeconds)
+                    let job = try store.claimNext(
+                        now: Date().timeIntervalSince1970, leaseSeconds: heartbeat.leaseSeconds, holder: host)
                 else {
+                    health.succeeded("worker")
                     signal.wait(timeout: 5)
                     continue
                 }
+                health.succeeded("worker")
+                heartbeat.hold(job)
+                defer { heartbeat.drop(job.id) }
                 TestHooks.pauseIfRequested(.claimed, stateDirectory: stateDirectory)
                 TestHooks.holdIfRequested("claimed", stateDirectory: stateDirectory)
                 process(job)
@@ -88,8 +102,8 @@ final class SlideWorker: @unchecked Sendable {
                     signal.wait(timeout: gate.failed(problem, slide: nil))
                     continue
                 }
-                logger.error("job store failed; retrying in 10 s", metadata: .error(error))
-                signal.wait(timeout: 10)
+                // The database away (a shared store): backoff 1 … 30 s, said in STATUS= and the journal.
+                signal.wait(timeout: health.failed("worker", error))
             }
         }
     }
@@ -132,19 +146,24 @@ final class SlideWorker: @unchecked Sendable {
                     outcome.cancelled = true
                     break
                 }
-                try? store.renewLease(
-                    jobID: job.id, now: Date().timeIntervalSince1970, leaseSeconds: Self.leaseSeconds)
+                // The lease stays held meanwhile: the heartbeat renews it (``HostHeartbeat``).
                 outcome = pipeline.write(files)
                 if outcome.folder != nil { gate.cleared() }
             }
             if !outcome.cancelled, let problem = outcome.resource {
                 // Stopped by the state folder (the spill file): not an attempt; scored again once there is room.
-                _ = try untilStored(name) { try store.release(jobID: job.id) }
+                _ = try untilStored(name) { _ = try store.release(jobID: job.id, token: job.leaseToken) }
                 _ = gate.failed(problem, slide: name)
                 return
             }
+            if outcome.cancelled, heartbeat.isLost(job.id) {
+                logger.warning(
+                    "slide taken over by another host after this host's lease ran out; dropped here",
+                    metadata: metadata)
+                return
+            }
             if outcome.cancelled {
-                try store.release(jobID: job.id)
+                try store.release(jobID: job.id, token: job.leaseToken)
                 logger.notice(
                     "slide put back for the next start",
                     metadata: metadata.merging(MessageID.slideInterrupted.metadata) { $1 })
@@ -176,7 +195,8 @@ final class SlideWorker: @unchecked Sendable {
                             code: .reportNotWritten, subject: job.path, message: "the report could not be written",
                             fix: PipelineError.reportBug))
                 let decision = try store.retryLater(
-                    jobID: job.id, code: failure.code, message: failure.text, now: Date().timeIntervalSince1970)
+                    jobID: job.id, token: job.leaseToken, code: failure.code, message: failure.text,
+                    now: Date().timeIntervalSince1970)
                 logger.error(
                     "report not written",
                     metadata: metadata.merging(
@@ -194,7 +214,8 @@ final class SlideWorker: @unchecked Sendable {
                 errorCode: report.error?.code, errorMessage: report.error?.message, qcStatus: report.qc?.status,
                 qcReasons: report.qc?.reasons ?? [])
             let messages = try settings.current.messages(for: report, folder: folder)
-            // The report is written: the job store must take it, however long the state folder is full.
+            // The report is written: the job store must take it, however long the state folder is full or the
+            // database away.
             let recorded = try untilStored(name) {
                 try store.complete(
                     jobID: job.id, eventID: report.eventID, reportDirectory: folder, result: result,
@@ -229,29 +250,39 @@ final class SlideWorker: @unchecked Sendable {
             error, outputDirectory: pipeline.writer.outputDirectory, stateDirectory: stateDirectory)
     }
 
-    /// Runs a change of the job store until it goes through, waiting (``ResourceGate``) while the state folder is
-    /// full; false when the daemon stops first. Other errors are thrown.
+    /// Runs a change of the job store until it goes through, waiting while the state folder is full
+    /// (``ResourceGate``) or the database cannot be reached (``StoreHealth``: backoff 1 … 30 s); false when the
+    /// daemon stops first. Other errors (a change the job's state refuses) are thrown.
     private func untilStored(_ slide: String, _ change: () throws -> Void) throws -> Bool {
         var waited = false
+        var unreachable = false
         while true {
             do {
                 try change()
                 if waited { gate.cleared() }
+                if unreachable { health.succeeded("worker") }
                 return true
             } catch {
-                guard let problem = resourceProblem(error) else { throw error }
-                if isStopping { return false }
-                waited = true
-                signal.wait(timeout: gate.failed(problem, slide: slide))
+                if let problem = resourceProblem(error) {
+                    if isStopping { return false }
+                    waited = true
+                    signal.wait(timeout: gate.failed(problem, slide: slide))
+                } else if StoreHealth.mayPass(error) {
+                    if isStopping { return false }
+                    unreachable = true
+                    signal.wait(timeout: health.failed("worker", error))
+                } else {
+                    throw error
+                }
             }
         }
     }
 
-    /// Feeds progress to `DaemonProgress` (status, watchdog), renews the lease, and stops the slide on shutdown.
+    /// Feeds progress to `DaemonProgress` (status, watchdog), and stops the slide on shutdown or when another
+    /// host took it over. (The lease is the heartbeat's: ``HostHeartbeat``.)
     private final class Observer: SlidePipeline.Observer {
         let worker: SlideWorker
         let jobID: Int64
-        var lastRenewal = Date().timeIntervalSince1970
 
         init(worker: SlideWorker, jobID: Int64) {
             self.worker = worker
@@ -260,16 +291,9 @@ final class SlideWorker: @unchecked Sendable {
 
         func tilesFound(_ total: Int) { worker.progress.tilesFound(total, jobID: jobID) }
 
-        func tilesEmbedded(_ count: Int) {
-            worker.progress.tilesEmbedded(count, jobID: jobID)
-            let now = Date().timeIntervalSince1970
-            if now - lastRenewal > SlideWorker.leaseSeconds / 4 {
-                lastRenewal = now
-                try? worker.store.renewLease(jobID: jobID, now: now, leaseSeconds: SlideWorker.leaseSeconds)
-            }
-        }
+        func tilesEmbedded(_ count: Int) { worker.progress.tilesEmbedded(count, jobID: jobID) }
 
-        var shouldStop: Bool { worker.isStopping }
+        var shouldStop: Bool { worker.isStopping || worker.heartbeat.isLost(jobID) }
     }
 }
 

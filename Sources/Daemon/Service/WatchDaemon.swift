@@ -19,6 +19,10 @@ import UnixSignals
 ///   each, report and outbox row in one transaction;
 /// - the delivery worker (`OutboxDelivery`, an async service on a dedicated thread, in a ``DeliverySwitch``) when a
 ///   `[webhook]` or `[hl7]` url is set (a reload switches it on and off);
+/// - the heartbeat (``HostHeartbeat``, a ``BlockingService``): renews the leases of the slides this host scores and
+///   records its STATUS= line for `csmil status` on any host;
+/// - with a shared database, the listener (``StoreListener``, a ``BlockingService``): `LISTEN` wakes idle workers
+///   and the delivery worker when another host queued work (polling covers without it);
 /// - the status timer: STATUS= and WATCHDOG=1 for systemd, `<state>/daemon.json` for `csmil status`;
 /// - SIGHUP: the configuration file is read again; a bad file is logged and the old settings stay.
 ///
@@ -45,14 +49,39 @@ struct WatchDaemon {
         let workDirectory = try SpillFiles.workDirectory(state: stateDirectory)
         SpillFiles.removeLeftoverSpillFiles(in: workDirectory, logger: logger)
 
+        let progress = DaemonProgress(
+            watchFolder: configuration.watch.directory, watchMode: "starting",
+            stallLimit: Self.stallLimit(notifier.watchdogInterval))
         let slots = configuration.pipeline.maxConcurrentSlides
-        let workerStores = try (0..<slots).map { _ in try JobStore(path: configuration.databasePath) }
-        let watcherStore = try JobStore(path: configuration.databasePath)
-        // Jobs a previous run left processing (it crashed) are claimable at once: this process holds the state
-        // folder's lock, so nobody else works on them. Done before any worker claims.
-        let interrupted = try watcherStore.expireLeases(now: Date().timeIntervalSince1970)
+        let host = configuration.state.hostName
+        let location = configuration.storeLocation
+        let health = StoreHealth(location: location.description, progress: progress, logger: logger)
+        // A shared database may be away when csmil starts: it waits for it, saying so in STATUS= and the journal.
+        var workerStores: [JobStore] = []
+        for index in 0..<slots {
+            workerStores.append(
+                try await Self.openStore(
+                    location, name: "csmil \(host) worker \(index)", notifier: notifier, health: health))
+        }
+        let watcherStore = try await Self.openStore(
+            location, name: "csmil \(host) watcher", notifier: notifier, health: health)
+        let heartbeatStore = try await Self.openStore(
+            location, name: "csmil \(host) heartbeat", notifier: notifier, health: health)
+        let heartbeat = HostHeartbeat(host: host, leaseSeconds: configuration.state.leaseSeconds)
+        try heartbeatStore.registerHost(
+            name: host, instance: heartbeat.instance, machine: Self.machine(stateDirectory: stateDirectory),
+            pid: Int(getpid()), version: Product.version, leaseSeconds: heartbeat.leaseSeconds,
+            now: Date().timeIntervalSince1970)
+        // Jobs a previous run of this host left processing (it crashed) are claimable at once: this process holds
+        // the state folder's lock, so no other process of this host works on them. Done before any worker claims.
+        let interrupted = try watcherStore.expireLeases(holder: host, now: Date().timeIntervalSince1970)
         if interrupted > 0 {
             logger.notice("slides interrupted by a crash are scored again", metadata: ["count": "\(interrupted)"])
+        }
+        // Likewise events a previous run of this host was sending when it died: sent again now, with the same id.
+        let unsent = try Outbox(database: watcherStore.database).releaseClaims(holder: host)
+        if unsent > 0 {
+            logger.notice("events interrupted mid-send by a crash are sent again", metadata: ["count": "\(unsent)"])
         }
 
         notifier.status("starting: loading the model")
@@ -81,27 +110,28 @@ struct WatchDaemon {
             destinations.isEmpty ? nil : try configuration.deliveryConfiguration(destinations: destinations),
             flags: running, logger: logger)
         let settings = LiveSettings(destinations)
-        let progress = DaemonProgress(
-            watchFolder: configuration.watch.directory, watchMode: "starting",
-            stallLimit: Self.stallLimit(notifier.watchdogInterval))
         let gate = ResourceGate(progress: progress, logger: logger)
         let workers = workerStores.map { store in
             SlideWorker(
-                store: store, pipeline: pipeline, settings: settings, progress: progress, gate: gate,
-                stateDirectory: stateDirectory, logger: logger, wakeDelivery: { delivery.wake() })
+                store: store, host: host, heartbeat: heartbeat, health: health, pipeline: pipeline,
+                settings: settings, progress: progress, gate: gate, stateDirectory: stateDirectory, logger: logger,
+                wakeDelivery: { delivery.wake() })
         }
 
         notifier.status("starting: watching \(configuration.watch.directory)")
         // The watcher's own connection, used on its thread only; the lock says so to the compiler.
         let watcherConnection = Mutex(watcherStore)
+        let watcherStop = StopSignal()
         let watcher = try WatchFolder(settings: configuration.watch.settings, logger: logger) { event in
             watcherConnection.withLock { store in
                 Self.handle(
                     event, store: store, stateDirectory: stateDirectory, logger: logger,
                     eventID: { pipeline.eventID(fingerprint: $0) },
-                    wakeWorker: { for worker in workers { worker.wake() } })
+                    wakeWorker: { for worker in workers { worker.wake() } }, health: health, stop: watcherStop)
             }
         }
+        // The heartbeat's own connection, used on its thread only.
+        let heartbeatConnection = Mutex(heartbeatStore)
         progress.setWatchMode(watcher.mode.kind.rawValue)
 
         // SIGHUP is trapped before READY=1: systemd may send a reload as soon as it is told the service is up, and
@@ -125,6 +155,22 @@ struct WatchDaemon {
         }
         services.append(
             BlockingService(
+                name: "csmil-heartbeat",
+                body: {
+                    heartbeatConnection.withLock { store in
+                        heartbeat.run(
+                            store: store, health: health, status: { progress.statusLine() }, logger: logger)
+                    }
+                }, stop: { heartbeat.stop() }))
+        if location.isShared {
+            let listener = StoreListener(
+                location: location, logger: logger, onJobs: { for worker in workers { worker.wake() } },
+                onOutbox: { delivery.wake() })
+            services.append(
+                BlockingService(name: "csmil-listen", body: { listener.run() }, stop: { listener.stop() }))
+        }
+        services.append(
+            BlockingService(
                 name: "csmil-watch",
                 body: {
                     running.set(watcher: true)
@@ -133,6 +179,7 @@ struct WatchDaemon {
                 },
                 stop: {
                     notifier.stopping(status: "stopping: finishing or putting back the slide in progress")
+                    watcherStop.stop()
                     watcher.stop()
                 }))
 
@@ -152,16 +199,61 @@ struct WatchDaemon {
                 services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
+        heartbeatConnection.withLock { store in
+            try? store.stopHost(name: host, instance: heartbeat.instance, now: Date().timeIntervalSince1970)
+        }
         withExtendedLifetime(lock) {}
         logger.notice("csmil watch stopped", metadata: MessageID.stopped.metadata)
     }
 
-    /// One watcher event, on the watcher's thread with its own job store connection.
+    /// Opens the store, waiting (with backoff) while a shared database cannot be reached; other errors (a bad
+    /// password, a schema too new, a damaged file) end the start at once.
+    static func openStore(
+        _ location: StoreLocation, name: String, notifier: SystemdNotifier, health: StoreHealth
+    ) async throws -> JobStore {
+        while true {
+            do {
+                // Connecting blocks (a server that does not answer: up to libpq's connect timeout).
+                let store = try await DedicatedThread.run(name: "csmil-open") {
+                    try JobStore.open(location, applicationName: name)
+                }
+                health.succeeded("start")
+                return store
+            } catch  where StoreHealth.mayPass(error) {
+                let delay = health.failed("start", error)
+                notifier.status(
+                    "starting: waiting for the job store \(location) (\(ErrorSummary(error).text)); retrying in "
+                        + "\(Int(delay)) s")
+                // Waiting for the database is starting, not hanging: systemd's start timeout is pushed on.
+                notifier.notify("EXTEND_TIMEOUT_USEC=\(Int((delay + 60) * 1_000_000))")
+                try await Task.sleep(for: .seconds(delay))
+            }
+        }
+    }
+
+    /// What tells this host's own restart from another machine using its name: the machine id and the state
+    /// folder (whose lock proves an earlier process of it gone).
+    static func machine(stateDirectory: String) -> String {
+        let id = (try? String(contentsOfFile: "/etc/machine-id", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        return (id.flatMap { $0.isEmpty ? nil : $0 } ?? Configuration.machineHostName) + ":" + stateDirectory
+    }
+
+    /// One watcher event, on the watcher's thread with its own job store connection. While the store cannot be
+    /// reached the watcher waits here, retrying (its folder keeps; a rescan would find the files anyway), until the
+    /// store answers or `stop` is signalled.
     static func handle(
         _ event: WatchEvent, store: JobStore, stateDirectory: String, logger: Logger,
         eventID: (String) -> String,
-        wakeWorker: @Sendable () -> Void
+        wakeWorker: @Sendable () -> Void, health: StoreHealth? = nil, stop: StopSignal? = nil
     ) {
+        /// `body`, retried while the store is away (when a `health` is given); nil when stopped first.
+        func recording<Result>(_ body: () throws -> Result) throws -> Result? {
+            guard let health else { return try body() }
+            return try health.retrying(
+                "watcher", isStopping: { stop?.isStopped ?? false }, wait: { seconds in stop?.wait(seconds) }, body)
+        }
+
         let now = Date().timeIntervalSince1970
         do {
             switch event {
@@ -171,14 +263,20 @@ struct WatchDaemon {
                 do {
                     fingerprint = try SlidePipeline.fingerprint(path: slide.path)
                 } catch {
-                    try recordUnreadable(
-                        path: slide.path, size: slide.size, modified: slide.modified, reason: ErrorSummary(error).text,
-                        store: store, now: now, logger: logger)
+                    _ = try recording {
+                        try recordUnreadable(
+                            path: slide.path, size: slide.size, modified: slide.modified,
+                            reason: ErrorSummary(error).text, store: store, now: now, logger: logger)
+                    }
                     return
                 }
-                let outcome = try store.recordSettled(
-                    path: slide.path, fingerprint: fingerprint, size: slide.size,
-                    modified: slide.modified.timeIntervalSince1970, now: now)
+                guard
+                    let outcome = try recording({
+                        try store.recordSettled(
+                            path: slide.path, fingerprint: fingerprint, size: slide.size,
+                            modified: slide.modified.timeIntervalSince1970, now: now)
+                    })
+                else { return }
                 TestHooks.pauseIfRequested(.settled, stateDirectory: stateDirectory)
                 switch outcome {
                 case .queued, .newVersion:
@@ -205,21 +303,29 @@ struct WatchDaemon {
                 let fingerprint: String
                 do {
                     guard file.code != SlideError.Code.unreadable.rawValue else {
-                        try recordUnreadable(
-                            path: file.path, size: file.size, modified: file.modified, reason: file.reason,
-                            store: store, now: now, logger: logger)
+                        _ = try recording {
+                            try recordUnreadable(
+                                path: file.path, size: file.size, modified: file.modified, reason: file.reason,
+                                store: store, now: now, logger: logger)
+                        }
                         return
                     }
                     fingerprint = try SlidePipeline.fingerprint(path: file.path)
                 } catch {
-                    try recordUnreadable(
-                        path: file.path, size: file.size, modified: file.modified, reason: ErrorSummary(error).text,
-                        store: store, now: now, logger: logger)
+                    _ = try recording {
+                        try recordUnreadable(
+                            path: file.path, size: file.size, modified: file.modified,
+                            reason: ErrorSummary(error).text, store: store, now: now, logger: logger)
+                    }
                     return
                 }
-                let outcome = try store.recordSettled(
-                    path: file.path, fingerprint: fingerprint, size: file.size,
-                    modified: file.modified.timeIntervalSince1970, now: now)
+                guard
+                    let outcome = try recording({
+                        try store.recordSettled(
+                            path: file.path, fingerprint: fingerprint, size: file.size,
+                            modified: file.modified.timeIntervalSince1970, now: now)
+                    })
+                else { return }
                 logger.warning(
                     "slide cannot be opened; it is reported as failed",
                     metadata: [
@@ -229,9 +335,13 @@ struct WatchDaemon {
                 if case .alreadyKnown = outcome { return }
                 wakeWorker()
             case .rejected(let file):
-                try store.recordRejected(
-                    path: file.path, size: file.size, modified: file.modified.timeIntervalSince1970, code: file.code,
-                    message: file.reason, now: now)
+                guard
+                    try recording({
+                        try store.recordRejected(
+                            path: file.path, size: file.size, modified: file.modified.timeIntervalSince1970,
+                            code: file.code, message: file.reason, now: now)
+                    }) != nil
+                else { return }
                 logger.warning(
                     "file is not a slide",
                     metadata: [

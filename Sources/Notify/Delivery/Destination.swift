@@ -12,6 +12,9 @@ import Synchronization
 public protocol DeliveryTransport: Sendable {
     /// Sends `message` to `url` and says how it went; nil when the task was cancelled during the transfer.
     func deliver(_ message: OutboxMessage, to url: String, now: Double) async -> DeliveryOutcome?
+    /// The longest one attempt can take, in seconds (its connect and answer timeouts): a host holds a row it sends
+    /// somewhat longer than this, so that no other host sends it meanwhile (``OutboxDelivery``).
+    var longestAttempt: Double { get }
 }
 
 /// One place results go, as configured now — the one description of a destination: the name outbox rows are routed

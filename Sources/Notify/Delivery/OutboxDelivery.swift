@@ -5,24 +5,30 @@ import Store
 import Synchronization
 import Threads
 
-/// Empties the outbox: takes the next due row, looks up the destination it names in the configuration in force now
-/// (URL, retry policy, transport), hands it to that transport — a webhook POST signed with this attempt's timestamp
-/// (`webhook-id` is always the event id), or an HL7 message over MLLP (MSH-10 is always the event id) — and records
-/// the outcome durably before it takes the next one.
+/// Empties the outbox: claims the next due row (a lease: hosts sharing a database send each row one at a time),
+/// looks up the destination it names in the configuration in force now (URL, retry policy, transport), hands it to
+/// that transport — a webhook POST signed with this attempt's timestamp (`webhook-id` is always the event id), or an
+/// HL7 message over MLLP (MSH-10 is always the event id) — and records the outcome durably before it takes the next
+/// one. An outcome the database cannot take (it is away) is kept and recorded when the database is back, before
+/// anything is sent again.
 ///
 /// An ordinary async service: ``run()`` sleeps until the earliest pending row falls due, until ``wake()`` (call it
-/// after committing an enqueue), or at most ``Configuration/idlePoll`` seconds (rows queued by another process).
-/// Stopping is cancelling the task that runs it: a transfer in flight is aborted without being recorded — the row
-/// stays pending and is resent, with the same id and body, next time; a crash or `kill -9` has the same effect.
+/// after committing an enqueue), or at most ``Configuration/idlePoll`` seconds (rows queued by another process or
+/// host). Stopping is cancelling the task that runs it: a transfer in flight is aborted without being recorded — the
+/// row's claim is given back, it stays pending and is resent, with the same id and body, next time; a crash or
+/// `kill -9` has the same effect once the claim's lease has run out.
 ///
-/// SQLite and libcurl block, so ``run()`` runs its code on a ``DedicatedThread`` of its own (executor preference);
-/// the waits in between are async and hold no thread.
+/// The database clients and libcurl block, so ``run()`` runs its code on a ``DedicatedThread`` of its own (executor
+/// preference); the waits in between are async and hold no thread.
 public final class OutboxDelivery: Sendable {
     /// What the worker needs; ``reconfigure(_:)`` replaces it (a SIGHUP reload) from the next attempt on — queued
     /// rows, and dead letters replayed later, go to the URLs configured then.
     public struct Configuration: Sendable {
-        /// The SQLite file holding the outbox; the worker opens its own connection.
-        public var databasePath: String
+        /// The store holding the outbox (the SQLite file, or the shared PostgreSQL database); the worker opens its
+        /// own connection.
+        public var store: StoreLocation
+        /// This host's name: the holder of the rows it sends.
+        public var host: String
         /// The destinations configured now, by name (``OutboxMessage/webhook``, ``OutboxMessage/hl7``). Rows for a
         /// destination that is not here wait.
         public var destinations: [String: Destination]
@@ -33,21 +39,22 @@ public final class OutboxDelivery: Sendable {
 
         /// A configuration.
         public init(
-            databasePath: String, destinations: [Destination], idlePoll: Double = 30,
+            store: StoreLocation, host: String = "local", destinations: [Destination], idlePoll: Double = 30,
             randomFraction: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
         ) {
-            self.databasePath = databasePath
+            self.store = store
+            self.host = host
             self.destinations = Dictionary(destinations.map { ($0.name, $0) }) { _, last in last }
             self.idlePoll = idlePoll
             self.randomFraction = randomFraction
         }
 
-        /// Destination name → URL, as ``Outbox/nextDue(now:destinations:)`` takes them.
+        /// Destination name → URL, as ``Outbox/claimNextDue(now:destinations:holder:leaseSeconds:)`` takes them.
         var urls: [String: String] { destinations.mapValues(\.url) }
 
-        /// The destination `row` names; nil when it is not configured now (``Outbox/nextDue(now:destinations:)``
-        /// hands out no such rows).
-        func destination(for row: OutboxRow) -> Destination? { destinations[row.message.destination] }
+        /// How long a host holds a row it sends: longer than one attempt can take (its transport's timeouts), so no
+        /// other host sends it meanwhile, yet short enough that a row left by a host that died is sent again soon.
+        var leaseSeconds: Double { 2 * (destinations.values.map(\.transport.longestAttempt).max() ?? 0) + 30 }
     }
 
     private let configuration: Mutex<Configuration>
@@ -69,62 +76,105 @@ public final class OutboxDelivery: Sendable {
         signal.signal()
     }
 
-    /// Delivers until the task is cancelled. Throws only when the database cannot be opened at the start (later
-    /// failures are logged and retried).
+    /// Delivers until the task is cancelled. Throws only when a local SQLite file cannot be opened at the start (a
+    /// shared database may be away for a while: that, and every later failure, is logged and retried with backoff).
     public func run() async throws {
         try await DedicatedThread.withThread(name: "csmil-outbox") {
-            var database = try open(configuration.withLock { $0.databasePath })
+            let first = configuration.withLock { $0.store }
+            var database: (any StoreDatabase)? = nil
+            if case .sqlite = first { database = try open(first) }
+            var openedStore = first
+            // An outcome the database did not take (it was unreachable): recorded before anything is sent again.
+            var unrecorded: (row: OutboxRow, destination: Destination, outcome: DeliveryOutcome, now: Double)?
+            var failures = 0
             while !Task.isCancelled {
                 let configuration = self.configuration.withLock { $0 }
                 do {
-                    if database?.path != configuration.databasePath {
-                        database = try open(configuration.databasePath)
+                    if database == nil || openedStore != configuration.store {
+                        database = try open(configuration.store)
+                        openedStore = configuration.store
                     }
                     guard let database else { continue }
                     let outbox = Outbox(database: database)
-                    if let row = try outbox.nextDue(destinations: configuration.urls) {
-                        try await attempt(row, outbox: outbox, configuration: configuration)
+                    if let pending = unrecorded {
+                        try record(
+                            pending.outcome, for: pending.row, destination: pending.destination, outbox: outbox,
+                            configuration: configuration, now: pending.now)
+                        unrecorded = nil
+                    }
+                    if failures > 0 {
+                        logger.notice("outbox delivery resumed", metadata: ["database": "\(configuration.store)"])
+                        failures = 0
+                    }
+                    if let row = try outbox.claimNextDue(
+                        destinations: configuration.urls, holder: configuration.host,
+                        leaseSeconds: configuration.leaseSeconds)
+                    {
+                        // claimNextDue takes rows of configured destinations only.
+                        guard let destination = configuration.destinations[row.message.destination] else {
+                            try outbox.releaseClaim(row)
+                            continue
+                        }
+                        guard let (outcome, now) = await send(row, to: destination) else {
+                            try? outbox.releaseClaim(row)
+                            continue
+                        }
+                        unrecorded = (row, destination, outcome, now)
+                        try record(
+                            outcome, for: row, destination: destination, outbox: outbox,
+                            configuration: configuration, now: now)
+                        unrecorded = nil
                         continue
                     }
                     let next = try outbox.nextDueTime(destinations: configuration.urls)
                     let now = Date().timeIntervalSince1970
                     await signal.wait(for: .seconds(max(0, min(next ?? .infinity, now + configuration.idlePoll) - now)))
                 } catch {
+                    // Backoff while the database is away: 1, 2, 4 … 30 s.
+                    failures += 1
+                    let delay = min(30, pow(2, Double(min(failures - 1, 5))))
                     logger.error(
-                        "outbox delivery failed; retrying in 5 s",
-                        metadata: ["database": "\(configuration.databasePath)"].merging(.error(error)) { $1 })
+                        "outbox delivery failed; retrying",
+                        metadata: [
+                            "database": "\(configuration.store)", "retry_in_seconds": "\(Int(delay))",
+                            "unrecorded_event": "\(unrecorded?.row.message.eventID ?? "")",
+                        ].merging(.error(error)) { $1 })
                     database = nil
-                    await signal.wait(for: .seconds(5))
+                    await signal.wait(for: .seconds(delay))
                 }
             }
         }
     }
 
-    /// The database at `path`, with the outbox tables installed when missing.
-    private func open(_ path: String) throws -> SQLiteDatabase? {
-        let database = try SQLiteDatabase(path: path)
+    /// A connection to `store`, with the outbox tables installed when missing.
+    private func open(_ store: StoreLocation) throws -> any StoreDatabase {
+        let database = try store.open(applicationName: "csmil outbox")
         try Outbox.installSchema(in: database)
         return database
     }
 
-    /// Sends one row and records the outcome; a cancelled transfer records nothing.
-    private func attempt(_ row: OutboxRow, outbox: Outbox, configuration: Configuration) async throws {
+    /// Sends one row to its destination; nil when the task was cancelled during the transfer (nothing is known).
+    private func send(_ row: OutboxRow, to destination: Destination) async -> (DeliveryOutcome, Double)? {
         let message = row.message
-        guard let destination = configuration.destination(for: row) else {
-            logger.error("no destination for an outbox row; it stays queued", metadata: ["event": "\(message.eventID)"])
-            await signal.wait(for: .seconds(configuration.idlePoll))
-            return
-        }
-        let kind = destination.name
         guard
             let outcome = await destination.transport.deliver(
                 message, to: destination.url, now: Date().timeIntervalSince1970)
         else {
             logger.info(
-                "\(kind) delivery interrupted by shutdown; it stays queued", metadata: ["event": "\(message.eventID)"])
-            return
+                "\(destination.name) delivery interrupted by shutdown; it stays queued",
+                metadata: ["event": "\(message.eventID)"])
+            return nil
         }
-        let now = Date().timeIntervalSince1970
+        return (outcome, Date().timeIntervalSince1970)
+    }
+
+    /// Records the outcome of an attempt on `row` and logs it.
+    private func record(
+        _ outcome: DeliveryOutcome, for row: OutboxRow, destination: Destination, outbox: Outbox,
+        configuration: Configuration, now: Double
+    ) throws {
+        let message = row.message
+        let kind = destination.name
         let state = try outbox.record(
             outcome, for: row, policy: destination.retry, randomFraction: configuration.randomFraction(), now: now,
             url: destination.url)
@@ -155,7 +205,7 @@ public final class OutboxDelivery: Sendable {
             metadata["status"] = "\(status)"
             metadata["url"] = "\(destination.url)"
             logger.critical(
-                "webhook endpoint answered 410 Gone; delivery to it is stopped until csmil outbox retry",
+                "\(kind) endpoint answered 410 Gone; delivery to it is stopped until csmil outbox retry",
                 metadata: metadata)
         }
     }

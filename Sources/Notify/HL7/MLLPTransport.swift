@@ -8,9 +8,11 @@ import Synchronization
 public final class MLLPTransport: DeliveryTransport {
     /// The client is used by one send at a time; the lock says so to the compiler.
     private let client: Mutex<MLLPClient>
+    public let longestAttempt: Double
 
     public init(options: MLLPClientOptions) {
         client = Mutex(MLLPClient(options: options))
+        longestAttempt = options.connectTimeout + options.ackTimeout
     }
 
     public func deliver(_ message: OutboxMessage, to url: String, now: Double) async -> DeliveryOutcome? {

@@ -9,10 +9,12 @@ public final class WebhookTransport: DeliveryTransport {
     private let signer: WebhookSigner
     /// The handle is used by one transfer at a time; the lock says so to the compiler.
     private let client: Mutex<WebhookClient>
+    public let longestAttempt: Double
 
     public init(secret: WebhookSecret, options: WebhookClientOptions) throws(WebhookClientError) {
         signer = WebhookSigner(secret: secret)
         client = Mutex(try WebhookClient(options: options))
+        longestAttempt = options.connectTimeout + options.timeout
     }
 
     public func deliver(_ message: OutboxMessage, to url: String, now: Double) async -> DeliveryOutcome? {

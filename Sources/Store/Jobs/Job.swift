@@ -30,6 +30,46 @@ public struct Job: Sendable, Equatable {
     public var lastErrorMessage: String? = nil
     /// When it was reported (or failed), Unix seconds.
     public var finishedAt: Double? = nil
+    /// Processing: the host that holds the lease.
+    public var leaseHolder: String? = nil
+    /// Processing: this claim's token; the holder's renewals and releases name it, so a host that lost the job to
+    /// another (its lease expired) cannot touch the new claim.
+    public var leaseToken: String? = nil
+}
+
+/// One claim of a job: by which host, when, and how it ended.
+public struct JobAttempt: Sendable, Equatable, Codable {
+    /// How an attempt ended.
+    public enum Outcome: String, Sendable, Codable {
+        /// The report was recorded.
+        case reported
+        /// A transient failure: back in the queue.
+        case retried
+        /// A transient failure with no attempts left.
+        case failed
+        /// The file changed while it was scored.
+        case discarded
+        /// Its host died (or lost the database for longer than the lease); another host took the job over.
+        case leaseExpired = "lease_expired"
+        /// Its host died and started again.
+        case interrupted
+    }
+
+    public var jobID: Int64
+    /// 1 for the first claim.
+    public var attempt: Int
+    public var host: String
+    public var startedAt: Double
+    public var endedAt: Double?
+    /// Nil while it runs.
+    public var outcome: Outcome?
+
+    enum CodingKeys: String, CodingKey {
+        case attempt, host, outcome
+        case jobID = "job_id"
+        case startedAt = "started_at"
+        case endedAt = "ended_at"
+    }
 }
 
 /// The outcome of a report, as the job store keeps it for `csmil status`.

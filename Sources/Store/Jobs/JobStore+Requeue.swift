@@ -20,42 +20,46 @@ extension JobStore {
     ///   `job.event_id_conflict` when the same content is already queued or reported as another job.
     @discardableResult
     public func requeue(jobID: Int64, now: Double) throws -> RequeueOutcome {
-        try database.transaction { () throws -> RequeueOutcome in
-            let job = try require(jobID)
+        try writing { () throws -> RequeueOutcome in
+            let job = try require(jobID, forUpdate: true)
             guard JobLifecycle.allows(.requeue, from: job.state) else {
                 throw JobStoreError(
-                    code: .wrongState, file: path,
+                    code: .wrongState, location: location,
                     message: "job \(job.id) (\(job.path)) is \(job.state.rawValue); only failed, reported or "
                         + "delivered jobs are requeued",
                     fix: job.state == .processing
                         ? "it is being scored now; requeue it once it is reported" : "it is scored anyway")
             }
             guard let fingerprint = job.fingerprint else {
-                try database.execute("DELETE FROM jobs WHERE id = ?", [.integer(jobID)])
+                try database.execute("DELETE FROM jobs WHERE id = $1", [.integer(jobID)])
                 return .forgotten(path: job.path)
             }
+            // Another host settling the same content at this moment waits for this transaction.
+            try database.lock("content:" + fingerprint)
             if job.state == .failed,
                 let live = try database.queryOne(
                     """
                     SELECT id, state FROM jobs
-                    WHERE fingerprint = ? AND id <> ? AND state IN (\(JobLifecycle.sql(JobState.live)))
+                    WHERE fingerprint = $1 AND id <> $2 AND state IN (\(JobLifecycle.sql(JobState.live)))
                     """, [.text(fingerprint), .integer(jobID)], row: { (id: $0.int64(0), state: $0.string(1)) })
             {
                 throw JobStoreError(
-                    code: .eventIDConflict, file: path,
+                    code: .eventIDConflict, location: location,
                     message: "job \(job.id) (\(job.path)) has the content of job \(live.id), which is \(live.state)",
                     fix: "requeue job \(live.id) instead (csmil requeue \(live.id))")
             }
             try database.execute(
                 """
                 UPDATE jobs
-                SET state = 'settled', attempts = 0, next_attempt_at = ?1, lease_until = NULL, event_id = NULL,
+                SET state = 'settled', attempts = 0, next_attempt_at = $1, lease_until = NULL, lease_holder = NULL,
+                    lease_token = NULL, event_id = NULL,
                     report_directory = NULL, result_status = NULL, probability = NULL, label = NULL,
                     result_error_code = NULL, result_error_message = NULL, last_error_code = NULL,
                     last_error_message = NULL, started_at = NULL, finished_at = NULL, delivered_at = NULL,
-                    updated_at = ?1
-                WHERE id = ?2
+                    updated_at = $1
+                WHERE id = $2
                 """, [.real(now), .integer(jobID)])
+            try database.notify(.jobs)
             return .queued(try require(jobID))
         }
     }
@@ -66,9 +70,9 @@ extension JobStore {
         if let id = Int64(name) { return try job(id: id).map { [$0] } ?? [] }
         return try database.query(
             """
-            SELECT \(Self.columns) FROM jobs
-            WHERE event_id = ?1 OR fingerprint = ?1 OR path = ?1 OR path LIKE '%/' || ?2 ESCAPE '\\'
-               OR id IN (SELECT job_id FROM job_paths WHERE path = ?1 OR path LIKE '%/' || ?2 ESCAPE '\\')
+            SELECT \(Self.columns()) FROM jobs
+            WHERE event_id = $1 OR fingerprint = $1 OR path = $1 OR path LIKE '%/' || $2 ESCAPE '\\'
+               OR id IN (SELECT job_id FROM job_paths WHERE path = $1 OR path LIKE '%/' || $2 ESCAPE '\\')
             ORDER BY id DESC
             """, [.text(name), .text(Self.likeEscaped(name))], row: Self.job)
     }
@@ -77,7 +81,7 @@ extension JobStore {
     public func failedJobs() throws -> [Job] {
         try database.query(
             """
-            SELECT \(Self.columns) FROM jobs
+            SELECT \(Self.columns()) FROM jobs
             WHERE state = 'failed' OR (state IN ('reported', 'delivered') AND result_status = 'failed')
             ORDER BY id
             """, [], row: Self.job)

@@ -15,7 +15,7 @@ extension JobStore {
                 SELECT id, path, fingerprint, attempts, next_attempt_at, last_error_code, last_error_message
                 FROM jobs WHERE state = 'settled'
                 ORDER BY next_attempt_at, id     -- the order claimNext takes them in
-                LIMIT ?
+                LIMIT $1
                 """, [.int(limit)]
             ) {
                 JobSummary.Queued(
@@ -26,7 +26,7 @@ extension JobStore {
 
             let processing = try database.query(
                 """
-                SELECT id, path, fingerprint, attempts, started_at, lease_until
+                SELECT id, path, fingerprint, attempts, started_at, lease_until, lease_holder
                 FROM jobs WHERE state = 'processing'
                 ORDER BY started_at, id
                 """
@@ -34,7 +34,7 @@ extension JobStore {
                 JobSummary.Processing(
                     id: $0.int64(0), name: Self.name($0.string(1)), path: $0.string(1), fingerprint: $0.string(2),
                     attempts: $0.int(3), startedAt: $0.optionalDouble(4), leaseUntil: $0.optionalDouble(5),
-                    leaseExpired: $0.optionalDouble(5).map { $0 <= now } ?? true)
+                    leaseExpired: $0.optionalDouble(5).map { $0 <= now } ?? true, host: $0.optionalString(6))
             }
 
             let discovered = try database.query(
@@ -42,7 +42,7 @@ extension JobStore {
                 SELECT path, size, modified, created_at
                 FROM jobs WHERE state = 'discovered'
                 ORDER BY created_at, id
-                LIMIT ?
+                LIMIT $1
                 """, [.int(limit)]
             ) {
                 JobSummary.Pending(
@@ -56,7 +56,7 @@ extension JobStore {
                        result_error_code, result_error_message, finished_at, qc_status, qc_reasons
                 FROM jobs WHERE state IN (\(JobLifecycle.sql(JobState.finished)))
                 ORDER BY finished_at DESC, id DESC
-                LIMIT ?
+                LIMIT $1
                 """, [.int(recent)]
             ) {
                 JobSummary.Result(
@@ -84,7 +84,7 @@ extension JobStore {
                        COALESCE(finished_at, updated_at)
                 FROM jobs WHERE state = 'failed'
                 ORDER BY COALESCE(finished_at, updated_at) DESC, id DESC
-                LIMIT ?
+                LIMIT $1
                 """, [.int(limit)]
             ) {
                 JobSummary.Failure(
@@ -97,7 +97,7 @@ extension JobStore {
             return JobSummary(
                 generatedAt: now, counts: counts, qc: qc, queue: queue, processing: processing,
                 discovered: discovered, recent: results, failures: failures,
-                outbox: try Outbox(database: database).summary(now: now))
+                outbox: try Outbox(database: database).summary(now: now), hosts: try hosts(now: now))
         }
     }
 
@@ -114,18 +114,10 @@ extension JobStore {
         return counts
     }
 
-    /// Runs `body` in a read transaction (`BEGIN DEFERRED`: a snapshot, no write lock), or inside the caller's.
-    private func reading<Result>(_ body: () throws -> Result) throws -> Result {
+    /// Runs `body` in a read transaction (one snapshot, no write lock), or inside the caller's.
+    func reading<Result>(_ body: () throws -> Result) throws -> Result {
         if database.isInTransaction { return try body() }
-        try database.execute("BEGIN DEFERRED")
-        do {
-            let result = try body()
-            try database.execute("COMMIT")
-            return result
-        } catch {
-            if database.isInTransaction { try? database.execute("ROLLBACK") }
-            throw error
-        }
+        return try database.transaction(readOnly: true, body)
     }
 
     /// The file name shown for a path.

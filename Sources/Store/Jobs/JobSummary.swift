@@ -75,9 +75,11 @@ public struct JobSummary: Sendable, Equatable, Codable {
         public var leaseUntil: Double?
         /// The lease ran out: the process that claimed it is gone; the job is claimed again.
         public var leaseExpired: Bool
+        /// The host that holds the lease.
+        public var host: String?
 
         enum CodingKeys: String, CodingKey {
-            case id, name, path, fingerprint, attempts
+            case id, name, path, fingerprint, attempts, host
             case startedAt = "started_at"
             case leaseUntil = "lease_until"
             case leaseExpired = "lease_expired"
@@ -163,9 +165,11 @@ public struct JobSummary: Sendable, Equatable, Codable {
     public var failures: [Failure]
     /// Webhook delivery: backlog, dead letters, disabled endpoints.
     public var outbox: OutboxSummary
+    /// Every host that has run with this store: one for SQLite, each `csmil watch` sharing a PostgreSQL database.
+    public var hosts: [HostRecord]
 
     enum CodingKeys: String, CodingKey {
-        case counts, queue, processing, discovered, recent, failures, outbox, qc
+        case counts, queue, processing, discovered, recent, failures, outbox, qc, hosts
         case generatedAt = "generated_at"
     }
 }

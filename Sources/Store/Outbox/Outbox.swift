@@ -1,11 +1,13 @@
 import Foundation
 
-/// The durable list of events still to deliver, in the daemon's SQLite file (table `outbox`, plus
-/// `outbox_endpoints` for endpoints that answered 410 Gone).
+/// The durable list of events still to deliver (table `outbox`, plus `outbox_endpoints` for endpoints that answered
+/// 410 Gone), in the store's database beside the jobs.
 ///
 /// A row names a destination (`webhook`, `hl7`), not a URL: where and how it is sent is looked up in the
 /// configuration in force when it is sent, so a changed URL applies to what is queued and to replayed dead letters.
-/// One event has one row per destination, each with its own attempts, retries and dead letter.
+/// One event has one row per destination, each with its own attempts, retries and dead letter. A host sending a row
+/// holds a lease on it (``claimNextDue(now:destinations:holder:leaseSeconds:)``), so hosts sharing a database send
+/// each row one at a time, always with the event's id.
 ///
 /// The outbox works on a connection it is given, so the daemon can write a report row and its outbox rows in one
 /// transaction: ``enqueue(_:now:)`` starts no transaction of its own. Every change is durable once the caller's
@@ -13,24 +15,24 @@ import Foundation
 /// it is then resent with the same id and body — or recorded.
 public struct Outbox {
     /// The connection it works on.
-    public let database: SQLiteDatabase
+    public let database: any StoreDatabase
 
     /// An outbox over `database`, whose schema must be installed (``installSchema(in:)``).
-    public init(database: SQLiteDatabase) {
+    public init(database: any StoreDatabase) {
         self.database = database
     }
 
     /// Creates or upgrades the store's tables in `database` (idempotent): the outbox's tables are part of the
     /// store's one schema (``StoreSchema``), so a file holding only an outbox (`csmil score --notify`) can later be
     /// opened by the daemon's job store and the other way round.
-    public static func installSchema(in database: SQLiteDatabase) throws {
+    public static func installSchema(in database: any StoreDatabase) throws {
         try StoreSchema.install(in: database)
     }
 
     private static let columnNames = [
         "seq", "event_id", "slide_key", "event_type", "destination", "content_type", "body", "created_at",
         "window_start", "attempts", "next_attempt_at", "last_attempt_at", "last_status", "last_error", "state",
-        "delivered_at",
+        "delivered_at", "lease_holder", "lease_until",
     ]
 
     /// The columns ``row(_:)`` reads, optionally qualified by a table alias.
@@ -47,28 +49,28 @@ public struct Outbox {
             """
             INSERT INTO outbox (event_id, slide_key, event_type, destination, content_type, body, created_at,
                                 window_start, next_attempt_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7)
             ON CONFLICT (event_id, destination) DO NOTHING
             """,
             [
                 .text(message.eventID), .text(message.slideKey), .text(message.eventType),
-                .text(message.destination), .text(message.contentType), .blob(message.body), .real(now), .real(now),
-                .real(now),
+                .text(message.destination), .text(message.contentType), .blob(message.body), .real(now),
             ])
+        if changed > 0 { try database.notify(.outbox) }
         return changed > 0
     }
 
     /// The row of an event for a destination, or nil.
     public func row(eventID: String, destination: String = OutboxMessage.webhook) throws -> OutboxRow? {
         try database.queryOne(
-            "SELECT \(Self.columns()) FROM outbox WHERE event_id = ? AND destination = ?",
+            "SELECT \(Self.columns()) FROM outbox WHERE event_id = $1 AND destination = $2",
             [.text(eventID), .text(destination)], row: Self.row)
     }
 
     /// The rows of an event, one per destination, in queue order.
     public func rows(eventID: String) throws -> [OutboxRow] {
         try database.query(
-            "SELECT \(Self.columns()) FROM outbox WHERE event_id = ? ORDER BY seq", [.text(eventID)], row: Self.row)
+            "SELECT \(Self.columns()) FROM outbox WHERE event_id = $1 ORDER BY seq", [.text(eventID)], row: Self.row)
     }
 
     /// All rows in insertion order (tests, diagnostics).
@@ -84,9 +86,9 @@ public struct Outbox {
 
     /// Rows that may be sent now or later: pending, the oldest pending row of their slide and destination (a
     /// slide's events go to each destination in the order they were queued), for one of `count` active
-    /// destinations bound as parameters.
-    private static func eligible(count: Int) -> String {
-        let list = count == 0 ? "NULL" : Array(repeating: "?", count: count).joined(separator: ", ")
+    /// destinations bound as the parameters from `$first` on.
+    private static func eligible(first: Int, count: Int) -> String {
+        let list = count == 0 ? "NULL" : (first..<(first + count)).map { "$\($0)" }.joined(separator: ", ")
         return """
             o.state = 'pending' AND o.destination IN (\(list))
             AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.slide_key = o.slide_key AND p.destination = o.destination
@@ -101,8 +103,9 @@ public struct Outbox {
         return destinations.keys.sorted().filter { !disabled.contains([$0, destinations[$0] ?? ""]) }
     }
 
-    /// The next row due at `now` for one of `destinations` (name → the URL configured now): earliest due first,
-    /// then in queue order. Rows for other destinations wait (nothing is configured for them now).
+    /// The next row due at `now` for one of `destinations` (name → the URL configured now) that no host is sending:
+    /// earliest due first, then in queue order. Rows for other destinations wait (nothing is configured for them
+    /// now). It is not claimed (tests, diagnostics); senders use ``claimNextDue(now:destinations:holder:leaseSeconds:)``.
     public func nextDue(
         now: Double = Date().timeIntervalSince1970, destinations: [String: String]
     ) throws -> OutboxRow? {
@@ -111,17 +114,68 @@ public struct Outbox {
             """
             SELECT \(Self.columns("o."))
             FROM outbox AS o
-            WHERE \(Self.eligible(count: active.count)) AND o.next_attempt_at <= ?
+            WHERE \(Self.eligible(first: 2, count: active.count)) AND o.next_attempt_at <= $1
+              AND (o.lease_until IS NULL OR o.lease_until <= $1)
             ORDER BY o.next_attempt_at, o.seq LIMIT 1
-            """, active.map { .text($0) } + [.real(now)], row: Self.row)
+            """, [.real(now)] + active.map { .text($0) }, row: Self.row)
     }
 
-    /// When the earliest eligible row of `destinations` falls due; nil when nothing is waiting.
+    /// Takes the next row due at `now` for one of `destinations` for sending by `holder`: it is leased to it until
+    /// `now + leaseSeconds` (longer than one attempt takes), so no other host sends it meanwhile; a host that dies
+    /// mid-send leaves the lease to expire and the row is sent again, with the same id. Rows another host is
+    /// claiming at this moment are skipped (`FOR UPDATE SKIP LOCKED`). Nil when nothing is due.
+    public func claimNextDue(
+        now: Double = Date().timeIntervalSince1970, destinations: [String: String], holder: String,
+        leaseSeconds: Double
+    ) throws -> OutboxRow? {
+        let active = try active(destinations)
+        return try database.transaction { () throws -> OutboxRow? in
+            guard
+                let sequence = try database.queryOne(
+                    """
+                    SELECT o.seq FROM outbox AS o
+                    WHERE \(Self.eligible(first: 2, count: active.count)) AND o.next_attempt_at <= $1
+                      AND (o.lease_until IS NULL OR o.lease_until <= $1)
+                    ORDER BY o.next_attempt_at, o.seq LIMIT 1 \(database.dialect.skipLocked)
+                    """, [.real(now)] + active.map { .text($0) }, row: { $0.int64(0) })
+            else { return nil }
+            return try database.queryOne(
+                """
+                UPDATE outbox SET lease_holder = $1, lease_until = $2 WHERE seq = $3
+                RETURNING \(Self.columns())
+                """, [.text(holder), .real(now + leaseSeconds), .integer(sequence)], row: Self.row)
+        }
+    }
+
+    /// Gives back a row claimed for sending without an outcome (shutdown aborted the transfer): due again at once.
+    public func releaseClaim(_ row: OutboxRow) throws {
+        try database.execute(
+            "UPDATE outbox SET lease_holder = NULL, lease_until = NULL WHERE seq = $1 AND state = 'pending'",
+            [.integer(row.sequence)])
+    }
+
+    /// Gives back every row `holder` claimed for sending (a process of this host died mid-send, e.g. `kill -9`):
+    /// due again at once instead of when the claim runs out, which may be long (twice the destination's timeouts).
+    /// Only for a caller that knows no other process of `holder` is sending (it holds the state folder's lock).
+    /// Returns how many rows there were.
+    @discardableResult
+    public func releaseClaims(holder: String) throws -> Int {
+        let count = try database.execute(
+            "UPDATE outbox SET lease_holder = NULL, lease_until = NULL WHERE lease_holder = $1 AND state = 'pending'",
+            [.text(holder)])
+        if count > 0 { try database.notify(.outbox) }
+        return count
+    }
+
+    /// When the earliest eligible row of `destinations` falls due (or its sender's lease runs out); nil when nothing
+    /// is waiting.
     public func nextDueTime(destinations: [String: String]) throws -> Double? {
         let active = try active(destinations)
         return try database.queryOne(
-            "SELECT MIN(o.next_attempt_at) FROM outbox AS o WHERE \(Self.eligible(count: active.count))",
-            active.map { .text($0) }
+            """
+            SELECT MIN(CASE WHEN o.lease_until > o.next_attempt_at THEN o.lease_until ELSE o.next_attempt_at END)
+            FROM outbox AS o WHERE \(Self.eligible(first: 1, count: active.count))
+            """, active.map { .text($0) }
         ) {
             $0.optionalDouble(0)
         } ?? nil
@@ -130,7 +184,7 @@ public struct Outbox {
     /// Records what an attempt on `row` came to (Notify judges the transport's answer into an ``OutboxAttempt``)
     /// and returns the row's new state: one more attempt, the status and error, the next due time of a retry; a
     /// dead letter; a disabled endpoint (410), which holds the row's destination at `url` (the URL the attempt went
-    /// to) until an operator replays.
+    /// to) until an operator replays. The sender's lease ends.
     ///
     /// When the row is delivered and it was its event's last undelivered row (every destination), the event's job
     /// (if a job reported it) becomes delivered in the same transaction: the delivery and the job's state are never
@@ -157,14 +211,15 @@ public struct Outbox {
         try database.transaction {
             try database.execute(
                 """
-                UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_attempt_at = ?, last_status = ?,
-                                  last_error = ?, state = ?, delivered_at = ?
-                WHERE seq = ? AND state = 'pending'
+                UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_attempt_at = $2,
+                                  last_status = $3, last_error = $4, state = $5, delivered_at = $6,
+                                  lease_holder = NULL, lease_until = NULL
+                WHERE seq = $7 AND state = 'pending'
                 """,
                 [
-                    .int(row.attempts + 1), .real(nextAttempt), .real(now),
-                    .optional(attempt.status.map { .int($0) }), .optional(attempt.error.map { .text($0) }),
-                    .text(state.rawValue), .optional(deliveredAt.map { .real($0) }), .integer(row.sequence),
+                    .real(nextAttempt), .real(now), .optional(attempt.status.map { .int($0) }),
+                    .optional(attempt.error.map { .text($0) }), .text(state.rawValue),
+                    .optional(deliveredAt.map { .real($0) }), .integer(row.sequence),
                 ])
             switch attempt.result {
             case .delivered:
@@ -172,7 +227,8 @@ public struct Outbox {
             case .endpointGone:
                 try database.execute(
                     """
-                    INSERT INTO outbox_endpoints (destination, url, disabled_at, status, reason) VALUES (?, ?, ?, ?, ?)
+                    INSERT INTO outbox_endpoints (destination, url, disabled_at, status, reason)
+                    VALUES ($1, $2, $3, $4, $5)
                     ON CONFLICT (destination, url) DO NOTHING
                     """,
                     [
@@ -194,19 +250,23 @@ public struct Outbox {
     public func requeue(
         eventID: String, destination: String? = nil, now: Double = Date().timeIntervalSince1970
     ) throws -> Int {
-        try database.transaction {
+        try database.transaction { () throws -> Int in
             var count = 0
             for row in try rows(eventID: eventID)
             where (row.state == .dead || row.state == .disabled)
                 && (destination == nil || row.message.destination == destination)
             {
                 try database.execute(
-                    "UPDATE outbox SET state = 'pending', next_attempt_at = ?, window_start = ? WHERE seq = ?",
-                    [.real(now), .real(now), .integer(row.sequence)])
+                    """
+                    UPDATE outbox SET state = 'pending', next_attempt_at = $1, window_start = $1, lease_holder = NULL,
+                                      lease_until = NULL
+                    WHERE seq = $2
+                    """, [.real(now), .integer(row.sequence)])
                 try database.execute(
-                    "DELETE FROM outbox_endpoints WHERE destination = ?", [.text(row.message.destination)])
+                    "DELETE FROM outbox_endpoints WHERE destination = $1", [.text(row.message.destination)])
                 count += 1
             }
+            if count > 0 { try database.notify(.outbox) }
             return count
         }
     }
@@ -214,20 +274,22 @@ public struct Outbox {
     /// Requeues every dead and endpoint-disabled event and re-enables every endpoint; returns how many rows.
     @discardableResult
     public func requeueAllDead(now: Double = Date().timeIntervalSince1970) throws -> Int {
-        try database.transaction {
+        try database.transaction { () throws -> Int in
             let count = try database.execute(
                 """
-                UPDATE outbox SET state = 'pending', next_attempt_at = ?, window_start = ?
+                UPDATE outbox SET state = 'pending', next_attempt_at = $1, window_start = $1, lease_holder = NULL,
+                                  lease_until = NULL
                 WHERE state IN ('dead', 'disabled')
-                """, [.real(now), .real(now)])
+                """, [.real(now)])
             try database.execute("DELETE FROM outbox_endpoints")
+            if count > 0 { try database.notify(.outbox) }
             return count
         }
     }
 
     /// Lets deliveries to `url` resume after a 410 without replaying anything.
     public func enableEndpoint(url: String) throws {
-        try database.execute("DELETE FROM outbox_endpoints WHERE url = ?", [.text(url)])
+        try database.execute("DELETE FROM outbox_endpoints WHERE url = $1", [.text(url)])
     }
 
     /// What `csmil status` shows about delivery.
@@ -244,7 +306,7 @@ public struct Outbox {
             """
             SELECT event_id, slide_key, state, attempts, last_status, last_error, created_at, last_attempt_at,
                    destination
-            FROM outbox WHERE state IN ('dead', 'disabled') ORDER BY seq LIMIT ?
+            FROM outbox WHERE state IN ('dead', 'disabled') ORDER BY seq LIMIT $1
             """, [.int(deadLetterLimit)]
         ) {
             OutboxSummary.DeadLetter(
@@ -261,8 +323,10 @@ public struct Outbox {
         }
         let destinations = try database.query(
             """
-            SELECT destination, SUM(state = 'pending'), SUM(state = 'delivered'),
-                   SUM(state IN ('dead', 'disabled')), MIN(CASE WHEN state = 'pending' THEN created_at END)
+            SELECT destination, SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END),
+                   SUM(CASE WHEN state = 'delivered' THEN 1 ELSE 0 END),
+                   SUM(CASE WHEN state IN ('dead', 'disabled') THEN 1 ELSE 0 END),
+                   MIN(CASE WHEN state = 'pending' THEN created_at END)
             FROM outbox GROUP BY destination ORDER BY destination
             """
         ) {
@@ -276,7 +340,7 @@ public struct Outbox {
             destinations: destinations)
     }
 
-    private static func row(_ statement: SQLiteStatement) -> OutboxRow {
+    private static func row(_ statement: any DatabaseRow) -> OutboxRow {
         OutboxRow(
             sequence: statement.int64(0),
             message: OutboxMessage(
@@ -285,7 +349,8 @@ public struct Outbox {
             createdAt: statement.double(7), windowStart: statement.double(8), attempts: statement.int(9),
             nextAttemptAt: statement.double(10), lastAttemptAt: statement.optionalDouble(11),
             lastStatus: statement.optionalInt64(12).map(Int.init), lastError: statement.optionalString(13),
-            state: OutboxState(rawValue: statement.string(14)) ?? .pending, deliveredAt: statement.optionalDouble(15))
+            state: OutboxState(rawValue: statement.string(14)) ?? .pending, deliveredAt: statement.optionalDouble(15),
+            leaseHolder: statement.optionalString(16), leaseUntil: statement.optionalDouble(17))
     }
 }
 

@@ -31,7 +31,6 @@ public struct OutboxMessage: Sendable, Equatable {
         self.contentType = contentType
         self.body = body
     }
-
 }
 
 /// Where an outbox row stands.
@@ -48,7 +47,7 @@ public enum OutboxState: String, Sendable, Equatable, Codable, CaseIterable {
 
 /// An outbox row as stored.
 public struct OutboxRow: Sendable, Equatable {
-    /// The insertion order (SQLite rowid).
+    /// The insertion order.
     public var sequence: Int64
     /// The message.
     public var message: OutboxMessage
@@ -70,6 +69,9 @@ public struct OutboxRow: Sendable, Equatable {
     public var state: OutboxState
     /// When a 2xx was received.
     public var deliveredAt: Double?
+    /// The host sending it now, and until when its claim holds.
+    public var leaseHolder: String? = nil
+    public var leaseUntil: Double? = nil
 }
 
 /// What one attempt on an outbox row came to, as the outbox records it (``Outbox/record(_:for:now:)``). The

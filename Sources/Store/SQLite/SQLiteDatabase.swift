@@ -8,7 +8,10 @@ import Foundation
 /// foreign keys on. A connection is used from one thread at a time; each thread that needs the file (the daemon's
 /// job store, the outbox delivery worker, `csmil outbox retry`) opens its own. Every failure is a ``SQLiteError``
 /// naming the file.
-public final class SQLiteDatabase {
+///
+/// It is the store's embedded backend (``StoreDatabase``): SQL may number its parameters `$1 … $n` as PostgreSQL
+/// does; they are read as SQLite's `?1 … ?n`.
+public final class SQLiteDatabase: StoreDatabase {
     /// The database file.
     public let path: String
     let handle: OpaquePointer
@@ -29,7 +32,7 @@ public final class SQLiteDatabase {
         handle = connection
         sqlite3_extended_result_codes(handle, 1)
         sqlite3_busy_timeout(handle, Int32(max(0, min(busyTimeout * 1000, Double(Int32.max)))))
-        let mode = try queryOne("PRAGMA journal_mode=WAL") { $0.string(0) }
+        let mode = try pragma("journal_mode=WAL")
         guard mode?.lowercased() == "wal" else {
             throw SQLiteError(
                 code: .cannotOpen, path: path,
@@ -40,6 +43,17 @@ public final class SQLiteDatabase {
     }
 
     deinit { sqlite3_close_v2(handle) }
+
+    public var dialect: SQLDialect { .sqlite }
+
+    public var location: String { path }
+
+    /// The first column of `PRAGMA name` as text.
+    private func pragma(_ name: String) throws(SQLiteError) -> String? {
+        let statement = try prepare("PRAGMA \(name)")
+        guard try statement.step() else { return nil }
+        return statement.string(0)
+    }
 
     /// Runs one or more SQL statements without parameters or results (`sqlite3_exec`).
     public func execute(_ sql: String) throws(SQLiteError) {
@@ -54,7 +68,7 @@ public final class SQLiteDatabase {
 
     /// Runs one statement with parameters, ignoring any rows; returns the number of rows it changed.
     @discardableResult
-    public func execute(_ sql: String, _ values: [SQLiteValue]) throws(SQLiteError) -> Int {
+    public func execute(_ sql: String, _ values: [DatabaseValue]) throws(SQLiteError) -> Int {
         let statement = try prepare(sql)
         try statement.bind(values)
         while try statement.step() {}
@@ -68,23 +82,13 @@ public final class SQLiteDatabase {
 
     /// Runs a query and maps each row.
     public func query<Row>(
-        _ sql: String, _ values: [SQLiteValue] = [], row: (SQLiteStatement) throws(SQLiteError) -> Row
-    ) throws(SQLiteError) -> [Row] {
+        _ sql: String, _ values: [DatabaseValue], row: (any DatabaseRow) throws -> Row
+    ) throws -> [Row] {
         let statement = try prepare(sql)
         try statement.bind(values)
         var rows: [Row] = []
         while try statement.step() { rows.append(try row(statement)) }
         return rows
-    }
-
-    /// Runs a query and maps its first row; nil when there is none.
-    public func queryOne<Row>(
-        _ sql: String, _ values: [SQLiteValue] = [], row: (SQLiteStatement) throws(SQLiteError) -> Row
-    ) throws(SQLiteError) -> Row? {
-        let statement = try prepare(sql)
-        try statement.bind(values)
-        guard try statement.step() else { return nil }
-        return try row(statement)
     }
 
     /// Rows changed by the last INSERT, UPDATE or DELETE (`sqlite3_changes`).
@@ -97,10 +101,10 @@ public final class SQLiteDatabase {
     public var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 
     /// Runs `body` in a transaction: `BEGIN IMMEDIATE` (the write lock is taken at once, so the transaction cannot
-    /// fail half-way for another writer), `COMMIT` when it returns, `ROLLBACK` when it throws. Inside an open
-    /// transaction it becomes a savepoint, so callers compose: the outer transaction decides what is committed.
-    @discardableResult
-    public func transaction<Result>(_ body: () throws -> Result) throws -> Result {
+    /// fail half-way for another writer), or `BEGIN DEFERRED` when `readOnly` (a snapshot without the write lock);
+    /// `COMMIT` when it returns, `ROLLBACK` when it throws. Inside an open transaction it becomes a savepoint, so
+    /// callers compose: the outer transaction decides what is committed.
+    public func transaction<Result>(readOnly: Bool, _ body: () throws -> Result) throws -> Result {
         if isInTransaction {
             let name = "csmil_\(UInt32.random(in: 0...UInt32.max))"
             try execute("SAVEPOINT \(name)")
@@ -113,7 +117,7 @@ public final class SQLiteDatabase {
                 throw error
             }
         }
-        try execute("BEGIN IMMEDIATE")
+        try execute(readOnly ? "BEGIN DEFERRED" : "BEGIN IMMEDIATE")
         do {
             let result = try body()
             try execute("COMMIT")
@@ -126,7 +130,9 @@ public final class SQLiteDatabase {
 
     /// Runs `PRAGMA integrity_check`; throws a ``SQLiteError/Code/corrupt`` error listing what it found.
     public func checkIntegrity() throws(SQLiteError) {
-        let findings = try query("PRAGMA integrity_check") { $0.string(0) }
+        let statement = try prepare("PRAGMA integrity_check")
+        var findings: [String] = []
+        while try statement.step() { findings.append(statement.string(0)) }
         guard findings != ["ok"] else { return }
         throw SQLiteError(
             code: .corrupt, path: path,
@@ -136,7 +142,7 @@ public final class SQLiteDatabase {
 
     /// The schema version the file records (`PRAGMA user_version`).
     public func userVersion() throws(SQLiteError) -> Int {
-        try queryOne("PRAGMA user_version") { $0.int(0) } ?? 0
+        Int(try pragma("user_version") ?? "0") ?? 0
     }
 
     /// A schema change: the SQL (or code) that takes the database from one version to the next.

@@ -4,7 +4,10 @@ import Foundation
 /// A prepared statement (`sqlite3_stmt`), owned here: `deinit` finalises it. Bind parameters (1-based, as in
 /// SQLite), ``step()`` through the rows and read columns (0-based) with the typed accessors. A statement belongs to
 /// the ``SQLiteDatabase`` that prepared it and is used on the same thread.
-public final class SQLiteStatement {
+///
+/// Parameters numbered `$1 … $n` in the SQL (PostgreSQL's form, which the store's shared SQL uses) are read as
+/// `?1 … ?n`.
+public final class SQLiteStatement: DatabaseRow {
     /// The SQL text it was prepared from.
     public let sql: String
     let handle: OpaquePointer
@@ -14,7 +17,7 @@ public final class SQLiteStatement {
         self.database = database
         self.sql = sql
         var statement: OpaquePointer?
-        let result = sqlite3_prepare_v2(database.handle, sql, -1, &statement, nil)
+        let result = sqlite3_prepare_v2(database.handle, Self.numberedParameters(sql), -1, &statement, nil)
         guard result == SQLITE_OK, let statement else {
             throw SQLiteError.sqlite(
                 result, "prepare \"\(Self.abbreviated(sql))\"", path: database.path, handle: database.handle)
@@ -25,7 +28,7 @@ public final class SQLiteStatement {
     deinit { sqlite3_finalize(handle) }
 
     /// Binds `values` to parameters 1… in order (`sqlite3_bind_*`), after clearing earlier bindings.
-    public func bind(_ values: [SQLiteValue]) throws(SQLiteError) {
+    public func bind(_ values: [DatabaseValue]) throws(SQLiteError) {
         sqlite3_clear_bindings(handle)
         for (offset, value) in values.enumerated() {
             try bind(value, at: Int32(offset + 1))
@@ -33,7 +36,7 @@ public final class SQLiteStatement {
     }
 
     /// Binds one value to the 1-based parameter `index`.
-    public func bind(_ value: SQLiteValue, at index: Int32) throws(SQLiteError) {
+    public func bind(_ value: DatabaseValue, at index: Int32) throws(SQLiteError) {
         let result: Int32
         switch value {
         case .integer(let number):
@@ -97,9 +100,6 @@ public final class SQLiteStatement {
     /// The column as an integer (`sqlite3_column_int64`); NULL reads as 0.
     public func int64(_ index: Int) -> Int64 { sqlite3_column_int64(handle, Int32(index)) }
 
-    /// The column as an `Int`; NULL reads as 0.
-    public func int(_ index: Int) -> Int { Int(int64(index)) }
-
     /// The column as a double (`sqlite3_column_double`); NULL reads as 0.
     public func double(_ index: Int) -> Double { sqlite3_column_double(handle, Int32(index)) }
 
@@ -117,17 +117,8 @@ public final class SQLiteStatement {
         return [UInt8](UnsafeRawBufferPointer(start: bytes, count: count))
     }
 
-    /// The column as an optional integer (nil for NULL).
-    public func optionalInt64(_ index: Int) -> Int64? { isNull(index) ? nil : int64(index) }
-
-    /// The column as an optional double (nil for NULL).
-    public func optionalDouble(_ index: Int) -> Double? { isNull(index) ? nil : double(index) }
-
-    /// The column as optional text (nil for NULL).
-    public func optionalString(_ index: Int) -> String? { isNull(index) ? nil : string(index) }
-
     /// The column as whichever storage class it holds.
-    public func value(_ index: Int) -> SQLiteValue {
+    public func value(_ index: Int) -> DatabaseValue {
         switch sqlite3_column_type(handle, Int32(index)) {
         case SQLITE_INTEGER: return .integer(int64(index))
         case SQLITE_FLOAT: return .real(double(index))
@@ -140,6 +131,30 @@ public final class SQLiteStatement {
     private func failure(_ result: Int32, _ operation: String) -> SQLiteError {
         SQLiteError.sqlite(
             result, "\(operation) \"\(Self.abbreviated(sql))\"", path: database.path, handle: database.handle)
+    }
+
+    /// `sql` with each `$N` outside quotes turned into `?N`: SQLite would read `$1` as a parameter *named* "$1",
+    /// numbered by first appearance, not as parameter 1.
+    static func numberedParameters(_ sql: String) -> String {
+        guard sql.contains("$") else { return sql }
+        let characters = Array(sql)
+        var output = ""
+        output.reserveCapacity(characters.count)
+        var quote: Character?
+        for (index, character) in characters.enumerated() {
+            if let open = quote {
+                if character == open { quote = nil }
+            } else if character == "'" || character == "\"" {
+                quote = character
+            } else if character == "$", index + 1 < characters.count, characters[index + 1].isASCII,
+                characters[index + 1].isNumber
+            {
+                output.append("?")
+                continue
+            }
+            output.append(character)
+        }
+        return output
     }
 
     static func abbreviated(_ sql: String) -> String {
