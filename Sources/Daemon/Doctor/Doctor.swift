@@ -106,6 +106,8 @@ enum Doctor {
         findings.append(precisions(configured: configuration.pipeline.precision))
         findings += identity(configuration.identity)
         findings += hl7(configuration.hl7, identity: configuration.identity)
+        findings += deliveryFiles(configuration)
+        if state.severity == .ok { findings.append(jobStore(path: configuration.databasePath)) }
         return findings
     }
 

@@ -38,6 +38,13 @@ struct WatchDaemon {
         let configuration = self.configuration
         let logger = self.logger
         let stateDirectory = configuration.state.directory
+        // Before anything else: a TLS file that cannot be used (or a secret that cannot be read) would fail every
+        // delivery for the whole retry window, so the daemon does not start (a configuration error naming the key,
+        // the file and the fix, as csmil doctor reports it).
+        let destinations = try configuration.deliveryDestinations()
+        if let exposed = Doctor.exposedSecret(configuration) {
+            logger.warning("the webhook secret is not private", metadata: ["problem": "\(exposed)"])
+        }
         notifier.status("starting: opening the job store")
         let lock = try StateFolderLock(stateDirectory: stateDirectory)
         let workDirectory = try SpillFiles.workDirectory(state: stateDirectory)
@@ -73,7 +80,6 @@ struct WatchDaemon {
             return (pipeline, manifest.name)
         }
 
-        let destinations = try configuration.deliveryDestinations()
         let delivery =
             destinations.isEmpty
             ? nil
