@@ -4,6 +4,9 @@
 #ifndef CSMIL_CSYSTEMD_SHIM_H
 #define CSMIL_CSYSTEMD_SHIM_H
 #include <sys/uio.h>
+// The Swift side sends CODE_FILE/CODE_LINE/CODE_FUNC of the Swift caller itself; without this, libsystemd's
+// macros add a second set naming this header, a path of the build machine.
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-journal.h>
 

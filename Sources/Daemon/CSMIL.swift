@@ -15,8 +15,8 @@ struct CSMIL: AsyncParsableCommand {
         subcommands: [
             WatchCommand.self, ScoreCommand.self, EmbedCommand.self, SynthCommand.self, EmbedSlidesCommand.self,
             TrainCommand.self, SeededBackbonesCommand.self,
-            StatusCommand.self, DoctorCommand.self, WebhookSinkCommand.self, HL7SinkCommand.self, OutboxCommand.self,
-            RequeueCommand.self,
+            StatusCommand.self, ReloadCommand.self, DoctorCommand.self, WebhookSinkCommand.self, HL7SinkCommand.self,
+            OutboxCommand.self, RequeueCommand.self,
             BenchCommand.self,
         ]
     )

@@ -6,10 +6,37 @@ import Logging
 public protocol ErrorCode: Sendable, Hashable, CustomStringConvertible {
     /// The dotted code, e.g. "slide.not_a_slide".
     var rawValue: String { get }
+    /// Whether only a change of the configuration, or of the model, secret or settings it names, can fix the
+    /// failure: trying again as things are cannot help. `csmil watch` exits 78 (EX_CONFIG) for such an error, which
+    /// the unit's `RestartPreventExitStatus=` names, so systemd does not restart it in a loop. The default is
+    /// ``ErrorCodes/needsConfigurationChange(_:)`` (by the code's domain); a code type overrides it where its
+    /// domain mixes both kinds.
+    var needsConfigurationChange: Bool { get }
 }
 
 extension ErrorCode {
     public var description: String { rawValue }
+    public var needsConfigurationChange: Bool { ErrorCodes.needsConfigurationChange(rawValue) }
+}
+
+/// What the dotted codes have in common.
+public enum ErrorCodes {
+    /// The domains (the part of a code before the first dot) whose every failure needs a change of configuration
+    /// or model files: the configuration file, the model folder, its checkpoints and heads, the accession pattern.
+    /// Code types of other domains mark their own such codes (the precision asked for, the webhook secret, a
+    /// watch or HL7 setting).
+    public static let configurationDomains: Set<String> = ["config", "model", "checkpoint", "head", "identity"]
+
+    /// Whether `code`'s domain is one of ``configurationDomains``.
+    public static func needsConfigurationChange(_ code: String) -> Bool {
+        configurationDomains.contains(String(code.prefix { $0 != "." }))
+    }
+
+    /// Whether `error` is a ``CSMILError`` whose code needs a change of configuration (anything else, `internal`
+    /// included, may pass on a retry).
+    public static func needsConfigurationChange(_ error: any Error) -> Bool {
+        (error as? any CSMILError)?.code.needsConfigurationChange ?? false
+    }
 }
 
 /// The one shape of every error csmil throws (daemon spec: "errors name the file, key or slide and say what to

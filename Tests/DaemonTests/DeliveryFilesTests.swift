@@ -317,7 +317,7 @@ struct DeliveryFilesTests {
         #expect(!refused.isRunning, "csmil watch started with a missing ca_file; log:\n\(setup.log())")
         if refused.isRunning { _ = WatchDaemonTests.stop(refused) }
         refused.waitUntilExit()
-        #expect(refused.terminationStatus == 1, "log:\n\(setup.log())")
+        #expect(refused.terminationStatus == WatchCommand.configurationExitStatus, "log:\n\(setup.log())")
         let stderr = setup.log()
         #expect(
             stderr.contains(config) && stderr.contains("webhook.ca_file")

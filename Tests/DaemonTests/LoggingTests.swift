@@ -10,9 +10,11 @@ struct LoggingTests {
     func journalFields() {
         let fields = JournalFields.fields(
             level: .warning, message: "slide failed",
-            metadata: ["slide": "a.svs", "event_id": "evt_1", "stage": "ingest"],
+            metadata: ["slide": "a.svs", "event_id": "evt_1", "stage": "ingest", "message_id": "5c3a"],
             file: "Daemon/Pipeline.swift", function: "run()", line: 42)
-        #expect(fields.contains("MESSAGE=slide failed"))
+        // Plain `journalctl -u csmil` shows MESSAGE only: it names the slide and the reason, not just the event.
+        #expect(fields.contains("MESSAGE=slide failed event_id=evt_1 slide=a.svs stage=ingest"))
+        #expect(fields.contains("MESSAGE_ID=5c3a"))
         #expect(fields.contains("PRIORITY=4"))
         #expect(fields.contains("SYSLOG_IDENTIFIER=csmil"))
         #expect(fields.contains("SLIDE=a.svs"))
@@ -26,7 +28,7 @@ struct LoggingTests {
         let fields = JournalFields.fields(
             level: .info, message: "real", metadata: ["message": "forged", "priority": "0"], file: "f", function: "g",
             line: 1)
-        #expect(fields.filter { $0.hasPrefix("MESSAGE=") } == ["MESSAGE=real"])
+        #expect(fields.filter { $0.hasPrefix("MESSAGE=") } == ["MESSAGE=real message=forged priority=0"])
         #expect(fields.filter { $0.hasPrefix("PRIORITY=") } == ["PRIORITY=6"])
     }
 

@@ -110,13 +110,14 @@ struct WatchDaemonTests {
         }
 
         /// Starts `csmil watch`; its output goes to `<root>/watch-N.log`.
-        func start(pauseAt: String? = nil, run: Int = 0) throws -> Process {
+        func start(pauseAt: String? = nil, run: Int = 0, environment extra: [String: String] = [:]) throws -> Process {
             let process = Process()
             process.executableURL = try TestSupport.binary()
             process.arguments = ["watch", "--config", installation.config.path, "--log-level", "debug"]
             var environment = ProcessInfo.processInfo.environment
             environment["NOTIFY_SOCKET"] = notify.path
             environment["CSMIL_TEST_PAUSE_AT"] = pauseAt
+            environment.merge(extra) { $1 }
             process.environment = environment
             let log = installation.root.appendingPathComponent("watch-\(run).log")
             _ = FileManager.default.createFile(atPath: log.path, contents: nil)

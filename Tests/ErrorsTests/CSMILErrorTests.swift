@@ -34,4 +34,28 @@ struct CSMILErrorTests {
         #expect(metadata["code"] == "sample.broken")
         #expect(metadata["error"] == "/in/a.svs: is broken — copy it again")
     }
+
+    struct Mixed: CSMILError {
+        enum Code: String, ErrorCode {
+            case setting = "sample.setting"
+            case outage = "sample.outage"
+            var needsConfigurationChange: Bool { self == .setting }
+        }
+        var code: Code
+        var subject = "x"
+        var message = "failed"
+        var fix = ""
+    }
+
+    @Test("whether only a change of configuration helps: by the code's domain, or as the code type says")
+    func needsConfigurationChange() {
+        #expect(ErrorCodes.needsConfigurationChange("config.unknown_key"))
+        #expect(ErrorCodes.needsConfigurationChange("model.missing_tensor"))
+        #expect(!ErrorCodes.needsConfigurationChange("configuration.x"), "the whole domain, not a prefix of it")
+        #expect(!ErrorCodes.needsConfigurationChange("state.locked"))
+        #expect(!ErrorCodes.needsConfigurationChange(Sample(subject: "a", fix: "b")))
+        #expect(ErrorCodes.needsConfigurationChange(Mixed(code: .setting)))
+        #expect(!ErrorCodes.needsConfigurationChange(Mixed(code: .outage)))
+        #expect(!ErrorCodes.needsConfigurationChange(Foreign()), "internal errors may pass on a retry")
+    }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Errors
+import Foundation
 
 /// `csmil watch`: the daemon, in the foreground.
 struct WatchCommand: AsyncParsableCommand {
@@ -22,13 +23,32 @@ struct WatchCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
-        let configuration = try Configuration.load(path: config)
+        let configuration: Configuration
+        do {
+            configuration = try Configuration.load(path: config)
+        } catch {
+            FileHandle.standardError.write(Data("csmil watch cannot start: \(error)\n".utf8))
+            throw ExitCode(Self.configurationExitStatus)
+        }
         let logger = global.bootstrapLogging(configured: configuration.log.level)
         do {
             try await WatchDaemon(configurationPath: config, configuration: configuration, logger: logger).run()
         } catch {
             logger.critical("csmil watch cannot run", metadata: .error(error))
-            throw error
+            // The error as text too (the log line escapes it as a field value), as ArgumentParser printed it.
+            FileHandle.standardError.write(Data("csmil watch cannot run: \(error)\n".utf8))
+            throw ExitCode(Self.exitStatus(for: error))
         }
+    }
+
+    /// EX_CONFIG (sysexits.h): the configuration, or the model or secret it names, is wrong. The unit's
+    /// RestartPreventExitStatus= names it: starting again cannot help, so systemd leaves the service failed.
+    static let configurationExitStatus: Int32 = 78
+
+    /// 78 for errors that only a change of the configuration or the files it names can fix (their code says so:
+    /// `ErrorCode.needsConfigurationChange`); 1 for the rest (a state folder that is locked or unwritable, a watch
+    /// folder not mounted yet, a job store that cannot be opened), which systemd retries.
+    static func exitStatus(for error: any Error) -> Int32 {
+        ErrorCodes.needsConfigurationChange(error) ? configurationExitStatus : 1
     }
 }

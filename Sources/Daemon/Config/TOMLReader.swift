@@ -6,16 +6,19 @@ import Foundation
 struct TOMLReader {
     private(set) var problems: [ConfigurationError.Problem] = []
 
-    /// The text of a TOML file; a missing or non-UTF-8 file is an `unreadable` error with `fix`.
+    /// The text of a TOML file; a missing, unreadable or non-UTF-8 file is an `unreadable` error saying which
+    /// (`TextFile.read`), with `fix` — or, when this process may not read it, how to give it access.
     static func read(path: String, what: String, fix: String) throws(ConfigurationError) -> String {
         do {
-            return try String(contentsOfFile: path, encoding: .utf8)
+            return try TextFile.read(path: path)
         } catch {
-            let reason =
-                FileManager.default.fileExists(atPath: path) ? "cannot be read as UTF-8 text" : "does not exist"
             throw ConfigurationError(
                 file: path,
-                problems: [.init(code: .unreadable, key: nil, line: nil, message: "\(what) \(reason)", fix: fix)])
+                problems: [
+                    .init(
+                        code: .unreadable, key: nil, line: nil, message: "\(what) \(error.reason)",
+                        fix: error.permissionDenied ? error.permissionFix : fix)
+                ])
         }
     }
 

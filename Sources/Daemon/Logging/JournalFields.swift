@@ -5,14 +5,16 @@ import Logging
 /// A structured journal entry for each event, sent through the native protocol
 /// (`sd_journal_sendv`): `MESSAGE`, `PRIORITY`, `SYSLOG_IDENTIFIER`, the code location, and one
 /// field per metadata key (`slide` → `SLIDE`, `event_id` → `EVENT_ID`), so
-/// `journalctl -u csmil SLIDE=a.svs` finds every line about one slide.
+/// `journalctl -u csmil SLIDE=a.svs` finds every line about one slide. `MESSAGE` also carries the metadata as
+/// `key=value` text (as the stderr lines do), since plain `journalctl -u csmil` shows only `MESSAGE`: "slide
+/// reported slide=a.svs status=scored …", not a bare "slide reported".
 enum JournalFields {
     /// The journal fields of one event, each "NAME=value".
     static func fields(
         level: Logger.Level, message: String, metadata: Logger.Metadata, file: String, function: String, line: UInt
     ) -> [String] {
         var fields = [
-            "MESSAGE=" + message,
+            "MESSAGE=" + StderrFormat.text(message: message, metadata: metadata.filter { $0.key != "message_id" }),
             "PRIORITY=\(priority(level))",
             "SYSLOG_IDENTIFIER=csmil",
             "CODE_FILE=" + file,

@@ -7,11 +7,17 @@ enum StderrFormat {
     /// `2026-11-27T15:40:00Z info slide settled slide=a.svs stage=watch` (metadata sorted by key;
     /// values with spaces, quotes or `=` are quoted).
     static func line(date: Date, level: Logger.Level, message: String, metadata: Logger.Metadata) -> String {
-        var line = date.formatted(.iso8601) + " " + level.rawValue + " " + message
+        date.formatted(.iso8601) + " " + level.rawValue + " " + text(message: message, metadata: metadata)
+    }
+
+    /// `slide settled slide=a.svs stage=watch`: the message, then the metadata sorted by key (values with spaces,
+    /// quotes or `=` quoted). The journal's MESSAGE is this text too.
+    static func text(message: String, metadata: Logger.Metadata) -> String {
+        var text = message
         for key in metadata.keys.sorted() {
-            line += " " + key + "=" + quoted(metadata[key]!.description)
+            text += " " + key + "=" + quoted(metadata[key]!.description)
         }
-        return line
+        return text
     }
 
     /// A value as it is written: as it is when it is plain, else quoted with `\` and `"` escaped and every control

@@ -7,6 +7,10 @@ struct DaemonError: CSMILError, Sendable, Equatable {
         case stateUnwritable = "state.unwritable"
         /// Another `csmil watch` holds the state folder's lock.
         case stateLocked = "state.locked"
+        /// A [watch], [output] or [state] folder does not exist and cannot be made.
+        case folderUncreatable = "folder.uncreatable"
+        /// `reload.json` (the answer to `csmil reload`) cannot be written.
+        case runtimeUnwritable = "runtime.unwritable"
     }
 
     var code: Code

@@ -17,7 +17,8 @@ import UnixSignals
 ///   fingerprint → job store (`settled`), rejected files → one `failed` record; wakes the workers;
 /// - the workers (`SlideWorker`, ``BlockingService``s: OpenSlide and BLAS block): the queue, one slide at a time
 ///   each, report and outbox row in one transaction;
-/// - the delivery worker (`OutboxDelivery`, an async service on a dedicated thread) when `[webhook] url` is set;
+/// - the delivery worker (`OutboxDelivery`, an async service on a dedicated thread, in a ``DeliverySwitch``) when a
+///   `[webhook]` or `[hl7]` url is set (a reload switches it on and off);
 /// - the status timer: STATUS= and WATCHDOG=1 for systemd, `<state>/daemon.json` for `csmil status`;
 /// - SIGHUP: the configuration file is read again; a bad file is logged and the old settings stay.
 ///
@@ -46,6 +47,7 @@ struct WatchDaemon {
             logger.warning("the webhook secret is not private", metadata: ["problem": "\(exposed)"])
         }
         notifier.status("starting: opening the job store")
+        try Self.createMissingFolders(configuration, logger: logger)
         let lock = try StateFolderLock(stateDirectory: stateDirectory)
         let workDirectory = try SpillFiles.workDirectory(state: stateDirectory)
         SpillFiles.removeLeftoverSpillFiles(in: workDirectory, logger: logger)
@@ -80,11 +82,10 @@ struct WatchDaemon {
             return (pipeline, manifest.name)
         }
 
-        let delivery =
-            destinations.isEmpty
-            ? nil
-            : OutboxDelivery(
-                configuration: try configuration.deliveryConfiguration(destinations: destinations), logger: logger)
+        let running = RunningFlags()
+        let delivery = DeliverySwitch(
+            destinations.isEmpty ? nil : try configuration.deliveryConfiguration(destinations: destinations),
+            flags: running, logger: logger)
         let settings = LiveSettings(destinations)
         let progress = DaemonProgress(
             watchFolder: configuration.watch.directory, watchMode: "starting",
@@ -93,7 +94,7 @@ struct WatchDaemon {
         let workers = workerStores.map { store in
             SlideWorker(
                 store: store, pipeline: pipeline, settings: settings, progress: progress, gate: gate,
-                stateDirectory: stateDirectory, logger: logger, wakeDelivery: { delivery?.wake() })
+                stateDirectory: stateDirectory, logger: logger, wakeDelivery: { delivery.wake() })
         }
 
         notifier.status("starting: watching \(configuration.watch.directory)")
@@ -112,19 +113,18 @@ struct WatchDaemon {
         // SIGHUP is trapped before READY=1: systemd may send a reload as soon as it is told the service is up, and
         // SIGHUP's default action would end the daemon. Signals that come before ReloadService runs are buffered.
         let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
-        let running = RunningFlags()
+        let reload = ReloadService(
+            configurationPath: configurationPath, initial: configuration, settings: settings, delivery: delivery,
+            signals: reloadSignals, notifier: notifier,
+            acknowledgementFolder: ReloadAcknowledgement.folder(stateDirectory: stateDirectory), logger: logger)
+        reload.acknowledge(generation: 0, applied: true, message: "started")
         var services: [any Service] = [
             StatusService(
                 notifier: notifier, progress: progress,
                 snapshotPath: Self.snapshotPath(stateDirectory: stateDirectory), running: running,
-                needsDelivery: delivery != nil, logger: logger),
-            ReloadService(
-                configurationPath: configurationPath, initial: configuration, settings: settings, delivery: delivery,
-                signals: reloadSignals, notifier: notifier, logger: logger),
+                needsDelivery: { delivery.isOn }, logger: logger),
+            reload, delivery,
         ]
-        if let delivery {
-            services.append(DeliveryService(delivery: delivery, running: running))
-        }
         for (index, worker) in workers.enumerated() {
             services.append(
                 BlockingService(name: "csmil-worker-\(index)", body: { worker.run() }, stop: { worker.stop() }))
@@ -302,19 +302,6 @@ final class RunningFlags: Sendable {
     func healthy(needsDelivery: Bool) -> Bool { flags.withLock { $0.watcher && ($0.delivery || !needsDelivery) } }
 }
 
-/// The outbox delivery worker as a service: shutdown cancels it; a request in flight is abandoned and its row
-/// stays pending, to be sent again with the same id.
-struct DeliveryService: Service {
-    let delivery: OutboxDelivery
-    let running: RunningFlags
-
-    func run() async throws {
-        running.set(delivery: true)
-        defer { running.set(delivery: false) }
-        try await cancelWhenGracefulShutdown { try await delivery.run() }
-    }
-}
-
 /// STATUS= and WATCHDOG=1 for systemd and `<state>/daemon.json` for `csmil status`, every 2 seconds (or twice per
 /// watchdog interval if that is shorter).
 struct StatusService: Service {
@@ -322,7 +309,8 @@ struct StatusService: Service {
     let progress: DaemonProgress
     let snapshotPath: String
     let running: RunningFlags
-    let needsDelivery: Bool
+    /// Whether deliveries are on: then the watchdog needs the delivery worker running.
+    let needsDelivery: @Sendable () -> Bool
     let logger: Logger
 
     func run() async throws {
@@ -355,7 +343,7 @@ struct StatusService: Service {
             notifier.status(line)
             lastLine = line
         }
-        if progress.shouldPingWatchdog(healthy: running.healthy(needsDelivery: needsDelivery)) {
+        if progress.shouldPingWatchdog(healthy: running.healthy(needsDelivery: needsDelivery())) {
             notifier.watchdog()
         }
         do {
@@ -374,74 +362,105 @@ struct StatusService: Service {
 
 /// SIGHUP: the configuration file is read again. The delivery settings (`[webhook]`, `[hl7]`, `[identity]`
 /// accession_system: URLs, secret, formats, timeouts, retries) take effect at once, for queued events too (they
-/// go to the URLs configured now); changes to other sections are logged as needing a restart. A file that does not parse or
-/// validate is logged with every problem and the running settings stay.
+/// go to the URLs configured now), and so does delivery switched on or off; changes to other sections are logged as
+/// needing a restart. A file that does not parse or validate is logged with every problem and the running settings
+/// stay. Each outcome is acknowledged in `reload.json` (`ReloadAcknowledgement`) for `csmil reload`, after
+/// RELOADING=1 … READY=1.
 struct ReloadService: Service {
     let configurationPath: String
     let initial: Configuration
     let settings: LiveSettings
-    let delivery: OutboxDelivery?
+    let delivery: DeliverySwitch
     /// SIGHUP, trapped by the daemon before it reported READY=1.
     let signals: UnixSignalsSequence
     let notifier: SystemdNotifier
+    /// Where `reload.json` goes; generation 0 is written before READY=1.
+    let acknowledgementFolder: String
     let logger: Logger
 
     func run() async throws {
         var current = initial
+        var generation = 0
         for await _ in signals.cancelOnGracefulShutdown() {
             notifier.reloading()
-            defer { notifier.notify("READY=1") }
-            let new: Configuration
+            generation += 1
+            let (applied, message) = reload(&current)
+            notifier.notify("READY=1")
+            acknowledge(generation: generation, applied: applied, message: message)
+        }
+    }
+
+    /// Writes `reload.json`; a failure is logged (csmil reload then times out, naming the journal).
+    func acknowledge(generation: Int, applied: Bool, message: String) {
+        do {
+            try ReloadAcknowledgement(pid: getpid(), generation: generation, applied: applied, message: message)
+                .write(folder: acknowledgementFolder)
+        } catch {
+            logger.error("cannot acknowledge the reload", metadata: .error(error))
+        }
+    }
+
+    /// Reads the file again and applies what can be applied; returns whether it was taken and what happened.
+    private func reload(_ current: inout Configuration) -> (applied: Bool, message: String) {
+        let new: Configuration
+        do {
+            new = try Configuration.load(path: configurationPath)
+        } catch {
+            logger.error(
+                "configuration not reloaded; the running settings stay",
+                metadata: [
+                    "file": "\(configurationPath)", "message_id": "\(MessageID.configurationRejected.rawValue)",
+                ].merging(.error(error)) { $1 })
+            return (false, "configuration not reloaded; the running settings stay: \(error)")
+        }
+        if new.webhook != current.webhook || new.hl7 != current.hl7 || new.identity != current.identity {
+            // Switched on, changed or off at once: results reported from now on are queued (or, with every
+            // destination off, not queued).
             do {
-                new = try Configuration.load(path: configurationPath)
+                let destinations = try new.deliveryDestinations()
+                delivery.apply(
+                    destinations.isEmpty ? nil : try new.deliveryConfiguration(destinations: destinations))
+                settings.update(destinations)
             } catch {
                 logger.error(
-                    "configuration not reloaded; the running settings stay",
-                    metadata: [
-                        "file": "\(configurationPath)", "message_id": "\(MessageID.configurationRejected.rawValue)",
-                    ].merging(.error(error)) { $1 })
-                continue
+                    "delivery settings not reloaded; the running ones stay",
+                    metadata: ["file": "\(configurationPath)"].merging(.error(error)) { $1 })
+                return (false, "delivery settings not reloaded; the running ones stay: \(error)")
             }
-            if new.webhook != current.webhook || new.hl7 != current.hl7 || new.identity != current.identity {
-                if let delivery, new.publishes {
-                    do {
-                        let destinations = try new.deliveryDestinations()
-                        delivery.reconfigure(try new.deliveryConfiguration(destinations: destinations))
-                        settings.update(destinations)
-                    } catch {
-                        logger.error(
-                            "delivery settings not reloaded; the running ones stay",
-                            metadata: ["file": "\(configurationPath)"].merging(.error(error)) { $1 })
-                        continue
-                    }
-                } else if new.publishes != current.publishes {
-                    logger.warning(
-                        "delivery switched on or off ([webhook] or [hl7] url): restart csmil to apply it")
-                }
-            }
-            var restart: [String] = []
-            if new.watch != current.watch { restart.append("[watch]") }
-            if new.output != current.output { restart.append("[output]") }
-            if new.state != current.state { restart.append("[state]") }
-            if new.model != current.model { restart.append("[model]") }
-            if new.log != current.log { restart.append("[log]") }
-            if new.ingest != current.ingest { restart.append("[ingest]") }
-            if new.identity.pattern != current.identity.pattern || new.identity.required != current.identity.required {
-                restart.append("[identity]")
-            }
-            if new.qc != current.qc { restart.append("[qc]") }
-            if !restart.isEmpty {
-                logger.warning(
-                    "configuration reloaded; these sections changed and apply after a restart",
-                    metadata: ["sections": "\(restart.joined(separator: " "))"])
-            } else {
+            if current.publishes != new.publishes {
                 logger.notice(
-                    "configuration reloaded",
-                    metadata: [
-                        "file": "\(configurationPath)", "message_id": "\(MessageID.configurationReloaded.rawValue)",
-                    ])
+                    "delivery switched \(new.publishes ? "on" : "off")",
+                    metadata: ["webhook": "\(new.webhook.url ?? "none")", "hl7": "\(new.hl7.url ?? "none")"])
             }
-            current = new
         }
+        var restart: [String] = []
+        if new.watch != current.watch { restart.append("[watch]") }
+        if new.output != current.output { restart.append("[output]") }
+        if new.state != current.state { restart.append("[state]") }
+        if new.model != current.model { restart.append("[model]") }
+        if new.log != current.log { restart.append("[log]") }
+        if new.ingest != current.ingest { restart.append("[ingest]") }
+        if new.identity.pattern != current.identity.pattern || new.identity.required != current.identity.required {
+            restart.append("[identity]")
+        }
+        if new.qc != current.qc { restart.append("[qc]") }
+        current = new
+        if !restart.isEmpty {
+            let sections = restart.joined(separator: " ")
+            logger.warning(
+                "configuration reloaded; these sections changed and apply after a restart",
+                metadata: ["sections": "\(sections)"])
+            return (
+                true,
+                "configuration reloaded from \(configurationPath); \(sections) changed and apply after a restart "
+                    + "(systemctl restart csmil)"
+            )
+        }
+        logger.notice(
+            "configuration reloaded",
+            metadata: [
+                "file": "\(configurationPath)", "message_id": "\(MessageID.configurationReloaded.rawValue)",
+            ])
+        return (true, "configuration reloaded from \(configurationPath)")
     }
 }

@@ -71,6 +71,9 @@ public struct PrecisionError: CSMILError, Sendable, Equatable {
         case unsupported = "pipeline.precision_unsupported"
         /// oneDNN refused to build a primitive of the network.
         case onednn = "pipeline.onednn"
+
+        /// Always: the precision is a setting, and retrying on the same CPU cannot help.
+        public var needsConfigurationChange: Bool { true }
     }
 
     public var code: Code

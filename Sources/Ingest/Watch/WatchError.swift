@@ -12,6 +12,9 @@ public struct WatchError: CSMILError, Sendable, Equatable {
         case invalidSetting = "watch.invalid_setting"
         /// A system call the watcher needs failed (eventfd, poll).
         case systemCallFailed = "watch.system_call_failed"
+
+        /// A setting only; a folder not there (yet) or an inotify failure may pass on a retry.
+        public var needsConfigurationChange: Bool { self == .invalidSetting }
     }
 
     /// Why it failed.

@@ -219,6 +219,9 @@ public struct HL7Error: CSMILError, Sendable, Equatable {
         case ackWithoutMSA = "hl7.ack_without_msa"
         /// A URL that is not `mllp://` or `mllps://` HOST:PORT.
         case url = "hl7.url"
+
+        /// The configured URL only; a peer's answer is not ours to fix.
+        public var needsConfigurationChange: Bool { self == .url }
     }
 
     /// What kind of failure this is.

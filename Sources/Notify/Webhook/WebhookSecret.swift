@@ -94,6 +94,9 @@ public struct WebhookSecretError: CSMILError, Sendable, Equatable {
         case malformed = "webhook.secret_malformed"
         case tooShort = "webhook.secret_too_short"
         case tooMany = "webhook.secret_too_many"
+
+        /// Always: the secret file (or its permissions) must be changed.
+        public var needsConfigurationChange: Bool { true }
     }
 
     public var code: Code
