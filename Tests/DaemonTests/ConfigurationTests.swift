@@ -292,6 +292,7 @@ struct ConfigurationTests {
             ("timeout_seconds = -1", "webhook.timeout_seconds"),
             ("client_key = \"k.pem\"", "webhook.client_key"),
             ("proxy = \"not a url\"", "webhook.proxy"),
+            ("proxy = \"ftp://proxy.example.org:21\"", "webhook.proxy"),
         ] {
             let found = problems(document(sections: "[webhook]\n" + text))
             #expect(found.map(\.key) == [key], "\(text)")

@@ -41,10 +41,12 @@ struct StatusCommand: AsyncParsableCommand {
         let snapshot = DaemonProgress.read(
             from: WatchDaemon.snapshotPath(stateDirectory: configuration.state.directory))
         let daemon = DaemonLiveness(snapshot: snapshot, now: now)
+        let warnings = Self.warnings(configuration)
         if json {
-            print(try Self.json(summary: summary, daemon: daemon, snapshot: snapshot))
+            print(try Self.json(summary: summary, daemon: daemon, snapshot: snapshot, warnings: warnings))
         } else {
             print(Self.text(summary: summary, daemon: daemon, snapshot: snapshot, now: now), terminator: "")
+            for warning in warnings { print("warning: " + warning.escapingControlCharacters) }
         }
     }
 
@@ -87,7 +89,20 @@ struct StatusCommand: AsyncParsableCommand {
         return line
     }
 
-    static func json(summary: JobSummary, daemon: DaemonLiveness, snapshot: DaemonProgress.Snapshot?) throws -> String {
+    /// What is wrong with the delivery settings as configured now (the daemon warned at start or would refuse to
+    /// start again): a webhook secret every user can read, a TLS file that cannot be used (changed since the start).
+    static func warnings(_ configuration: Configuration) -> [String] {
+        var warnings = [Doctor.exposedSecret(configuration)].compactMap { $0 }
+        for check in configuration.deliveryFileChecks() {
+            guard case .failure(let error) = check.result else { continue }
+            warnings.append("\(check.key): \(error.file) \(error.message); deliveries fail — \(error.fix)")
+        }
+        return warnings
+    }
+
+    static func json(
+        summary: JobSummary, daemon: DaemonLiveness, snapshot: DaemonProgress.Snapshot?, warnings: [String] = []
+    ) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         let jobs = try JSONSerialization.jsonObject(with: try encoder.encode(summary))
@@ -97,6 +112,7 @@ struct StatusCommand: AsyncParsableCommand {
             daemonObject["snapshot"] = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(snapshot))
         }
         object["daemon"] = daemonObject
+        object["warnings"] = warnings
         let data = try JSONSerialization.data(
             withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self)

@@ -183,6 +183,14 @@ extension Configuration {
             reader.invalid(
                 "webhook.proxy", line: TOMLReader.line(of: "proxy", in: webhook),
                 "\"\(proxy)\" is not a proxy URL", fix: "write http://proxy.example.org:3128, or \"\" for none")
+        } else if let proxy, !proxy.isEmpty, let scheme = URLComponents(string: proxy)?.scheme?.lowercased(),
+            !Configuration.proxySchemes.contains(scheme)
+        {
+            // libcurl would refuse the scheme at every delivery (CURLE_UNSUPPORTED_PROTOCOL), retried for 72 h.
+            reader.invalid(
+                "webhook.proxy", line: TOMLReader.line(of: "proxy", in: webhook),
+                "\"\(proxy)\": libcurl has no \(scheme):// proxies",
+                fix: "use one of " + Configuration.proxySchemes.map { $0 + "://" }.joined(separator: ", "))
         }
         if let watchDirectory {
             for (section, directory, table) in [("output", outputDirectory, output), ("state", stateDirectory, state)] {
@@ -231,6 +239,9 @@ extension Configuration {
             identity: identity, hl7: hl7, qc: quality
         )
     }
+
+    /// The proxy schemes libcurl takes (`CURLOPT_PROXY`).
+    static let proxySchemes = ["http", "https", "socks4", "socks4a", "socks5", "socks5h"]
 
     /// `path` made absolute against `base` and normalised ("a/../b" → "b").
     static func resolve(_ path: String, base: String) -> String {

@@ -18,6 +18,9 @@ struct ConfigurationError: CSMILError, Sendable, Equatable {
         case missingKey = "config.missing_key"
         /// A well-typed value that cannot work (negative time, bad URL, …).
         case invalidValue = "config.invalid_value"
+        /// A file the configuration names that cannot be used as it is (a TLS file missing, unreadable or not
+        /// holding what its key needs); checked where the file is used (`csmil watch`, reload, delivery, doctor).
+        case unusableFile = "config.unusable_file"
     }
 
     struct Problem: Sendable, Equatable, CustomStringConvertible {

@@ -20,7 +20,7 @@ extension Doctor {
         }
     }
 
-    /// `[hl7]`: off, or a URL csmil may send to and TLS files that exist.
+    /// `[hl7]`: off, or a URL csmil may send to.
     static func hl7(_ hl7: Configuration.HL7, identity: Configuration.Identity) -> [Finding] {
         guard let url = hl7.url else {
             return [.ok("[hl7]", "url is empty: no HL7 messages are sent")]
@@ -36,17 +36,7 @@ extension Doctor {
         } catch {
             findings.append(.problem("[hl7] url", error.message, fix: error.fix))
         }
-        for (key, path) in [
-            ("ca_file", hl7.caFile), ("client_certificate", hl7.clientCertificate), ("client_key", hl7.clientKey),
-        ] {
-            guard let path else { continue }
-            if !FileManager.default.isReadableFile(atPath: path) {
-                findings.append(
-                    .problem(
-                        "[hl7] \(key)", "\(path) does not exist or is not readable by this user (uid \(getuid()))",
-                        fix: "point \(key) at a readable PEM file, or set it to \"\""))
-            }
-        }
+        // Its TLS files: `deliveryFiles(_:)`, as the webhook's.
         if identity.pattern == nil {
             findings.append(
                 .warning(

@@ -107,6 +107,10 @@ enum Doctor {
         findings += identity(configuration.identity)
         findings += hl7(configuration.hl7, identity: configuration.identity)
         findings += store(configuration.state, location: configuration.storeLocation)
+        findings += deliveryFiles(configuration)
+        if state.severity == .ok, case .sqlite(let path) = configuration.storeLocation {
+            findings.append(jobStore(path: path))
+        }
         return findings
     }
 

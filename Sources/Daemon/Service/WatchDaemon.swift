@@ -43,6 +43,13 @@ struct WatchDaemon {
         let configuration = self.configuration
         let logger = self.logger
         let stateDirectory = configuration.state.directory
+        // Before anything else: a TLS file that cannot be used (or a secret that cannot be read) would fail every
+        // delivery for the whole retry window, so the daemon does not start (a configuration error naming the key,
+        // the file and the fix, as csmil doctor reports it).
+        let destinations = try configuration.deliveryDestinations()
+        if let exposed = Doctor.exposedSecret(configuration) {
+            logger.warning("the webhook secret is not private", metadata: ["problem": "\(exposed)"])
+        }
         notifier.status("starting: opening the job store")
         try Self.createMissingFolders(configuration, logger: logger)
         let lock = try StateFolderLock(stateDirectory: stateDirectory)
@@ -105,7 +112,6 @@ struct WatchDaemon {
         }
 
         let running = RunningFlags()
-        let destinations = try configuration.deliveryDestinations()
         let delivery = DeliverySwitch(
             destinations.isEmpty ? nil : try configuration.deliveryConfiguration(destinations: destinations),
             flags: running, logger: logger)
