@@ -1,3 +1,4 @@
+import Errors
 import Foundation
 import Notify
 import Store
@@ -34,7 +35,11 @@ extension Doctor {
             let database = try SQLiteDatabase(path: path)
             try database.checkIntegrity()
         } catch {
-            return .problem(subject, JobStoreError.opening(path, error))
+            let opening = JobStoreError.opening(path, error)
+            guard let named = opening as? any CSMILError else {
+                return .problem(subject, "\(path): \(opening)", fix: "check the file and its folder")
+            }
+            return .problem(subject, named)
         }
         return .ok(subject, "\(path) (integrity check passed)")
     }
