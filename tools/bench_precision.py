@@ -9,6 +9,9 @@ machine (or a bigger one) and compared:
            medians, min–max and images per CPU second (user + system time, steadier than the wall clock
            when the machine is shared).
   busy     the same three with one busy process beside them (a Python spin loop), --busy-rounds times.
+  schedule csmil's two ways of giving a call's images to the threads, fp32, alternating, quiet and beside one
+           busy process: guided (small pieces from a shared counter, the default) and shares (each thread an
+           equal part of every call, the old way, which waits for the slowest thread).
   kernels  fp32 on csmil's own kernels (Winograd, OpenBLAS) against oneDNN's, one thread, alternating, on this
            CPU and as an AVX2-only CPU (DNNL_MAX_CPU_ISA=AVX2, OPENBLAS_CORETYPE=Haswell): which csmil
            should use per CPU class (Precision.fp32Kernels).
@@ -43,7 +46,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PARTS = ["embed", "busy", "kernels", "threads", "ingest", "score", "sweep"]
+PARTS = ["embed", "busy", "schedule", "kernels", "threads", "ingest", "score", "sweep"]
 
 
 # ---------------------------------------------------------------- helpers
@@ -146,12 +149,14 @@ class Bench:
         self.python = None
         self.onnx = None
 
-    def csmil_embed(self, precision, threads=None, seconds=None, kernels=None, env=None, batch=None):
+    def csmil_embed(self, precision, threads=None, seconds=None, kernels=None, env=None, batch=None, schedule=None):
         a = self.args
         command = [self.csmil, "bench", "embed", "--arch", a.arch, "--precision", precision, "--threads",
                    str(threads or a.threads), "--batch", str(batch or a.batch), "--seconds", str(seconds or a.seconds)]
         if kernels:
             command += ["--kernels", kernels]
+        if schedule:
+            command += ["--schedule", schedule]
         return run_json(command, env=env)[-1]
 
     def ort_embed(self, threads=None, seconds=None):
@@ -194,6 +199,28 @@ class Bench:
 
     def busy(self):
         return self.side_by_side(self.args.busy_rounds, busy=True)
+
+    def schedule(self):
+        out = {}
+        for setting in ["quiet", "busy"]:
+            lines = {"guided": [], "shares": []}
+            for round_index in range(self.args.busy_rounds):
+                order = ["guided", "shares"] if round_index % 2 == 0 else ["shares", "guided"]
+                for schedule in order:
+                    if setting == "busy":
+                        with Busy():
+                            line = self.csmil_embed("fp32", schedule=schedule)
+                    else:
+                        line = self.csmil_embed("fp32", schedule=schedule)
+                    lines[schedule].append(line)
+                    log(f"schedule {setting} {schedule}: {line['images_per_second']:.2f} img/s "
+                        f"({line['images_per_cpu_second']:.2f} per CPU s)")
+            out[setting] = {k: {"images_per_second": summary([l["images_per_second"] for l in v]),
+                                "images_per_cpu_second": summary([l["images_per_cpu_second"] for l in v])}
+                            for k, v in lines.items()}
+            out[setting]["guided_over_shares"] = round(out[setting]["guided"]["images_per_second"]["median"]
+                                                       / out[setting]["shares"]["images_per_second"]["median"], 3)
+        return out
 
     def kernels(self):
         classes = {"native": None,
@@ -456,6 +483,15 @@ def markdown(results):
             s, c = r[name]["images_per_second"], r[name]["images_per_cpu_second"]
             lines.append(f"| {name} | {s['median']} [{s['min']}–{s['max']}] | {c['median']} [{c['min']}–{c['max']}] |")
         lines += ["", f"ratios of the medians: {r['ratios']}", ""]
+    if "schedule" in results:
+        r = results["schedule"]
+        lines += ["## fp32 schedules (img/s, median [min–max])", "", "| | guided | shares | guided ÷ shares |",
+                  "|---|---|---|---|"]
+        for setting in ["quiet", "busy"]:
+            g, h = r[setting]["guided"]["images_per_second"], r[setting]["shares"]["images_per_second"]
+            lines.append(f"| {setting} | {g['median']} [{g['min']}–{g['max']}] | {h['median']} [{h['min']}–{h['max']}] "
+                         f"| {r[setting]['guided_over_shares']} |")
+        lines.append("")
     if "kernels" in results:
         k = results["kernels"]
         lines += ["## fp32 kernels, one thread (img per CPU s, median [min–max])", "",
