@@ -182,6 +182,8 @@ struct ConfigurationTests {
             ("", "[pipeline]\nthreads = -1", "pipeline.threads", 6),
             ("", "[pipeline]\nbatch = -1", "pipeline.batch", 6),
             ("", "[pipeline]\nprecision = \"fp16\"", "pipeline.precision", 6),
+            ("", "[pipeline]\nbf16_recheck_margin = 0.6", "pipeline.bf16_recheck_margin", 6),
+            ("", "[pipeline]\nbf16_recheck_margin = -0.01", "pipeline.bf16_recheck_margin", 6),
             ("", "[qc]\nexclude = [\"pen\", \"dust\"]", "qc.exclude", 6),
             ("", "[qc]\nreview_fraction = 1.5", "qc.review_fraction", 6),
             ("", "[qc]\npen_fraction = -0.1", "qc.pen_fraction", 6),
@@ -253,6 +255,9 @@ struct ConfigurationTests {
         #expect(defaults.batchSize(threads: 2) == 8 && defaults.batchSize(threads: 32) == 128)
         let bf16 = try parse(document(sections: "[pipeline]\nprecision = \"bf16\"\nbatch = 12\n")).pipeline
         #expect(bf16.precision == .bf16 && bf16.batchSize(threads: 2) == 12)
+        #expect(defaults.bf16RecheckMargin == 0.05 && bf16.bf16RecheckMargin == 0.05)
+        let never = try parse(document(sections: "[pipeline]\nprecision = \"bf16\"\nbf16_recheck_margin = 0\n"))
+        #expect(never.pipeline.bf16RecheckMargin == 0)
     }
 
     @Test("plain http is accepted only with allow_http = true")

@@ -35,6 +35,10 @@ struct DaemonProgressTests {
         #expect(line == "scoring case.svs: 40/100 tiles, 4.0 tiles/s, ETA 15s; queue 2; 0 scored, 0 failed")
         let current = try #require(progress.snapshot.current.first)
         #expect(current.tilesDone == 40 && current.tilesTotal == 100 && current.etaSeconds == 15)
+        // Embedded again (a bf16 slide rechecked at fp32): the count starts over, never past the total.
+        progress.tilesFound(100, jobID: 7, now: 30)
+        progress.tilesEmbedded(10, jobID: 7, now: 35)
+        #expect(progress.snapshot.current.first?.tilesDone == 10)
         progress.started(jobID: 8, path: "/in/other.svs", now: 21)
         #expect(progress.statusLine().contains("; scoring other.svs; queue 2"))
         #expect(!progress.shouldPingWatchdog(healthy: true, now: 700))

@@ -130,5 +130,37 @@ struct PrecisionCommandTests {
             let bf16 = try #require(pair["bf16"], "\(slide)")
             #expect(abs(fp32 - bf16) <= 0.005, "\(slide): fp32 \(fp32), bf16 \(bf16)")
         }
+
+        // The recheck (`--bf16-recheck-margin`, `[pipeline] bf16_recheck_margin`): the runs above used the default
+        // 0.05 and no slide came near the threshold, so each report said bf16. With margin 0.5 the micro-negative
+        // slide (p ≈ 0.1, not saturated) is scored again at fp32: its report carries fp32's probability exactly,
+        // says fp32, and keeps bf16's probability in model.recheck.
+        let slide = slides[1]
+        let bf16 = try #require(probabilities[slide]?["bf16"])
+        let fp32 = try #require(probabilities[slide]?["fp32"])
+        try #require(abs(bf16 - 0.5) < 0.5, "the slide must not be saturated: \(bf16)")
+        let out = root.appendingPathComponent("out-recheck").path
+        let recheck = try TestSupport.run(
+            TestSupport.binary(),
+            [
+                "score", "--model", model.path, "--precision", "bf16", "--bf16-recheck-margin", "0.5", "--out", out,
+                "--log-level", "notice", slide,
+            ])
+        #expect(recheck.status == 0, "\(recheck.stderr)")
+        #expect(recheck.stderr.contains("scoring the slide again at fp32"), "\(recheck.stderr)")
+        let summary = try #require(
+            try JSONSerialization.jsonObject(with: Data(recheck.stdout.utf8)) as? [String: Any], "\(recheck.stdout)")
+        #expect(summary["probability"] as? Double == fp32, "fp32 \(fp32), bf16 \(bf16): \(summary)")
+        let reportPath = try #require(summary["report"] as? String)
+        let report = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: reportPath))) as? [String: Any]
+        )
+        let recorded = try #require(report["model"] as? [String: Any])
+        #expect(recorded["precision"] as? String == "fp32")
+        #expect(recorded["kernels"] as? String == Precision.fp32.kernelsDescription())
+        let first = try #require(recorded["recheck"] as? [String: Any], "\(recorded)")
+        #expect(first["from"] as? String == "bf16")
+        #expect(first["probability"] as? Double == bf16)
+        #expect(first["margin"] as? Double == 0.5)
     }
 }

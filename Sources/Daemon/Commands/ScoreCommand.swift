@@ -38,6 +38,13 @@ struct ScoreCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The backbones' number format, fp32 or bf16 (overrides [pipeline] precision).")
     var precision: Precision?
 
+    @Option(
+        name: .customLong("bf16-recheck-margin"),
+        help: ArgumentHelp(
+            "At bf16, score a slide again at fp32 when its probability is within this of the threshold; 0: never "
+                + "(overrides [pipeline] bf16_recheck_margin, default 0.05).", valueName: "p"))
+    var recheckMargin: Double?
+
     @Argument(help: "Slide files (SVS, TIFF, NDPI, MRXS, … as OpenSlide reads them).")
     var slides: [String]
 
@@ -45,6 +52,9 @@ struct ScoreCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard !slides.isEmpty else { throw ValidationError("name at least one slide file") }
+        if let recheckMargin, !(0...0.5).contains(recheckMargin) {
+            throw ValidationError("--bf16-recheck-margin must be between 0 and 0.5")
+        }
     }
 
     func run() async throws {
@@ -93,6 +103,9 @@ struct ScoreCommand: AsyncParsableCommand {
             pipeline.quality = quality
             pipeline.identityPattern = configuration?.identity.compiled()
             pipeline.identityRequired = configuration?.identity.required ?? false
+            pipeline.recheck = try SlidePipeline.Recheck.load(
+                manifest: manifest, precision: precision, margin: recheckMargin ?? settings.bf16RecheckMargin,
+                modelReport: pipeline.modelReport)
             var anyFailed = false
             for slide in slides where !stop.isRequested {
                 if let refusal = Self.refuseNonRegularFile(slide) {

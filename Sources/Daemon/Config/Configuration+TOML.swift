@@ -24,7 +24,7 @@ extension Configuration {
         ("hl7", Configuration.hl7Keys),
         ("log", ["level"]),
         ("ingest", ["assume_mpp"]),
-        ("pipeline", ["max_concurrent_slides", "threads", "batch", "precision"]),
+        ("pipeline", ["max_concurrent_slides", "threads", "batch", "precision", "bf16_recheck_margin"]),
         ("qc", Configuration.qcKeys),
     ]
 
@@ -144,6 +144,14 @@ extension Configuration {
         // Whether this CPU runs the precision is checked when the model is loaded (csmil watch, score), and told by
         // csmil doctor: the file itself may be valid for another machine.
         let precision = reader.choice(pipeline, "precision", section: "pipeline", default: Precision.fp32)
+        let recheckMargin = reader.number(
+            pipeline, "bf16_recheck_margin", section: "pipeline", default: Configuration.Pipeline.defaultRecheckMargin)
+        if let recheckMargin, !(0...0.5).contains(recheckMargin) {
+            reader.invalid(
+                "pipeline.bf16_recheck_margin", line: TOMLReader.line(of: "bf16_recheck_margin", in: pipeline),
+                "must be between 0 and 0.5 (is \(recheckMargin))",
+                fix: "use 0.05 (bf16 slides within 0.05 of the threshold are scored again at fp32), or 0 for never")
+        }
 
         if let text = url, !text.isEmpty {
             reader.checkWebhookURL(text, allowHTTP: allowHTTP ?? false, line: TOMLReader.line(of: "url", in: webhook))
@@ -235,7 +243,8 @@ extension Configuration {
             ingest: Ingest(assumeMPP: assumeMPP > 0 ? assumeMPP : nil),
             pipeline: Pipeline(
                 maxConcurrentSlides: Int(concurrent ?? 1), threads: (threads ?? 0) > 0 ? Int(threads ?? 0) : nil,
-                batch: (batch ?? 0) > 0 ? Int(batch ?? 0) : nil, precision: precision ?? .fp32),
+                batch: (batch ?? 0) > 0 ? Int(batch ?? 0) : nil, precision: precision ?? .fp32,
+                bf16RecheckMargin: recheckMargin ?? Configuration.Pipeline.defaultRecheckMargin),
             identity: identity, hl7: hl7, qc: quality
         )
     }

@@ -118,6 +118,13 @@ struct Configuration: Sendable, Equatable {
         var batch: Int?
         /// The backbones' number format (`precision = "fp32" | "bf16"`).
         var precision: Precision = .fp32
+        /// `bf16_recheck_margin`: at bf16, a slide whose probability is within this of the model's threshold is
+        /// scored again at fp32 and reported with fp32's result; 0 never rechecks. Unused at fp32.
+        var bf16RecheckMargin = Configuration.Pipeline.defaultRecheckMargin
+
+        /// The default margin: above the largest bf16-vs-fp32 difference measured on the sweep slides (0.046,
+        /// docs/precision.md), so that bf16 gives the published decision on every slide that was measured.
+        static let defaultRecheckMargin = 0.05
 
         /// The threads per slide: `threads`, or the cores divided among the slides (at least 1).
         func threadsPerSlide(cores: Int) -> Int { threads ?? max(1, cores / maxConcurrentSlides) }

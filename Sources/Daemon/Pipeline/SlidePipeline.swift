@@ -52,9 +52,9 @@ struct SlidePipeline: Sendable {
     }
 
     /// The model, loaded once.
-    let model: Model
+    var model: Model
     /// The `model` object of every report: the manifest's name and architecture and each file's digest.
-    let modelReport: SlideReport.Model
+    var modelReport: SlideReport.Model
     /// Writes report folders under the output directory.
     let writer: ReportWriter
     /// Where spill files go while a slide is scored.
@@ -77,6 +77,41 @@ struct SlidePipeline: Sendable {
     var identityPattern: IdentityPattern?
     /// `[identity] required`: a name without an accession fails the slide with `slide.no_accession`.
     var identityRequired = false
+    /// At bf16: the same model at fp32, for slides whose bf16 probability is close to the threshold.
+    var recheck: Recheck?
+    /// The event id's result key when it is not this pipeline's own (the fp32 pass of a recheck keeps the bf16
+    /// pipeline's: one slide version and one configuration are one event, whichever pass gave the result).
+    var resultKeyOverride: String?
+
+    /// `[pipeline] bf16_recheck_margin` in force: bf16 moves a slide's probability by up to a few hundredths where
+    /// k-means partitions the slide's tiles differently (docs/precision.md), so a bf16 probability within `margin`
+    /// of the threshold is not trusted for the decision: the slide is scored again with `model` (fp32) and the
+    /// report carries fp32's result, with the bf16 probability in `model.recheck`.
+    struct Recheck: Sendable {
+        /// The model at fp32 (its backbones loaded a second time: about 50 MB with ResNet-18, 300 MB with ResNet-50).
+        var model: Model
+        /// The report's `model` object for the fp32 pass.
+        var modelReport: SlideReport.Model
+        /// How close to the threshold a bf16 probability must be (strictly less) to be scored again.
+        var margin: Double
+
+        /// The recheck for a pipeline at `precision` (nil at fp32, or when `margin` is 0): loads the model at fp32.
+        static func load(
+            manifest: ModelManifest, precision: Precision, margin: Double, modelReport: SlideReport.Model
+        ) throws -> Recheck? {
+            guard precision == .bf16, margin > 0 else { return nil }
+            var report = modelReport
+            report.precision = Precision.fp32.rawValue
+            report.kernels = Precision.fp32.kernelsDescription()
+            return Recheck(model: try Model(manifest: manifest, precision: .fp32), modelReport: report, margin: margin)
+        }
+
+        /// Whether `report` (of the bf16 pass) is to be scored again.
+        func applies(to report: SlideReport) -> Bool {
+            guard report.status == .scored, let result = report.result else { return false }
+            return abs(result.probability - result.threshold) < margin
+        }
+    }
 
     /// The `model` object of a report: SHA-256 of each file the manifest names, keyed by its path in `model.toml`.
     static func modelReport(for manifest: ModelManifest, precision: Precision = .fp32) throws -> SlideReport.Model {
@@ -153,7 +188,9 @@ struct SlidePipeline: Sendable {
     }
 
     /// This pipeline's event id for a slide's fingerprint.
-    func eventID(fingerprint: String) -> String { Self.eventID(fingerprint: fingerprint, resultKey: resultKey) }
+    func eventID(fingerprint: String) -> String {
+        Self.eventID(fingerprint: fingerprint, resultKey: resultKeyOverride ?? resultKey)
+    }
 
     /// Everything beside the slide's bytes that decides what its report says, one `key=value` per line: the model's
     /// architecture, precision and each file's SHA-256 (by its path in `model.toml`), `[ingest] assume_mpp`,
@@ -171,6 +208,10 @@ struct SlidePipeline: Sendable {
         lines.append("assume_mpp=" + (assumeMPP.map { "\($0)" } ?? "none"))
         lines.append("identity=" + (identityPattern?.source ?? "") + (identityRequired ? " (required)" : ""))
         lines.append("deviations=" + Self.deviations.joined(separator: ","))
+        if let recheck {
+            // Rechecked slides carry fp32's result: the margin changes which ones.
+            lines.append("bf16_recheck_margin=\(recheck.margin)")
+        }
         let q = quality
         lines.append(
             "qc=" + (q.enabled ? "on" : "off") + " exclude=" + q.exclude.map { "\($0)" }.sorted().joined(separator: ",")
@@ -195,6 +236,24 @@ struct SlidePipeline: Sendable {
         do {
             files = try run(
                 path: path, fingerprint: fingerprint, progress: &progress, started: started, observer: observer)
+            if let recheck, recheck.applies(to: files.report), let bf16 = files.report.result?.probability {
+                logger.notice(
+                    "bf16 probability close to the threshold: scoring the slide again at fp32",
+                    metadata: [
+                        "slide": "\(name)", "event_id": "\(progress.eventID)", "probability": "\(bf16)",
+                        "margin": "\(recheck.margin)",
+                    ])
+                var fp32 = self
+                fp32.model = recheck.model
+                fp32.modelReport = recheck.modelReport
+                fp32.modelReport.recheck = .init(
+                    from: Precision.bf16.rawValue, probability: bf16, margin: recheck.margin)
+                fp32.recheck = nil
+                fp32.resultKeyOverride = resultKey
+                files = try fp32.run(
+                    path: path, fingerprint: files.report.slide.fingerprint, progress: &progress, started: started,
+                    observer: observer)
+            }
         } catch let error where PipelineError.isCancellation(error) {
             logger.info(
                 "slide interrupted",

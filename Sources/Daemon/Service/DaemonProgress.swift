@@ -101,6 +101,8 @@ final class DaemonProgress: Sendable {
         state.withLock {
             guard let index = $0.snapshot.current.firstIndex(where: { $0.jobID == jobID }) else { return }
             $0.snapshot.current[index].tilesTotal = total
+            // A slide embedded again (a bf16 slide rechecked at fp32) starts its count over.
+            $0.snapshot.current[index].tilesDone = 0
             $0.embeddingStartedAt[jobID] = now
             $0.watchdog.progressed(jobID, now: now)
         }

@@ -108,6 +108,9 @@ struct WatchDaemon {
             pipeline.quality = configuration.qc
             pipeline.identityPattern = configuration.identity.compiled()
             pipeline.identityRequired = configuration.identity.required
+            pipeline.recheck = try SlidePipeline.Recheck.load(
+                manifest: manifest, precision: precision, margin: configuration.pipeline.bf16RecheckMargin,
+                modelReport: pipeline.modelReport)
             return (pipeline, manifest.name)
         }
 

@@ -80,17 +80,37 @@ public struct SlideReport: Codable, Sendable, Equatable {
         public var precision: String?
         /// Extra: the kernels behind `precision`, e.g. "oneDNN 2.6.3 avx512_core_bf16".
         public var kernels: String?
+        /// Extra: set when the slide was scored at bf16 first, came out within `[pipeline] bf16_recheck_margin` of
+        /// the threshold, and was scored again at fp32 (`precision`, and the result, are then fp32's).
+        public var recheck: Recheck?
+
+        /// A slide scored again at fp32 because its bf16 probability was close to the threshold.
+        public struct Recheck: Codable, Sendable, Equatable {
+            /// The precision of the first scoring, `bf16`.
+            public var from: String
+            /// The slide probability the first scoring gave.
+            public var probability: Double
+            /// `[pipeline] bf16_recheck_margin`: how close to the threshold a probability must be to be rechecked.
+            public var margin: Double
+
+            public init(from: String, probability: Double, margin: Double) {
+                self.from = from
+                self.probability = probability
+                self.margin = margin
+            }
+        }
 
         /// Makes a model description.
         public init(
             name: String, architecture: String, files: [String: String], precision: String? = nil,
-            kernels: String? = nil
+            kernels: String? = nil, recheck: Recheck? = nil
         ) {
             self.name = name
             self.architecture = architecture
             self.files = files
             self.precision = precision
             self.kernels = kernels
+            self.recheck = recheck
         }
     }
 
