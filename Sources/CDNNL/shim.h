@@ -163,6 +163,58 @@ done:
     return status;
 }
 
+/// The transformed filter of a Winograd F(4×4,3×3) convolution as csmil computes it, U[36][Cout][Cin] f32:
+/// 36 matrices of `inChannels` × `outChannels` stored transposed.
+static inline dnnl_status_t csmil_dnnl_winograd_filter(dnnl_memory_desc_t *desc, int inChannels, int outChannels) {
+    dnnl_dims_t dims = {36, inChannels, outChannels};
+    return dnnl_memory_desc_init_by_tag(desc, 3, dims, dnnl_f32, dnnl_acb);
+}
+
+/// The 36 products of a Winograd F(4×4,3×3) convolution as one batched f32 matmul: for each position,
+/// V (`rows` tiles × `inChannels`, row-major, the matrices one after another) times U (`inChannels` ×
+/// `outChannels`) into M (`rows` × `outChannels`, likewise). U's layout is the implementation's choice,
+/// returned in `weights`, unless `weightsGiven` is set: then `weights` is the layout to use.
+static inline dnnl_status_t csmil_dnnl_winograd_products(
+    dnnl_engine_t engine, int rows, int inChannels, int outChannels, int weightsGiven, dnnl_memory_desc_t *weights,
+    dnnl_primitive_t *primitive, dnnl_memory_desc_t *source, dnnl_memory_desc_t *destination,
+    const char **implementation, size_t *scratchpad) {
+    dnnl_status_t status;
+    dnnl_dims_t sourceDims = {36, rows, inChannels}, weightDims = {36, inChannels, outChannels},
+                destinationDims = {36, rows, outChannels};
+    dnnl_memory_desc_t anyWeights;
+    if ((status = dnnl_memory_desc_init_by_tag(source, 3, sourceDims, dnnl_f32, dnnl_abc))) return status;
+    if ((status = dnnl_memory_desc_init_by_tag(destination, 3, destinationDims, dnnl_f32, dnnl_abc))) return status;
+    if (weightsGiven) {
+        anyWeights = *weights;
+    } else if ((status = dnnl_memory_desc_init_by_tag(&anyWeights, 3, weightDims, dnnl_f32, dnnl_format_tag_any))) {
+        return status;
+    }
+    dnnl_matmul_desc_t desc;
+    if ((status = dnnl_matmul_desc_init(&desc, source, &anyWeights, NULL, destination))) return status;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    if ((status = dnnl_primitive_attr_create(&attr))) return status;
+    if ((status = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user))) goto done;
+    if ((status = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL))) goto done;
+    *weights = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    csmil_dnnl_describe(pd, implementation, scratchpad);
+    status = dnnl_primitive_create(primitive, pd);
+done:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_attr_destroy(attr);
+    return status;
+}
+
+/// Runs a matmul without bias. Returns when it is done.
+static inline dnnl_status_t csmil_dnnl_run_matmul(
+    dnnl_primitive_t primitive, dnnl_stream_t stream, dnnl_memory_t source, dnnl_memory_t weights,
+    dnnl_memory_t destination, dnnl_memory_t scratchpad) {
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, source}, {DNNL_ARG_WEIGHTS, weights},
+        {DNNL_ARG_DST, destination}, {DNNL_ARG_SCRATCHPAD, scratchpad}};
+    dnnl_status_t status = dnnl_primitive_execute(primitive, stream, 4, args);
+    return status ? status : dnnl_stream_wait(stream);
+}
+
 /// Runs a convolution: `bias` may be NULL for none. Returns when it is done.
 static inline dnnl_status_t csmil_dnnl_run_convolution(
     dnnl_primitive_t primitive, dnnl_stream_t stream, dnnl_memory_t source, dnnl_memory_t weights,

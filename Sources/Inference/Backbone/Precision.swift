@@ -3,7 +3,7 @@ import Errors
 /// The number format the backbones compute in (`[pipeline] precision`). Clustering and the heads always run in
 /// fp32.
 public enum Precision: String, Sendable, CaseIterable, CustomStringConvertible {
-    /// float32: the published numbers and the parity reference (features equal PyTorch's within 7e-7 of the
+    /// float32: the published numbers and the parity reference (features equal PyTorch's within 8e-7 of the
     /// largest), on csmil's own kernels (OpenBLAS sgemm, Winograd) or oneDNN's, whichever is faster on the CPU
     /// class (`fp32Kernels`).
     case fp32
@@ -41,18 +41,23 @@ public enum Precision: String, Sendable, CaseIterable, CustomStringConvertible {
     public var defaultKernels: Backbone.Kernels { self == .bf16 ? .onednn : Self.fp32Kernels }
 
     /// The fp32 kernels for this CPU class, whichever measured faster there (docs/precision.md); both give
-    /// PyTorch's features within 7e-7 of the largest (ResNetTests, PrecisionTests):
-    /// - AVX-512 (Skylake-SP and later, AMD Zen 4 and later): oneDNN's, about 7 % faster per core than csmil's
-    ///   Winograd on OpenBLAS;
+    /// PyTorch's features within 8e-7 of the largest (ResNetTests, PrecisionTests):
+    /// - AVX-512 (Skylake-SP and later, AMD Zen 4 and later): oneDNN's (with csmil's Winograd transforms around
+    ///   oneDNN's matmul for the 3×3 stride-1 convolutions, `OneDNNPlan`), about 30 % faster per core than
+    ///   csmil's Winograd on OpenBLAS;
     /// - AVX2 and older: csmil's own, as fast as or faster than oneDNN's there.
     public static var fp32Kernels: Backbone.Kernels { OneDNN.instructionSet.hasAVX512 ? .onednn : .csmil }
 
     /// What computes the backbones at this precision with `kernels` (default: this CPU's), e.g.
-    /// "csmil (OpenBLAS sgemm, Winograd F(4×4,3×3))" or "oneDNN 2.6.3 avx512_core_bf16".
+    /// "csmil (OpenBLAS sgemm, Winograd F(4×4,3×3))", "oneDNN 2.6.3 avx512_core_bf16, Winograd F(4×4,3×3) on its
+    /// matmul" (fp32) or "oneDNN 2.6.3 avx512_core_bf16" (bf16).
     public func kernelsDescription(_ kernels: Backbone.Kernels? = nil) -> String {
         switch kernels ?? defaultKernels {
         case .csmil: "csmil (OpenBLAS sgemm, Winograd F(4×4,3×3))"
-        case .onednn: "oneDNN \(OneDNN.version) \(OneDNN.instructionSet.name)"
+        case .onednn:
+            self == .fp32
+                ? "oneDNN \(OneDNN.version) \(OneDNN.instructionSet.name), Winograd F(4×4,3×3) on its matmul"
+                : "oneDNN \(OneDNN.version) \(OneDNN.instructionSet.name)"
         }
     }
 

@@ -13,6 +13,10 @@ import Synchronization
 /// projection put the identity. So two wide buffers suffice, and bias, residual and ReLU are part of the
 /// convolutions.
 ///
+/// At fp32 the 3×3 stride-1 convolutions that add no residual (a bottleneck's middle one, a basic block's first) are
+/// Winograd F(4×4,3×3) convolutions instead (oneDNN 2.6 offers no Winograd for these shapes): csmil's transforms
+/// (`Winograd`) around one oneDNN batched matmul per chunk of tiles for the 36 products, in the same buffers.
+///
 /// `@unchecked Sendable`: immutable once made (C handles); oneDNN primitives may run on several threads at once,
 /// each with its own memory objects and stream.
 final class OneDNNPlan: @unchecked Sendable {
@@ -31,13 +35,46 @@ final class OneDNNPlan: @unchecked Sendable {
         var destinationDescriptor: dnnl_memory_desc_t
         /// oneDNN's name of the implementation it chose, e.g. "brgconv_1x1:avx512_core_bf16".
         var implementation: String
+        /// A Winograd convolution's products (then `primitive` is the first's); nil for oneDNN's own steps.
+        var winograd: WinogradProducts? = nil
     }
+
+    /// The products of one Winograd convolution of this plan's batch: its tiles go in chunks of `chunk` (V and M
+    /// of a chunk fill at most `winogradScratchFloats`), the last perhaps fewer; one matmul per chunk size.
+    struct WinogradProducts {
+        var chunk: Int
+        var products: [Product]
+
+        struct Product {
+            /// The tiles of the chunk: the rows of V and M.
+            var rows: Int
+            var primitive: dnnl_primitive_t
+            /// V, the input, at the start of the workspace's Winograd scratch.
+            var source: dnnl_memory_desc_t
+            /// M, the output, at `mOffset` floats into it.
+            var destination: dnnl_memory_desc_t
+        }
+
+        /// Floats from the start of the scratch to M (after the largest V).
+        var mOffset: Int { Winograd.positions * chunk * Int(products[0].source.dims.2) }
+
+        /// The matmul for a chunk of `rows` tiles.
+        func product(rows: Int) -> (index: Int, product: Product) {
+            let index = products.firstIndex { $0.rows == rows }
+            precondition(index != nil, "no Winograd product for \(rows) tiles")
+            return (index!, products[index!])
+        }
+    }
+
+    /// The floats of Winograd scratch (V and M of a chunk) each thread has: 8 MiB.
+    static let winogradScratchFloats = 1 << 21
 
     let architecture: Architecture
     let type: dnnl_data_type_t
     let batch: Int
     let steps: [Step]
-    /// The layout each convolution wants its weights in, in `ResNetLayout.forwardOrder`.
+    /// The layout each convolution wants its weights in, in `ResNetLayout.forwardOrder`; for a Winograd one, the
+    /// layout its matmul wants U in.
     let weightDescriptors: [dnnl_memory_desc_t]
     /// The buffer holding the last block's output, `batch` × side² × D of `type`.
     let output: Buffer
@@ -93,10 +130,55 @@ final class OneDNNPlan: @unchecked Sendable {
             current = (.wide1, converted)
         }
 
+        func winograd(
+            _ spec: ResNetLayout.Convolution, from source: (buffer: Buffer, descriptor: dnnl_memory_desc_t),
+            into destination: Buffer
+        ) throws(PrecisionError) -> (buffer: Buffer, descriptor: dnnl_memory_desc_t) {
+            let side = Int(source.descriptor.dims.2)
+            let tiles = batch * Winograd.tiles(side: side)
+            let chunk = Winograd.chunk(
+                totalTiles: tiles, inChannels: spec.inChannels, outChannels: spec.outChannels,
+                scratchFloats: Self.winogradScratchFloats)
+            var filter = dnnl_memory_desc_t()
+            var products: [WinogradProducts.Product] = []
+            var implementations: [String] = []
+            for rows in tiles % chunk == 0 ? [chunk] : [chunk, tiles % chunk] {
+                var primitive: dnnl_primitive_t?
+                var v = dnnl_memory_desc_t()
+                var m = dnnl_memory_desc_t()
+                var implementation: UnsafePointer<CChar>?
+                var pad = 0
+                // The first chooses U's layout, the other takes it: one copy of the filter serves both.
+                let status = csmil_dnnl_winograd_products(
+                    engine, Int32(rows), Int32(spec.inChannels), Int32(spec.outChannels), products.isEmpty ? 0 : 1,
+                    &filter, &primitive, &v, &m, &implementation, &pad)
+                guard status == dnnl_success, let primitive else {
+                    throw fail("the Winograd products of \(spec.convName)", status)
+                }
+                scratchpad = max(scratchpad, pad)
+                products.append(.init(rows: rows, primitive: primitive, source: v, destination: m))
+                implementations.append(implementation.map { String(cString: $0) } ?? "")
+            }
+            var output = dnnl_memory_desc_t()
+            csmil_dnnl_activation(&output, type, Int32(batch), Int32(spec.outChannels), Int32(side))
+            steps.append(
+                Step(
+                    primitive: products[0].primitive, convolution: weights.count, source: source.buffer,
+                    sourceDescriptor: source.descriptor, destination: destination, destinationDescriptor: output,
+                    implementation: "winograd_4x4_3x3+matmul:" + Set(implementations).sorted().joined(separator: "/"),
+                    winograd: WinogradProducts(chunk: chunk, products: products)))
+            weights.append(filter)
+            note(destination, output)
+            return (destination, output)
+        }
+
         func convolution(
             _ spec: ResNetLayout.Convolution, from source: (buffer: Buffer, descriptor: dnnl_memory_desc_t),
             into destination: Buffer, sum: Bool, relu: Bool
         ) throws(PrecisionError) -> (buffer: Buffer, descriptor: dnnl_memory_desc_t) {
+            if Self.runsWinograd(spec, type: type, sum: sum, relu: relu, side: Int(source.descriptor.dims.2)) {
+                return try winograd(spec, from: source, into: destination)
+            }
             var sourceDescriptor = source.descriptor
             var primitive: dnnl_primitive_t?
             var weightDescriptor = dnnl_memory_desc_t()
@@ -161,6 +243,16 @@ final class OneDNNPlan: @unchecked Sendable {
         outputSide = Int(current.descriptor.dims.2)
         bytes = largest
         scratchpadBytes = scratchpad
+    }
+
+    /// Whether a convolution runs as Winograd F(4×4,3×3): at f32, 3×3 stride 1 with ReLU and no residual (those
+    /// stay oneDNN's, which adds the residual in place), on images of at least 16×16. On the last stage's 8×8 (from
+    /// 256-px tiles) four tiles per image leave the products too small to pay for a filter 4 × the size (measured:
+    /// 2.6 against 3.0 ms per image and convolution for 57 MB more per ResNet-50).
+    static func runsWinograd(
+        _ spec: ResNetLayout.Convolution, type: dnnl_data_type_t, sum: Bool, relu: Bool, side: Int
+    ) -> Bool {
+        type == dnnl_f32 && spec.kernel == 3 && spec.stride == 1 && spec.padding == 1 && !sum && relu && side >= 16
     }
 
     /// The plans for batches of 1…`largestBatch` images (index = batch − 1), made on first use and kept for the

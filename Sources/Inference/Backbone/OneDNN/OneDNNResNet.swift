@@ -3,8 +3,10 @@ import CDNNL
 /// A torchvision ResNet-18/34/50 backbone (v1.5, `fc` removed) on oneDNN's convolutions: BatchNorm folded as in
 /// `ResNet` (in double precision, then f32), then the folded weights converted once to the precision's type in the
 /// layout oneDNN's kernels want. bf16: activations bf16, accumulation f32 inside oneDNN, biases f32. fp32 (on
-/// CPUs where oneDNN's f32 convolutions beat csmil's own, see `Precision.fp32Kernels`): everything f32. Global
-/// average pooling is f32, here. Runs on `OneDNNPlan`s (primitives shared by every backbone of the architecture) with
+/// CPUs where oneDNN's f32 convolutions beat csmil's own, see `Precision.fp32Kernels`): everything f32, and the 3×3
+/// stride-1 convolutions without a residual are Winograd F(4×4,3×3) ones (`OneDNNPlan`): their filters transformed
+/// once (`Winograd.transformWeights`, in double precision) and converted to the layout the plan's matmuls want.
+/// Global average pooling is f32, here. Runs on `OneDNNPlan`s (primitives shared by every backbone of the architecture) with
 /// one `OneDNNWorkspace` per thread. Immutable once built, so one network serves every thread.
 ///
 /// `@unchecked Sendable`: immutable once built (C handles to the converted weights, read-only).
@@ -19,6 +21,8 @@ public final class OneDNNResNet: @unchecked Sendable {
     private let weightIndex: [[Int]]
     /// f32 biases, one per convolution.
     private let biases: [dnnl_memory_t]
+    /// The biases of the Winograd convolutions (csmil's output transform adds them); nil for the others.
+    private let winogradBiases: [[Float]?]
 
     /// D: the length of the feature vector of one image.
     public var featureSize: Int { architecture.featureSize }
@@ -55,8 +59,17 @@ public final class OneDNNResNet: @unchecked Sendable {
         var layouts: [dnnl_memory_desc_t] = []
         var weightIndex = [[Int]](repeating: [], count: plans.count)
         var biases: [dnnl_memory_t] = []
+        var winogradBiases: [[Float]?] = []
+        // Every plan makes the same convolutions Winograd ones (the choice depends on the shape, not the batch).
+        let winogradConvolutions = Set(plans[0].steps.compactMap { $0.winograd == nil ? nil : $0.convolution })
         for (index, spec) in layout.forwardOrder.enumerated() {
             let folded = ResNet.fold(spec, weights: dict, winograd: false)
+            let isWinograd = winogradConvolutions.contains(index)
+            winogradBiases.append(isWinograd ? folded.bias : nil)
+            let filter =
+                isWinograd
+                ? Winograd.transformWeights(folded.weights, outChannels: spec.outChannels, inChannels: spec.inChannels)
+                : folded.weights
             var bias = dnnl_memory_desc_t()
             csmil_dnnl_vector(&bias, Int32(spec.outChannels), 0)
             var biasMemory: dnnl_memory_t?
@@ -67,7 +80,12 @@ public final class OneDNNResNet: @unchecked Sendable {
             biases.append(biasMemory!)
 
             var source = dnnl_memory_desc_t()
-            csmil_dnnl_folded_weights(&source, Int32(spec.inChannels), Int32(spec.outChannels), Int32(spec.kernel))
+            if isWinograd {
+                csmil_dnnl_winograd_filter(&source, Int32(spec.inChannels), Int32(spec.outChannels))
+            } else {
+                csmil_dnnl_folded_weights(
+                    &source, Int32(spec.inChannels), Int32(spec.outChannels), Int32(spec.kernel))
+            }
             let first = layouts.count
             for (planIndex, plan) in plans.enumerated() {
                 var wanted = plan.weightDescriptors[index]
@@ -93,7 +111,7 @@ public final class OneDNNResNet: @unchecked Sendable {
                 var sourceMemory: dnnl_memory_t?
                 OneDNN.check(dnnl_memory_create(&scratchMemory, &scratchDescriptor, engine, scratch), "scratchpad")
                 defer { dnnl_memory_destroy(scratchMemory) }
-                folded.weights.withUnsafeBytes { raw in
+                filter.withUnsafeBytes { raw in
                     OneDNN.check(
                         dnnl_memory_create(
                             &sourceMemory, &source, engine, UnsafeMutableRawPointer(mutating: raw.baseAddress!)),
@@ -111,6 +129,7 @@ public final class OneDNNResNet: @unchecked Sendable {
         self.weights = weights
         self.weightIndex = weightIndex
         self.biases = biases
+        self.winogradBiases = winogradBiases
     }
 
     deinit {
@@ -128,7 +147,28 @@ public final class OneDNNResNet: @unchecked Sendable {
         let scratchpad = workspace.scratchpad
         for (index, step) in plan.steps.enumerated() {
             let (source, destination) = memories[index]
-            if let convolution = step.convolution {
+            if let winograd = step.winograd, let convolution = step.convolution, let bias = winogradBiases[convolution]
+            {
+                let filter = weights[weightIndex[planIndex][convolution]]
+                let products = workspace.products[planIndex][index]
+                bias.withUnsafeBufferPointer { bias in
+                    Winograd.convolve(
+                        input: UnsafePointer(workspace.buffer(step.source).assumingMemoryBound(to: Float.self)),
+                        batch: count, side: Int(step.sourceDescriptor.dims.2),
+                        inChannels: Int(step.sourceDescriptor.dims.1),
+                        outChannels: Int(step.destinationDescriptor.dims.1), bias: bias.baseAddress!, residual: nil,
+                        relu: true, output: workspace.buffer(step.destination).assumingMemoryBound(to: Float.self),
+                        scratch: workspace.winogradScratch, zeros: workspace.winogradZeros,
+                        edges: workspace.winogradEdges, threads: 1
+                    ) { rows, _, _ in
+                        let (which, product) = winograd.product(rows: rows)
+                        OneDNN.check(
+                            csmil_dnnl_run_matmul(
+                                product.primitive, workspace.stream, products[which].v, filter, products[which].m,
+                                scratchpad), "running the Winograd products of step \(index)")
+                    }
+                }
+            } else if let convolution = step.convolution {
                 OneDNN.check(
                     csmil_dnnl_run_convolution(
                         step.primitive, workspace.stream, source, weights[weightIndex[planIndex][convolution]],
@@ -171,6 +211,8 @@ public final class OneDNNResNet: @unchecked Sendable {
 /// What one thread needs to run `OneDNNResNet`s of one architecture on up to `largestBatch` images: its buffers
 /// (sized for the largest plan; smaller batches use their beginnings), a scratchpad, a stream, and a memory object
 /// for every step's source and destination in every plan. The input buffer is the caller's (the normalised images).
+/// Plans with Winograd convolutions (fp32) add the Winograd scratch (`OneDNNPlan.winogradScratchFloats`, V and M of
+/// a chunk of tiles), the zeros standing in for padding and the outputs of tiles crossing an edge: 8 MiB + 136 KiB.
 final class OneDNNWorkspace {
     let largestBatch: Int
     let stream: dnnl_stream_t
@@ -179,6 +221,13 @@ final class OneDNNWorkspace {
     private let buffers: [OneDNNPlan.Buffer: UnsafeMutableRawPointer]
     /// [plan][step] → (source, destination).
     let memories: [[(dnnl_memory_t, dnnl_memory_t)]]
+    /// [plan][step][product] → V and M of a Winograd step's matmuls, in `winogradScratch`; empty for other steps.
+    let products: [[[(v: dnnl_memory_t, m: dnnl_memory_t)]]]
+    let winogradScratch: UnsafeMutableBufferPointer<Float>
+    let winogradZeros: UnsafeMutablePointer<Float>
+    let winogradEdges: UnsafeMutablePointer<Float>
+    /// More channels than any ResNet convolution has (2,048 at most).
+    static let widestChannels = 2048
 
     init(plans: [OneDNNPlan], input: UnsafeMutablePointer<Float>) {
         largestBatch = plans.count
@@ -201,6 +250,31 @@ final class OneDNNWorkspace {
         var scratchpad: dnnl_memory_t?
         OneDNN.check(dnnl_memory_create(&scratchpad, &scratchDescriptor, engine, scratchpadBuffer), "scratchpad")
         self.scratchpad = scratchpad!
+        let winograd = Self.hasWinograd(plans)
+        let widest = winograd ? Self.widestChannels : 1
+        let winogradScratch = UnsafeMutableBufferPointer<Float>.allocate(
+            capacity: winograd ? OneDNNPlan.winogradScratchFloats : 1)
+        self.winogradScratch = winogradScratch
+        winogradZeros = .allocate(capacity: widest)
+        winogradZeros.initialize(repeating: 0, count: widest)
+        winogradEdges = .allocate(capacity: Winograd.block * Winograd.block * widest)
+        winogradEdges.initialize(repeating: 0, count: Winograd.block * Winograd.block * widest)
+        products = plans.map { plan in
+            plan.steps.map { step in
+                guard let winograd = step.winograd else { return [] }
+                return winograd.products.map { product in
+                    var v = product.source
+                    var m = product.destination
+                    var vMemory: dnnl_memory_t?
+                    var mMemory: dnnl_memory_t?
+                    OneDNN.check(dnnl_memory_create(&vMemory, &v, engine, winogradScratch.baseAddress!), "memory")
+                    OneDNN.check(
+                        dnnl_memory_create(&mMemory, &m, engine, winogradScratch.baseAddress! + winograd.mOffset),
+                        "memory")
+                    return (vMemory!, mMemory!)
+                }
+            }
+        }
         memories = plans.map { plan in
             plan.steps.map { step in
                 var source = step.sourceDescriptor
@@ -216,6 +290,13 @@ final class OneDNNWorkspace {
     }
 
     deinit {
+        for (v, m) in products.joined().joined() {
+            dnnl_memory_destroy(v)
+            dnnl_memory_destroy(m)
+        }
+        winogradScratch.deallocate()
+        winogradZeros.deallocate()
+        winogradEdges.deallocate()
         for steps in memories {
             for (source, destination) in steps {
                 dnnl_memory_destroy(source)
@@ -232,9 +313,16 @@ final class OneDNNWorkspace {
 
     /// Bytes this workspace allocated (its buffers and scratchpad; not the input, not oneDNN's own).
     static func bytes(plans: [OneDNNPlan]) -> Int {
-        OneDNNPlan.Buffer.allCases.filter { $0 != .input }.reduce(plans.map(\.scratchpadBytes).max() ?? 0) {
-            total, buffer in total + (plans.map { $0.bytes[buffer] ?? 0 }.max() ?? 0)
-        }
+        let winograd =
+            hasWinograd(plans)
+            ? (OneDNNPlan.winogradScratchFloats + (1 + Winograd.block * Winograd.block) * widestChannels) * 4 : 0
+        return OneDNNPlan.Buffer.allCases.filter { $0 != .input }.reduce(
+            (plans.map(\.scratchpadBytes).max() ?? 0) + winograd
+        ) { total, buffer in total + (plans.map { $0.bytes[buffer] ?? 0 }.max() ?? 0) }
+    }
+
+    private static func hasWinograd(_ plans: [OneDNNPlan]) -> Bool {
+        plans.contains { $0.steps.contains { $0.winograd != nil } }
     }
 }
 
