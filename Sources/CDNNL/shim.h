@@ -70,6 +70,31 @@ static inline void csmil_dnnl_describe(const_dnnl_primitive_desc_t pd, const cha
     *scratchpad = pad ? dnnl_memory_desc_get_size(pad) : 0;
 }
 
+/// Makes the primitive of an operation descriptor with `attr` (its scratchpad mode set to user here; NULL: a
+/// fresh one): the layout it wants its weights and its destination in (where asked), its implementation's name
+/// and its scratchpad size.
+static inline dnnl_status_t csmil_dnnl_make(const_dnnl_op_desc_t desc, dnnl_primitive_attr_t attr,
+    dnnl_engine_t engine, dnnl_primitive_t *primitive, dnnl_memory_desc_t *weights,
+    dnnl_memory_desc_t *destination, const char **implementation, size_t *scratchpad) {
+    dnnl_status_t status;
+    dnnl_primitive_attr_t own = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    if (!attr) {
+        if ((status = dnnl_primitive_attr_create(&own))) return status;
+        attr = own;
+    }
+    if ((status = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user))) goto done;
+    if ((status = dnnl_primitive_desc_create(&pd, desc, attr, engine, NULL))) goto done;
+    if (weights) *weights = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    if (destination) *destination = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    csmil_dnnl_describe(pd, implementation, scratchpad);
+    status = dnnl_primitive_create(primitive, pd);
+done:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (own) dnnl_primitive_attr_destroy(own);
+    return status;
+}
+
 /// A forward-inference convolution (padding `padding` on every side) from `source` into an NHWC
 /// destination of `type`, with an f32 bias, then optionally the destination's previous contents
 /// added (`sum`, the residual) and ReLU. Weights in whatever layout the implementation prefers:
@@ -96,20 +121,13 @@ static inline dnnl_status_t csmil_dnnl_convolution(
         return status;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t ops = NULL;
-    dnnl_primitive_desc_t pd = NULL;
     if ((status = dnnl_primitive_attr_create(&attr))) return status;
-    if ((status = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user))) goto done;
     if ((status = dnnl_post_ops_create(&ops))) goto done;
     if (sum && (status = dnnl_post_ops_append_sum(ops, 1.0f))) goto done;
     if (relu && (status = dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f))) goto done;
     if ((status = dnnl_primitive_attr_set_post_ops(attr, ops))) goto done;
-    if ((status = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL))) goto done;
-    *weights = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    *destination = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-    csmil_dnnl_describe(pd, implementation, scratchpad);
-    status = dnnl_primitive_create(primitive, pd);
+    status = csmil_dnnl_make(&desc, attr, engine, primitive, weights, destination, implementation, scratchpad);
 done:
-    if (pd) dnnl_primitive_desc_destroy(pd);
     if (ops) dnnl_post_ops_destroy(ops);
     dnnl_primitive_attr_destroy(attr);
     return status;
@@ -131,17 +149,7 @@ static inline dnnl_status_t csmil_dnnl_max_pool(
     if ((status = dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, dnnl_pooling_max, source,
              destination, strides, kernel, dilation, pads, pads)))
         return status;
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    if ((status = dnnl_primitive_attr_create(&attr))) return status;
-    if ((status = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user))) goto done;
-    if ((status = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL))) goto done;
-    csmil_dnnl_describe(pd, implementation, scratchpad);
-    status = dnnl_primitive_create(primitive, pd);
-done:
-    if (pd) dnnl_primitive_desc_destroy(pd);
-    dnnl_primitive_attr_destroy(attr);
-    return status;
+    return csmil_dnnl_make(&desc, NULL, engine, primitive, NULL, NULL, implementation, scratchpad);
 }
 
 /// A reorder (layout and/or type conversion) from `source` to `destination`.
@@ -191,18 +199,7 @@ static inline dnnl_status_t csmil_dnnl_winograd_products(
     }
     dnnl_matmul_desc_t desc;
     if ((status = dnnl_matmul_desc_init(&desc, source, &anyWeights, NULL, destination))) return status;
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    if ((status = dnnl_primitive_attr_create(&attr))) return status;
-    if ((status = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user))) goto done;
-    if ((status = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL))) goto done;
-    *weights = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    csmil_dnnl_describe(pd, implementation, scratchpad);
-    status = dnnl_primitive_create(primitive, pd);
-done:
-    if (pd) dnnl_primitive_desc_destroy(pd);
-    dnnl_primitive_attr_destroy(attr);
-    return status;
+    return csmil_dnnl_make(&desc, NULL, engine, primitive, weights, NULL, implementation, scratchpad);
 }
 
 /// Runs a matmul without bias. Returns when it is done.
